@@ -1,0 +1,336 @@
+//! Cohorts: dynamic (property groups, nested AND/OR with negation, cohort-in-cohort), static
+//! (membership supplied by the caller) and behavioural ("performed X in the last N minutes",
+//! counted by a [`crate::BehavioralData`] source at evaluation time).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Months, Utc};
+use serde_json::Value;
+
+use crate::compile::{parse_operator, DefinitionError, PropertyKey, Source};
+use crate::model::PropertyFilter;
+use crate::property::{MatchOptions, Test};
+
+/// All dynamic cohorts of a project, compiled.
+#[derive(Debug, Default)]
+pub(crate) struct CohortSet {
+    pub(crate) cohorts: Vec<Cohort>,
+    pub(crate) by_id: HashMap<i64, usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Cohort {
+    pub(crate) root: Result<Node, CohortDefect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CohortDefect {
+    /// The definition could not be parsed: the cohort never matches.
+    Unparseable,
+    /// Part of (or depends on) a reference cycle: flags using it fail.
+    Cycle,
+}
+
+#[derive(Debug)]
+pub(crate) enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Leaf { leaf: Leaf, negate: bool },
+}
+
+#[derive(Debug)]
+pub(crate) enum Leaf {
+    Property { key: PropertyKey, test: Test },
+    Cohort(Target),
+    Behavioral(Behavior),
+}
+
+/// What a cohort reference points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A dynamic cohort in this project (index).
+    Dynamic(usize),
+    /// Anything else: membership comes from the caller's static-cohort input.
+    Static(i64),
+}
+
+/// A cohort filter in a flag condition (`in` / `not_in`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CohortRef {
+    pub(crate) target: Target,
+    pub(crate) negate: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Behavior {
+    pub(crate) event: Box<str>,
+    pub(crate) window: Window,
+    pub(crate) rule: CountRule,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    amount: u32,
+    unit: WindowUnit,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum WindowUnit {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CountRule {
+    AtLeastOnce,
+    Never,
+    Compare(CountCmp, u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CountCmp {
+    Eq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Window {
+    pub(crate) fn since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let n = i64::from(self.amount);
+        match self.unit {
+            WindowUnit::Minute => now.checked_sub_signed(Duration::minutes(n)),
+            WindowUnit::Hour => now.checked_sub_signed(Duration::hours(n)),
+            WindowUnit::Day => now.checked_sub_signed(Duration::days(n)),
+            WindowUnit::Week => now.checked_sub_signed(Duration::weeks(n)),
+            WindowUnit::Month => now.checked_sub_months(Months::new(self.amount)),
+            WindowUnit::Year => now.checked_sub_months(Months::new(self.amount.saturating_mul(12))),
+        }
+    }
+}
+
+impl CountRule {
+    pub(crate) fn holds(&self, count: u64) -> bool {
+        match *self {
+            CountRule::AtLeastOnce => count >= 1,
+            CountRule::Never => count == 0,
+            CountRule::Compare(cmp, n) => match cmp {
+                CountCmp::Eq => count == n,
+                CountCmp::Gt => count > n,
+                CountCmp::Gte => count >= n,
+                CountCmp::Lt => count < n,
+                CountCmp::Lte => count <= n,
+            },
+        }
+    }
+}
+
+fn cohort_id(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl CohortSet {
+    pub(crate) fn compile(raw: &BTreeMap<String, Value>, opts: MatchOptions) -> CohortSet {
+        let ids: Vec<(i64, &Value)> = raw
+            .iter()
+            .filter_map(|(id, def)| Some((id.trim().parse().ok()?, def)))
+            .collect();
+        let by_id: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+        let mut set = CohortSet {
+            cohorts: Vec::with_capacity(ids.len()),
+            by_id,
+        };
+        for (_, def) in &ids {
+            let root = set.node(def, opts, 0).ok_or(CohortDefect::Unparseable);
+            set.cohorts.push(Cohort { root });
+        }
+        set.mark_cycles();
+        set
+    }
+
+    /// A flag condition's cohort filter.
+    pub(crate) fn reference(&self, f: &PropertyFilter) -> Result<CohortRef, DefinitionError> {
+        let id = cohort_id(f.value.as_ref())
+            .ok_or_else(|| DefinitionError::new("value", "cohort filter needs a cohort id"))?;
+        let negate = match f.operator.as_deref() {
+            None | Some("in") => false,
+            Some("not_in") => true,
+            Some(other) => {
+                return Err(DefinitionError::new(
+                    "operator",
+                    format!("cohort filters take \"in\" or \"not_in\", not {other:?}"),
+                ))
+            }
+        };
+        Ok(CohortRef {
+            target: self.target(id),
+            negate: negate != f.negation.unwrap_or(false),
+        })
+    }
+
+    fn target(&self, id: i64) -> Target {
+        match self.by_id.get(&id) {
+            Some(&i) => Target::Dynamic(i),
+            None => Target::Static(id),
+        }
+    }
+
+    fn node(&self, value: &Value, opts: MatchOptions, depth: usize) -> Option<Node> {
+        if depth > 64 {
+            return None;
+        }
+        let obj = value.as_object()?;
+        // Stored cohorts wrap the group as `{"properties": {...}}`.
+        if let (Some(inner @ Value::Object(_)), false) = (obj.get("properties"), obj.contains_key("values")) {
+            return self.node(inner, opts, depth + 1);
+        }
+        if let Some(values) = obj.get("values") {
+            let children = values
+                .as_array()?
+                .iter()
+                .map(|v| self.node(v, opts, depth + 1))
+                .collect::<Option<Vec<_>>>()?;
+            return Some(match obj.get("type").and_then(Value::as_str) {
+                Some("OR") => Node::Any(children),
+                _ => Node::All(children),
+            });
+        }
+        if obj.is_empty() {
+            return Some(Node::All(Vec::new()));
+        }
+        let f: PropertyFilter = serde_json::from_value(value.clone()).ok()?;
+        let negate = f.negation.unwrap_or(false);
+        let leaf = match f.kind.as_deref().unwrap_or("person") {
+            "cohort" => Leaf::Cohort(self.target(cohort_id(f.value.as_ref())?)),
+            "behavioral" => Leaf::Behavioral(behavior(&f)?),
+            "person" | "person_metadata" => {
+                let op = parse_operator(&f, "").ok()?;
+                Leaf::Property {
+                    key: PropertyKey::new(&f.key, Source::Person),
+                    test: Test::compile(op, f.value.as_ref(), opts).ok()?,
+                }
+            }
+            _ => return None,
+        };
+        Some(Node::Leaf { leaf, negate })
+    }
+
+    /// Marks every cohort that is in, or reaches, a reference cycle.
+    fn mark_cycles(&mut self) {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Clean,
+            Cyclic,
+        }
+        fn refs(node: &Node, out: &mut Vec<usize>) {
+            match node {
+                Node::All(c) | Node::Any(c) => c.iter().for_each(|n| refs(n, out)),
+                Node::Leaf {
+                    leaf: Leaf::Cohort(Target::Dynamic(i)),
+                    ..
+                } => out.push(*i),
+                Node::Leaf { .. } => {}
+            }
+        }
+        let edges: Vec<Vec<usize>> = self
+            .cohorts
+            .iter()
+            .map(|c| {
+                let mut out = Vec::new();
+                if let Ok(root) = &c.root {
+                    refs(root, &mut out);
+                }
+                out
+            })
+            .collect();
+        fn visit(i: usize, edges: &[Vec<usize>], marks: &mut [Mark]) -> bool {
+            match marks[i] {
+                Mark::Active | Mark::Cyclic => {
+                    marks[i] = Mark::Cyclic;
+                    return true;
+                }
+                Mark::Clean => return false,
+                Mark::New => {}
+            }
+            marks[i] = Mark::Active;
+            let mut cyclic = false;
+            for &j in &edges[i] {
+                cyclic |= visit(j, edges, marks);
+            }
+            marks[i] = if cyclic || marks[i] == Mark::Cyclic {
+                Mark::Cyclic
+            } else {
+                Mark::Clean
+            };
+            marks[i] == Mark::Cyclic
+        }
+        let mut marks = vec![Mark::New; self.cohorts.len()];
+        for i in 0..self.cohorts.len() {
+            visit(i, &edges, &mut marks);
+        }
+        for (c, m) in self.cohorts.iter_mut().zip(marks) {
+            if m == Mark::Cyclic {
+                c.root = Err(CohortDefect::Cycle);
+            }
+        }
+    }
+
+    /// Whether a cohort (transitively) is part of a cycle.
+    pub(crate) fn is_cyclic(&self, target: Target) -> bool {
+        matches!(target, Target::Dynamic(i) if matches!(self.cohorts[i].root, Err(CohortDefect::Cycle)))
+    }
+}
+
+fn behavior(f: &PropertyFilter) -> Option<Behavior> {
+    let amount = match f.time_value.as_ref()? {
+        Value::Number(n) => u32::try_from(n.as_u64()?).ok()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    let unit = match f.time_interval.as_deref()? {
+        "minute" => WindowUnit::Minute,
+        "hour" => WindowUnit::Hour,
+        "day" => WindowUnit::Day,
+        "week" => WindowUnit::Week,
+        "month" => WindowUnit::Month,
+        "year" => WindowUnit::Year,
+        _ => return None,
+    };
+    let rule = match f.value.as_ref()?.as_str()? {
+        "performed_event" => CountRule::AtLeastOnce,
+        "performed_event_multiple" => {
+            let n = match f.operator_value.as_ref()? {
+                Value::Number(n) => n.as_u64()?,
+                Value::String(s) => s.trim().parse().ok()?,
+                _ => return None,
+            };
+            let cmp = match f.operator.as_deref().unwrap_or("gte") {
+                "exact" | "eq" => CountCmp::Eq,
+                "gt" => CountCmp::Gt,
+                "gte" => CountCmp::Gte,
+                "lt" => CountCmp::Lt,
+                "lte" => CountCmp::Lte,
+                _ => return None,
+            };
+            CountRule::Compare(cmp, n)
+        }
+        "not_performed_event" => CountRule::Never,
+        _ => return None,
+    };
+    Some(Behavior {
+        event: f.key.as_str().into(),
+        window: Window { amount, unit },
+        rule,
+    })
+}

@@ -1,0 +1,677 @@
+//! Compilation: [`Definitions`] → [`CompiledProject`], once per definition change.
+//!
+//! Everything that does not depend on the request is done here: operators resolved to tests,
+//! regexes built, variant boundaries accumulated, payloads indexed, flag and cohort references
+//! resolved to indices, dependency order sorted, cycles found. A flag that cannot be compiled
+//! becomes a per-flag defect (it evaluates as `failed`); it never fails the project.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::cohort::{self, CohortSet};
+use crate::model::{Condition, Definitions, FlagDefinition, Filters, PropertyFilter};
+use crate::property::{MatchOptions, Operator, Test};
+use crate::reason::ErrorCode;
+
+/// A problem with one flag's definition, with the JSON path of the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct DefinitionError {
+    /// JSON path relative to the flag, e.g. `filters.groups[0].properties[1].operator`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl DefinitionError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        DefinitionError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A project's flags and cohorts compiled for evaluation. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct CompiledProject {
+    pub(crate) flags: Vec<CompiledFlag>,
+    /// Flag indices in dependency order (dependencies first).
+    pub(crate) order: Vec<usize>,
+    pub(crate) by_key: HashMap<Box<str>, usize>,
+    pub(crate) cohorts: CohortSet,
+    pub(crate) group_types: BTreeMap<i64, Box<str>>,
+}
+
+/// One compiled flag.
+#[derive(Debug)]
+pub struct CompiledFlag {
+    id: i64,
+    key: Box<str>,
+    version: i64,
+    active: bool,
+    has_experiment: bool,
+    evaluation_runtime: Option<Box<str>>,
+    evaluation_tags: Vec<Box<str>>,
+    pub(crate) body: FlagBody,
+}
+
+#[derive(Debug)]
+pub(crate) enum FlagBody {
+    Rules(Box<FlagRules>),
+    /// Cannot be evaluated: reported as `failed` with this code.
+    Defect(ErrorCode, DefinitionError),
+    /// A dependency is missing, cyclic or itself broken.
+    MissingDependency,
+}
+
+#[derive(Debug)]
+pub(crate) struct FlagRules {
+    /// `"<key>."`, the hashing prefix.
+    pub(crate) hash_prefix: Box<str>,
+    pub(crate) aggregation: Option<i64>,
+    pub(crate) conditions: Vec<CompiledCondition>,
+    /// Variant keys with their cumulative upper boundaries.
+    pub(crate) variants: Vec<(Box<str>, f64)>,
+    pub(crate) payloads: HashMap<Box<str>, Value>,
+    pub(crate) enrollment: Enrollment,
+    pub(crate) holdout: Option<Holdout>,
+    pub(crate) early_exit: bool,
+    pub(crate) device_bucketing: bool,
+    pub(crate) continuity: bool,
+    /// Direct flag dependencies (indices).
+    pub(crate) deps: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Enrollment {
+    None,
+    /// `$feature_enrollment/<key>`.
+    Feature(Box<str>),
+    /// Legacy `super_groups[0]` with its filter keys.
+    SuperGroup(Box<CompiledCondition>, Vec<Box<str>>),
+}
+
+#[derive(Debug)]
+pub(crate) enum Holdout {
+    Modern {
+        percentage: f64,
+        variant: Box<str>,
+    },
+    Legacy {
+        has_properties: bool,
+        rollout: Option<f64>,
+        variant: Option<Box<str>>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledCondition {
+    pub(crate) aggregation: Option<i64>,
+    pub(crate) filters: Vec<ConditionFilter>,
+    pub(crate) cohorts: Vec<cohort::CohortRef>,
+    pub(crate) rollout: f64,
+    /// Index into the flag's variants of a valid override.
+    pub(crate) variant_override: Option<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) enum ConditionFilter {
+    Property {
+        source: Source,
+        key: PropertyKey,
+        test: Test,
+    },
+    Flag {
+        dep: usize,
+        expect: FlagExpect,
+    },
+    /// A malformed flag-dependency filter: never matches.
+    Never,
+}
+
+/// Which property map a filter reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Person,
+    Group(Option<i64>),
+}
+
+#[derive(Debug)]
+pub(crate) enum FlagExpect {
+    Enabled,
+    Disabled,
+    Variant(Box<str>),
+}
+
+/// A property key with the value it falls back to when absent.
+#[derive(Debug, Clone)]
+pub(crate) struct PropertyKey {
+    pub(crate) name: Box<str>,
+    pub(crate) fallback: Fallback,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    None,
+    /// `$initial_<x>` back-filled from `<x>`.
+    Initial(Box<str>),
+    /// `distinct_id` is always present on persons.
+    DistinctId,
+    /// `$group_key` is always present on groups.
+    GroupKey,
+}
+
+/// Keys whose `$initial_*` counterparts are back-filled when absent.
+const INITIAL_BACKFILL: &[&str] = &[
+    "$browser",
+    "$browser_version",
+    "$os",
+    "$os_version",
+    "$device_type",
+    "$current_url",
+    "$pathname",
+    "$referrer",
+    "$referring_domain",
+    "$screen_height",
+    "$screen_width",
+    "$viewport_height",
+    "$viewport_width",
+    "$raw_user_agent",
+    "$app_build",
+    "$app_name",
+    "$app_namespace",
+    "$app_version",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "gclid",
+    "gad_source",
+    "gclsrc",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "msclkid",
+    "twclid",
+    "li_fat_id",
+    "mc_cid",
+    "igshid",
+    "ttclid",
+    "rdt_cid",
+    "epik",
+    "qclid",
+    "sccid",
+    "irclid",
+    "_kx",
+];
+
+impl PropertyKey {
+    pub(crate) fn new(name: &str, source: Source) -> Self {
+        let fallback = match source {
+            Source::Group(_) if name == "$group_key" => Fallback::GroupKey,
+            Source::Group(_) => Fallback::None,
+            Source::Person if name == "distinct_id" => Fallback::DistinctId,
+            Source::Person => name
+                .strip_prefix("$initial_")
+                .and_then(|rest| {
+                    INITIAL_BACKFILL.iter().find(|base| {
+                        base.strip_prefix('$').unwrap_or(base) == rest
+                            && (base.starts_with('$') || !rest.is_empty())
+                    })
+                })
+                .map_or(Fallback::None, |base| Fallback::Initial((*base).into())),
+        };
+        PropertyKey {
+            name: name.into(),
+            fallback,
+        }
+    }
+}
+
+impl CompiledFlag {
+    /// Numeric id (`metadata.id`).
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+    /// Flag key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+    /// Row version (`metadata.version`).
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+    /// Whether the flag is active.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+    /// Whether the flag is linked to an experiment.
+    pub fn has_experiment(&self) -> bool {
+        self.has_experiment
+    }
+    /// `"server"`, `"client"`, `"all"` or `None`.
+    pub fn evaluation_runtime(&self) -> Option<&str> {
+        self.evaluation_runtime.as_deref()
+    }
+    /// Evaluation tags.
+    pub fn evaluation_tags(&self) -> impl Iterator<Item = &str> {
+        self.evaluation_tags.iter().map(|t| &**t)
+    }
+    /// The definition problem that makes this flag fail, if any.
+    pub fn defect(&self) -> Option<&DefinitionError> {
+        match &self.body {
+            FlagBody::Defect(_, e) => Some(e),
+            _ => None,
+        }
+    }
+    /// Whether the flag's value depends on a missing or cyclic flag.
+    pub fn has_missing_dependency(&self) -> bool {
+        matches!(self.body, FlagBody::MissingDependency)
+    }
+}
+
+impl CompiledProject {
+    /// Compiles a definition set. Never fails as a whole: broken flags become per-flag defects
+    /// (see [`CompiledFlag::defect`]) and broken cohorts fail only the flags that use them.
+    pub fn compile(defs: &Definitions) -> CompiledProject {
+        let opts = MatchOptions {
+            property_matching_version: defs.property_matching_version.unwrap_or(1),
+        };
+        let group_types: BTreeMap<i64, Box<str>> = defs
+            .group_type_mapping
+            .iter()
+            .filter_map(|(idx, name)| Some((idx.trim().parse().ok()?, name.as_str().into())))
+            .collect();
+        let cohorts = CohortSet::compile(&defs.cohorts, opts);
+
+        let live: Vec<&FlagDefinition> = defs.flags.iter().filter(|f| !f.deleted).collect();
+        let mut by_key = HashMap::with_capacity(live.len());
+        let mut by_id = HashMap::with_capacity(live.len());
+        for (i, f) in live.iter().enumerate() {
+            by_key.entry(f.key.as_str().into()).or_insert(i);
+            by_id.entry(f.id).or_insert(i);
+        }
+        let resolver = Resolver {
+            by_key: &by_key,
+            by_id: &by_id,
+        };
+
+        let mut flags: Vec<CompiledFlag> = live
+            .iter()
+            .map(|def| {
+                let body = match compile_rules(def, opts, &resolver, &cohorts) {
+                    Ok(rules) => FlagBody::Rules(Box::new(rules)),
+                    Err((code, e)) => FlagBody::Defect(code, e),
+                };
+                CompiledFlag {
+                    id: def.id,
+                    key: def.key.as_str().into(),
+                    version: def.version,
+                    active: def.active,
+                    has_experiment: def.has_experiment,
+                    evaluation_runtime: def.evaluation_runtime.as_deref().map(Into::into),
+                    evaluation_tags: def
+                        .evaluation_tags
+                        .iter()
+                        .flatten()
+                        .map(|t| t.as_str().into())
+                        .collect(),
+                    body,
+                }
+            })
+            .collect();
+
+        let order = dependency_order(&mut flags);
+        CompiledProject {
+            flags,
+            order,
+            by_key,
+            cohorts,
+            group_types,
+        }
+    }
+
+    /// Parses and compiles a single flag in isolation against this project's cohorts and flags,
+    /// returning the first definition problem. Used to validate writes before they are stored.
+    pub fn check_flag(&self, def: &FlagDefinition) -> Result<(), DefinitionError> {
+        let by_id: HashMap<i64, usize> = self
+            .flags
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id, i))
+            .collect();
+        let resolver = Resolver {
+            by_key: &self.by_key,
+            by_id: &by_id,
+        };
+        compile_rules(def, MatchOptions::default(), &resolver, &self.cohorts)
+            .map(|_| ())
+            .map_err(|(_, e)| e)
+    }
+
+    /// All flags in definition order (deleted flags excluded).
+    pub fn flags(&self) -> &[CompiledFlag] {
+        &self.flags
+    }
+
+    /// The flag with this key.
+    pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
+        self.by_key.get(key).map(|&i| &self.flags[i])
+    }
+
+    /// Group type name for an index.
+    pub fn group_type(&self, index: i64) -> Option<&str> {
+        self.group_types.get(&index).map(|s| &**s)
+    }
+}
+
+struct Resolver<'a> {
+    by_key: &'a HashMap<Box<str>, usize>,
+    by_id: &'a HashMap<i64, usize>,
+}
+
+impl Resolver<'_> {
+    /// Stored flag filters name the target by id; the definitions feed by key (with a
+    /// `dependency_chain`).
+    fn flag(&self, filter: &PropertyFilter) -> Option<usize> {
+        let by_key = || self.by_key.get(filter.key.as_str()).copied();
+        if filter.dependency_chain.is_some() {
+            return by_key();
+        }
+        filter
+            .key
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| self.by_id.get(&id).copied())
+            .or_else(by_key)
+    }
+}
+
+type Defect = (ErrorCode, DefinitionError);
+
+fn parsing(path: impl Into<String>, message: impl Into<String>) -> Defect {
+    (
+        ErrorCode::FlagDataParsingError,
+        DefinitionError::new(path, message),
+    )
+}
+
+fn compile_rules(
+    def: &FlagDefinition,
+    opts: MatchOptions,
+    resolver: &Resolver<'_>,
+    cohorts: &CohortSet,
+) -> Result<FlagRules, Defect> {
+    let filters: Filters = match &def.filters {
+        Value::Null => Filters::default(),
+        raw => serde_json::from_value(raw.clone()).map_err(|e| parsing("filters", e.to_string()))?,
+    };
+    if let Some(v) = filters.version {
+        if v != 1 {
+            return Err(parsing(
+                "filters.version",
+                format!("unsupported filters format version {v}"),
+            ));
+        }
+    }
+
+    let mut variants = Vec::new();
+    let mut boundary = 0.0;
+    for (i, v) in filters
+        .multivariate
+        .iter()
+        .flat_map(|m| &m.variants)
+        .enumerate()
+    {
+        if !v.rollout_percentage.is_finite() {
+            return Err(parsing(
+                format!("filters.multivariate.variants[{i}].rollout_percentage"),
+                "must be a finite number",
+            ));
+        }
+        boundary += v.rollout_percentage / 100.0;
+        variants.push((v.key.as_str().into(), boundary));
+    }
+
+    let mut deps = Vec::new();
+    let mut ctx = ConditionCompiler {
+        opts,
+        resolver,
+        cohorts,
+        variants: &variants,
+        flag_aggregation: filters.aggregation_group_type_index,
+        deps: &mut deps,
+    };
+    let conditions = filters
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ctx.compile(c, &format!("filters.groups[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let enrollment = if filters.feature_enrollment == Some(true) {
+        Enrollment::Feature(format!("$feature_enrollment/{}", def.key).into())
+    } else {
+        match filters.super_groups.as_ref().and_then(|g| g.first()) {
+            Some(group) if group.properties.as_ref().is_some_and(|p| !p.is_empty()) => {
+                let keys = group
+                    .properties
+                    .iter()
+                    .flatten()
+                    .map(|p| p.key.as_str().into())
+                    .collect();
+                let mut super_group = group.clone();
+                super_group.aggregation_group_type_index = Some(None);
+                let compiled = ctx.compile(&super_group, "filters.super_groups[0]")?;
+                Enrollment::SuperGroup(Box::new(compiled), keys)
+            }
+            _ => Enrollment::None,
+        }
+    };
+
+    let holdout = if let Some(h) = &filters.holdout {
+        let id = match &h.id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Some(Holdout::Modern {
+            percentage: h.exclusion_percentage.clamp(0.0, 100.0),
+            variant: format!("holdout-{id}").into(),
+        })
+    } else {
+        filters
+            .holdout_groups
+            .as_ref()
+            .and_then(|g| g.first())
+            .map(|g| Holdout::Legacy {
+                has_properties: g.properties.as_ref().is_some_and(|p| !p.is_empty()),
+                rollout: g.rollout_percentage,
+                variant: g.variant.as_deref().map(Into::into),
+            })
+    };
+
+    let bucketing = def
+        .bucketing_identifier
+        .as_deref()
+        .or(filters.bucketing_identifier.as_deref());
+
+    deps.sort_unstable();
+    deps.dedup();
+    Ok(FlagRules {
+        hash_prefix: format!("{}.", def.key).into(),
+        aggregation: filters.aggregation_group_type_index,
+        conditions,
+        variants,
+        payloads: filters
+            .payloads
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect(),
+        enrollment,
+        holdout,
+        early_exit: filters.early_exit == Some(true),
+        device_bucketing: bucketing == Some("device_id"),
+        continuity: def.ensure_experience_continuity,
+        deps,
+    })
+}
+
+struct ConditionCompiler<'a> {
+    opts: MatchOptions,
+    resolver: &'a Resolver<'a>,
+    cohorts: &'a CohortSet,
+    variants: &'a [(Box<str>, f64)],
+    flag_aggregation: Option<i64>,
+    deps: &'a mut Vec<usize>,
+}
+
+impl ConditionCompiler<'_> {
+    fn compile(&mut self, c: &Condition, path: &str) -> Result<CompiledCondition, Defect> {
+        let aggregation = match c.aggregation_group_type_index {
+            Some(explicit) => explicit,
+            None => self.flag_aggregation,
+        };
+        let rollout = c.rollout_percentage.unwrap_or(100.0);
+        if !rollout.is_finite() {
+            return Err(parsing(
+                format!("{path}.rollout_percentage"),
+                "must be a finite number",
+            ));
+        }
+        let mut filters = Vec::new();
+        let mut cohorts = Vec::new();
+        for (j, f) in c.properties.iter().flatten().enumerate() {
+            let fpath = format!("{path}.properties[{j}]");
+            match f.kind.as_deref().unwrap_or("person") {
+                "cohort" => cohorts.push(
+                    self.cohorts
+                        .reference(f)
+                        .map_err(|e| parsing(format!("{fpath}.{}", e.path), e.message))?,
+                ),
+                "flag" => filters.push(self.flag_filter(f)),
+                kind @ ("person" | "group" | "person_metadata") => {
+                    let source = if kind == "group" {
+                        Source::Group(f.group_type_index.or(aggregation))
+                    } else {
+                        Source::Person
+                    };
+                    let op = parse_operator(f, &fpath)?;
+                    let test = Test::compile(op, f.value.as_ref(), self.opts)
+                        .map_err(|e| parsing(format!("{fpath}.operator"), e.to_string()))?;
+                    filters.push(ConditionFilter::Property {
+                        source,
+                        key: PropertyKey::new(&f.key, source),
+                        test,
+                    });
+                }
+                other => {
+                    return Err(parsing(
+                        format!("{fpath}.type"),
+                        format!("unknown property type {other:?}"),
+                    ))
+                }
+            }
+        }
+        let variant_override = c
+            .variant
+            .as_deref()
+            .and_then(|v| self.variants.iter().position(|(k, _)| &**k == v));
+        Ok(CompiledCondition {
+            aggregation,
+            filters,
+            cohorts,
+            rollout,
+            variant_override,
+        })
+    }
+
+    fn flag_filter(&mut self, f: &PropertyFilter) -> ConditionFilter {
+        let Some(dep) = self.resolver.flag(f) else {
+            // An unresolvable target makes the whole flag `missing_dependency`; record a
+            // sentinel that the dependency sort recognises.
+            self.deps.push(usize::MAX);
+            return ConditionFilter::Never;
+        };
+        self.deps.push(dep);
+        if f.operator.as_deref() != Some("flag_evaluates_to") {
+            return ConditionFilter::Never;
+        }
+        let expect = match &f.value {
+            Some(Value::Bool(true)) => FlagExpect::Enabled,
+            Some(Value::Bool(false)) => FlagExpect::Disabled,
+            Some(Value::String(s)) => FlagExpect::Variant(s.as_str().into()),
+            _ => return ConditionFilter::Never,
+        };
+        ConditionFilter::Flag { dep, expect }
+    }
+}
+
+pub(crate) fn parse_operator(f: &PropertyFilter, path: &str) -> Result<Operator, Defect> {
+    match f.operator.as_deref() {
+        None => Ok(Operator::Exact),
+        Some(op) => op
+            .parse()
+            .map_err(|e: crate::property::UnknownOperator| parsing(format!("{path}.operator"), e.to_string())),
+    }
+}
+
+/// Kahn's algorithm over flag dependencies. Flags with a missing target, in a cycle, or depending
+/// on such a flag are marked [`FlagBody::MissingDependency`]. Returns an evaluation order in which
+/// every flag comes after its dependencies.
+fn dependency_order(flags: &mut [CompiledFlag]) -> Vec<usize> {
+    let n = flags.len();
+    let deps_of = |f: &CompiledFlag| -> Vec<usize> {
+        match &f.body {
+            FlagBody::Rules(r) => r.deps.clone(),
+            _ => Vec::new(),
+        }
+    };
+    let mut broken = vec![false; n];
+    let mut indegree = vec![0usize; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, f) in flags.iter().enumerate() {
+        for d in deps_of(f) {
+            if d == usize::MAX {
+                broken[i] = true;
+            } else {
+                indegree[i] += 1;
+                dependents[d].push(i);
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(n);
+    let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut head = 0;
+    while head < queue.len() {
+        let i = queue[head];
+        head += 1;
+        order.push(i);
+        for &j in &dependents[i] {
+            if broken[i] {
+                broken[j] = true;
+            }
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                queue.push(j);
+            }
+        }
+    }
+    // Cycle participants (and their dependents) never reach indegree 0.
+    for (i, seen) in indegree.iter().enumerate() {
+        if *seen > 0 {
+            broken[i] = true;
+            order.push(i);
+        }
+    }
+    for (i, f) in flags.iter_mut().enumerate() {
+        if broken[i] && matches!(f.body, FlagBody::Rules(_)) {
+            f.body = FlagBody::MissingDependency;
+        }
+    }
+    order
+}

@@ -1,0 +1,122 @@
+//! The per-request input of an evaluation: who is asking, with which properties, at what time,
+//! plus the data the engine cannot hold itself (static cohort membership, behavioural counts,
+//! experience-continuity hash keys).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+/// A property map (`{"email": "a@b.c", ...}`).
+pub type Properties = Map<String, Value>;
+
+/// Behavioural data the engine asks for at flag-check time ("did X in the last 5 minutes").
+///
+/// Implementations must be fast and non-blocking (an in-memory window, a pre-fetched snapshot):
+/// the engine calls this synchronously while evaluating.
+pub trait BehavioralData {
+    /// How many `event` events `distinct_id` performed at or after `since`; `None` when unknown
+    /// (the cohort then counts as not evaluated and the person as a non-member).
+    fn count_events(&self, distinct_id: &str, event: &str, since: DateTime<Utc>) -> Option<u64>;
+}
+
+/// Everything one evaluation reads besides the compiled project.
+///
+/// Property maps come in two layers so that callers never merge maps per request: the request's
+/// own values (`person_properties`) win over stored ones (`stored_person_properties`).
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The distinct id (already truncated to 200 characters by the wire layer).
+    pub distinct_id: &'a str,
+    /// Device id for `bucketing_identifier: "device_id"` flags (falls back to the
+    /// `$device_id` person property).
+    pub device_id: Option<&'a str>,
+    /// `$anon_distinct_id`: hash key for experience-continuity flags without a stored override.
+    pub anon_distinct_id: Option<&'a str>,
+    /// `{"<group type name>": <group key (string or number)>}`.
+    pub groups: Option<&'a Properties>,
+    /// Person properties sent with the request (win over stored ones).
+    pub person_properties: Option<&'a Properties>,
+    /// Stored person properties.
+    pub stored_person_properties: Option<&'a Properties>,
+    /// `{"<group type name>": {props}}` sent with the request (win over stored ones).
+    pub group_properties: Option<&'a Properties>,
+    /// Stored `{"<group type name>": {props}}`.
+    pub stored_group_properties: Option<&'a Properties>,
+    /// The evaluation instant (relative dates, behavioural windows).
+    pub now: DateTime<Utc>,
+    /// Stored experience-continuity hash keys, by flag key.
+    pub hash_key_overrides: Option<&'a HashMap<String, String>>,
+    /// Ids of static cohorts the person belongs to.
+    pub static_cohorts: Option<&'a HashSet<i64>>,
+    /// Source of behavioural counts; without one, behavioural cohorts do not match.
+    pub behavior: Option<&'a dyn BehavioralData>,
+    /// Evaluate only these flags (and, internally, their dependencies).
+    pub flag_keys: Option<&'a [String]>,
+}
+
+impl<'a> Context<'a> {
+    /// A context with only a distinct id and a clock; set other fields as needed.
+    pub fn new(distinct_id: &'a str, now: DateTime<Utc>) -> Self {
+        Context {
+            distinct_id,
+            device_id: None,
+            anon_distinct_id: None,
+            groups: None,
+            person_properties: None,
+            stored_person_properties: None,
+            group_properties: None,
+            stored_group_properties: None,
+            now,
+            hash_key_overrides: None,
+            static_cohorts: None,
+            behavior: None,
+            flag_keys: None,
+        }
+    }
+
+    /// The key of the group of type `name`, if supplied as a non-empty string or a number.
+    pub(crate) fn group_key(&self, name: &str) -> Option<GroupKey<'a>> {
+        match self.groups?.get(name)? {
+            Value::String(s) if !s.is_empty() => Some(GroupKey::Str(s)),
+            Value::Number(n) => Some(GroupKey::Num(n)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn device_id(&self) -> Option<&'a str> {
+        self.device_id.filter(|d| !d.is_empty()).or_else(|| {
+            match lookup_layers(self.person_properties, self.stored_person_properties, "$device_id")
+            {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// A group key as sent: strings as-is, numbers in their decimal JSON form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum GroupKey<'a> {
+    Str(&'a str),
+    Num(&'a serde_json::Number),
+}
+
+impl GroupKey<'_> {
+    /// Calls `f` with the key's text (numbers are formatted on demand; strings are borrowed).
+    pub(crate) fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            GroupKey::Str(s) => f(s),
+            GroupKey::Num(n) => f(&n.to_string()),
+        }
+    }
+}
+
+pub(crate) fn lookup_layers<'a>(
+    top: Option<&'a Properties>,
+    bottom: Option<&'a Properties>,
+    key: &str,
+) -> Option<&'a Value> {
+    top.and_then(|m| m.get(key))
+        .or_else(|| bottom.and_then(|m| m.get(key)))
+}

@@ -1,0 +1,187 @@
+//! Why a flag evaluated the way it did: PostHog's reason codes, their priority and descriptions.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// The outcome class of one flag evaluation (`reason.code` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// Decided by early-access enrollment (`feature_enrollment` / `super_groups`).
+    SuperConditionValue,
+    /// The user is in the flag's holdout.
+    HoldoutConditionValue,
+    /// A condition matched (properties and rollout).
+    ConditionMatch,
+    /// A condition's properties matched but the rollout hash excluded the user.
+    OutOfRolloutBound,
+    /// No condition's properties matched.
+    NoConditionMatch,
+    /// Group conditions skipped: the request did not supply the group.
+    NoGroupType,
+    /// The flag is inactive.
+    FlagDisabled,
+    /// A flag this flag depends on is missing or part of a cycle.
+    MissingDependency,
+    /// Evaluation failed; the record carries `failed: true`.
+    Error(ErrorCode),
+}
+
+/// Why a flag could not be evaluated (`failed: true` records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The flag's filters could not be parsed or compiled.
+    FlagDataParsingError,
+    /// A cohort the flag uses is part of a cohort reference cycle.
+    CohortCycle,
+    /// Experience-continuity hash-key overrides could not be loaded.
+    HashKeyOverrideError,
+    /// Stored person/group data could not be loaded in time.
+    DatabaseError,
+    /// A data source timed out.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// Wire code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::FlagDataParsingError => "flag_data_parsing_error",
+            ErrorCode::CohortCycle => "cohort_dependency_cycle",
+            ErrorCode::HashKeyOverrideError => "hash_key_override_error",
+            ErrorCode::DatabaseError => "database_error",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            ErrorCode::FlagDataParsingError => "Flag definition could not be parsed",
+            ErrorCode::CohortCycle => "Flag uses a cohort that is part of a cohort reference cycle",
+            ErrorCode::HashKeyOverrideError => "Experience continuity overrides could not be loaded",
+            ErrorCode::DatabaseError => "Stored person or group data could not be loaded",
+            ErrorCode::Timeout => "A data source timed out",
+        }
+    }
+}
+
+impl ReasonCode {
+    /// Wire code, e.g. `condition_match`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::SuperConditionValue => "super_condition_value",
+            ReasonCode::HoldoutConditionValue => "holdout_condition_value",
+            ReasonCode::ConditionMatch => "condition_match",
+            ReasonCode::OutOfRolloutBound => "out_of_rollout_bound",
+            ReasonCode::NoConditionMatch => "no_condition_match",
+            ReasonCode::NoGroupType => "no_group_type",
+            ReasonCode::FlagDisabled => "flag_disabled",
+            ReasonCode::MissingDependency => "missing_dependency",
+            ReasonCode::Error(e) => e.as_str(),
+        }
+    }
+
+    /// Priority used to pick the reported reason across conditions (higher wins, ties go to the
+    /// later condition).
+    pub(crate) fn score(self) -> i8 {
+        match self {
+            ReasonCode::SuperConditionValue => 6,
+            ReasonCode::HoldoutConditionValue => 5,
+            ReasonCode::ConditionMatch => 4,
+            ReasonCode::OutOfRolloutBound => 3,
+            ReasonCode::NoConditionMatch => 2,
+            ReasonCode::NoGroupType => 1,
+            ReasonCode::FlagDisabled => 0,
+            ReasonCode::MissingDependency | ReasonCode::Error(_) => -1,
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ReasonCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Extra detail that changes only the human description of `no_condition_match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ReasonDetail {
+    /// Nothing to add.
+    #[default]
+    None,
+    /// Person conditions did not match and group conditions were skipped (group not supplied).
+    GroupsNotEvaluated,
+    /// A behavioral cohort could not be evaluated (no behavioral data source).
+    CohortNotEvaluated,
+}
+
+/// `reason` of one flag result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reason {
+    /// The reason code.
+    pub code: ReasonCode,
+    /// Index of the deciding condition, when one decided.
+    pub condition_index: Option<usize>,
+    /// Description refinement.
+    pub detail: ReasonDetail,
+}
+
+impl Reason {
+    pub(crate) const fn new(code: ReasonCode, condition_index: Option<usize>) -> Self {
+        Reason {
+            code,
+            condition_index,
+            detail: ReasonDetail::None,
+        }
+    }
+
+    /// Human description, as PostHog words it (`"Matched condition set 2"`).
+    pub fn description(&self) -> ReasonDescription {
+        ReasonDescription(*self)
+    }
+}
+
+/// Lazily formatted description of a [`Reason`] (formats without allocating).
+#[derive(Debug, Clone, Copy)]
+pub struct ReasonDescription(Reason);
+
+impl fmt::Display for ReasonDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        match r.code {
+            ReasonCode::ConditionMatch => {
+                write!(f, "Matched condition set {}", r.condition_index.unwrap_or(0) + 1)
+            }
+            ReasonCode::NoConditionMatch => match r.detail {
+                ReasonDetail::None => f.write_str("No matching condition set"),
+                ReasonDetail::GroupsNotEvaluated => f.write_str(
+                    "No matching condition set (group conditions not evaluated: group not provided)",
+                ),
+                ReasonDetail::CohortNotEvaluated => f.write_str(
+                    "No matching condition set (behavioral or realtime cohort not evaluated)",
+                ),
+            },
+            ReasonCode::OutOfRolloutBound => f.write_str("Out of rollout bound"),
+            ReasonCode::NoGroupType => f.write_str("No group type"),
+            ReasonCode::SuperConditionValue => f.write_str("Super condition value"),
+            ReasonCode::HoldoutConditionValue => f.write_str("Holdout condition value"),
+            ReasonCode::FlagDisabled => f.write_str("Feature flag is disabled"),
+            ReasonCode::MissingDependency => {
+                f.write_str("Flag cannot be evaluated due to missing dependency")
+            }
+            ReasonCode::Error(e) => f.write_str(e.description()),
+        }
+    }
+}
+
+impl Serialize for ReasonDescription {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

@@ -1,0 +1,1 @@
+//! Durable storage for Vexil (work in progress).

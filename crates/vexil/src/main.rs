@@ -1,0 +1,2 @@
+//! The `vexil` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! PostHog-compatible wire formats (work in progress).
