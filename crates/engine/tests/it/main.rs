@@ -1,0 +1,6 @@
+//! Engine integration tests: shared conformance vectors, semantic scenarios and properties.
+
+mod conformance;
+mod properties;
+mod scenarios;
+mod support;

@@ -1,0 +1,1 @@
+//! Semantic scenarios from the spec, one behaviour each.
