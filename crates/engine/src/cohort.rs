@@ -144,7 +144,11 @@ impl CohortSet {
             .iter()
             .filter_map(|(id, def)| Some((id.trim().parse().ok()?, def)))
             .collect();
-        let by_id: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+        let by_id: HashMap<i64, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
         let mut set = CohortSet {
             cohorts: Vec::with_capacity(ids.len()),
             by_id,
@@ -190,7 +194,9 @@ impl CohortSet {
         }
         let obj = value.as_object()?;
         // Stored cohorts wrap the group as `{"properties": {...}}`.
-        if let (Some(inner @ Value::Object(_)), false) = (obj.get("properties"), obj.contains_key("values")) {
+        if let (Some(inner @ Value::Object(_)), false) =
+            (obj.get("properties"), obj.contains_key("values"))
+        {
             return self.node(inner, opts, depth + 1);
         }
         if let Some(values) = obj.get("values") {

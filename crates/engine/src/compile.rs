@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::cohort::{self, CohortSet};
-use crate::model::{Condition, Definitions, FlagDefinition, Filters, PropertyFilter};
+use crate::model::{Condition, Definitions, Filters, FlagDefinition, PropertyFilter};
 use crate::property::{MatchOptions, Operator, Test};
 use crate::reason::ErrorCode;
 
@@ -409,7 +409,9 @@ fn compile_rules(
 ) -> Result<FlagRules, Defect> {
     let filters: Filters = match &def.filters {
         Value::Null => Filters::default(),
-        raw => serde_json::from_value(raw.clone()).map_err(|e| parsing("filters", e.to_string()))?,
+        raw => {
+            serde_json::from_value(raw.clone()).map_err(|e| parsing("filters", e.to_string()))?
+        }
     };
     if let Some(v) = filters.version {
         if v != 1 {
@@ -614,9 +616,9 @@ impl ConditionCompiler<'_> {
 pub(crate) fn parse_operator(f: &PropertyFilter, path: &str) -> Result<Operator, Defect> {
     match f.operator.as_deref() {
         None => Ok(Operator::Exact),
-        Some(op) => op
-            .parse()
-            .map_err(|e: crate::property::UnknownOperator| parsing(format!("{path}.operator"), e.to_string())),
+        Some(op) => op.parse().map_err(|e: crate::property::UnknownOperator| {
+            parsing(format!("{path}.operator"), e.to_string())
+        }),
     }
 }
 

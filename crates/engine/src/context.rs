@@ -86,8 +86,11 @@ impl<'a> Context<'a> {
 
     pub(crate) fn device_id(&self) -> Option<&'a str> {
         self.device_id.filter(|d| !d.is_empty()).or_else(|| {
-            match lookup_layers(self.person_properties, self.stored_person_properties, "$device_id")
-            {
+            match lookup_layers(
+                self.person_properties,
+                self.stored_person_properties,
+                "$device_id",
+            ) {
                 Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
                 _ => None,
             }

@@ -65,7 +65,9 @@ fn relative_to(now: DateTime<Utc>, amount: u32, unit: RelativeUnit) -> Option<Da
         RelativeUnit::Day => now.checked_sub_signed(Duration::days(amount.into())),
         RelativeUnit::Week => now.checked_sub_signed(Duration::weeks(amount.into())),
         // Calendar-aware, one step at a time, clamping the day to the month's end at each step.
-        RelativeUnit::Month => (0..amount).try_fold(now, |d, _| d.checked_sub_months(Months::new(1))),
+        RelativeUnit::Month => {
+            (0..amount).try_fold(now, |d, _| d.checked_sub_months(Months::new(1)))
+        }
         RelativeUnit::Year => (0..amount).try_fold(now, |d, _| {
             d.with_year(d.year() - 1)
                 .or_else(|| d.checked_sub_months(Months::new(12)))
@@ -81,7 +83,11 @@ const NAIVE_FORMATS: &[&str] = &[
 ];
 
 /// Extra formats accepted as a permissive fallback (all UTC).
-const FALLBACK_FORMATS: &[&str] = &["%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M:%S%.fZ"];
+const FALLBACK_FORMATS: &[&str] = &[
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+];
 
 fn parse_absolute(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
@@ -140,16 +146,33 @@ mod tests {
     fn relative_forms() {
         let now = Utc.with_ymd_and_hms(2024, 3, 31, 12, 0, 0).unwrap();
         let at = |s: &str| DateFilter::parse(s).resolve(now).unwrap();
-        assert_eq!(at("-7d"), Utc.with_ymd_and_hms(2024, 3, 24, 12, 0, 0).unwrap());
-        assert_eq!(at("-1m"), Utc.with_ymd_and_hms(2024, 2, 29, 12, 0, 0).unwrap());
-        assert_eq!(at("-2m"), Utc.with_ymd_and_hms(2024, 1, 29, 12, 0, 0).unwrap());
-        assert_eq!(at("-1y"), Utc.with_ymd_and_hms(2023, 3, 31, 12, 0, 0).unwrap());
+        assert_eq!(
+            at("-7d"),
+            Utc.with_ymd_and_hms(2024, 3, 24, 12, 0, 0).unwrap()
+        );
+        assert_eq!(
+            at("-1m"),
+            Utc.with_ymd_and_hms(2024, 2, 29, 12, 0, 0).unwrap()
+        );
+        assert_eq!(
+            at("-2m"),
+            Utc.with_ymd_and_hms(2024, 1, 29, 12, 0, 0).unwrap()
+        );
+        assert_eq!(
+            at("-1y"),
+            Utc.with_ymd_and_hms(2023, 3, 31, 12, 0, 0).unwrap()
+        );
         assert_eq!(DateFilter::parse("-10000d"), DateFilter::Invalid);
     }
 
     #[test]
     fn absolute_forms() {
-        for s in ["2022-05-01", "2022-05-01T00:00:00Z", "2022-05-01 00:00", "2022-05-01T02:00:00+02:00"] {
+        for s in [
+            "2022-05-01",
+            "2022-05-01T00:00:00Z",
+            "2022-05-01 00:00",
+            "2022-05-01T02:00:00+02:00",
+        ] {
             assert_eq!(
                 DateFilter::parse(s),
                 DateFilter::Absolute(Utc.with_ymd_and_hms(2022, 5, 1, 0, 0, 0).unwrap()),

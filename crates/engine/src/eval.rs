@@ -45,7 +45,11 @@ pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluati
         };
         let (value, reason, payload) = match &flag.body {
             FlagBody::Rules(rules) => eval.flag(rules),
-            FlagBody::Defect(code, _) => (FlagValue::False, Reason::new(ReasonCode::Error(*code), None), None),
+            FlagBody::Defect(code, _) => (
+                FlagValue::False,
+                Reason::new(ReasonCode::Error(*code), None),
+                None,
+            ),
             FlagBody::MissingDependency => (
                 FlagValue::False,
                 Reason::new(ReasonCode::MissingDependency, None),
@@ -270,7 +274,8 @@ impl<'p> FlagEval<'_, 'p, '_> {
             Target::Dynamic(i) => i,
         };
         if self.cohort_memo.is_empty() {
-            self.cohort_memo.resize(self.project.cohorts.cohorts.len(), UNKNOWN);
+            self.cohort_memo
+                .resize(self.project.cohorts.cohorts.len(), UNKNOWN);
         }
         if self.cohort_memo[i] != UNKNOWN {
             return self.cohort_memo[i];
@@ -464,9 +469,10 @@ impl<'p> FlagEval<'_, 'p, '_> {
                     return Some(Cow::Borrowed(v));
                 }
                 match key.fallback {
-                    Fallback::GroupKey => self.ctx.group_key(name).map(|k| {
-                        Cow::Owned(Value::String(k.with_str(str::to_owned)))
-                    }),
+                    Fallback::GroupKey => self
+                        .ctx
+                        .group_key(name)
+                        .map(|k| Cow::Owned(Value::String(k.with_str(str::to_owned)))),
                     _ => None,
                 }
             }

@@ -26,7 +26,10 @@
 //! assert_eq!(result.get("beta").unwrap().value, FlagValue::True);
 //! assert_eq!(result.get("beta").unwrap().reason.description().to_string(), "Matched condition set 1");
 //! ```
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod cohort;
 mod compile;

@@ -288,19 +288,22 @@ impl Test {
                 bounds: between_bounds(value),
                 negate: operator == O::NotBetween,
             },
-            O::SemverEq | O::SemverNeq | O::SemverGt | O::SemverGte | O::SemverLt | O::SemverLte => {
-                Test::Semver {
-                    cmp: match operator {
-                        O::SemverEq => Cmp::Eq,
-                        O::SemverNeq => Cmp::Neq,
-                        O::SemverGt => Cmp::Gt,
-                        O::SemverGte => Cmp::Gte,
-                        O::SemverLt => Cmp::Lt,
-                        _ => Cmp::Lte,
-                    },
-                    rhs: version::parse(&text(value)),
-                }
-            }
+            O::SemverEq
+            | O::SemverNeq
+            | O::SemverGt
+            | O::SemverGte
+            | O::SemverLt
+            | O::SemverLte => Test::Semver {
+                cmp: match operator {
+                    O::SemverEq => Cmp::Eq,
+                    O::SemverNeq => Cmp::Neq,
+                    O::SemverGt => Cmp::Gt,
+                    O::SemverGte => Cmp::Gte,
+                    O::SemverLt => Cmp::Lt,
+                    _ => Cmp::Lte,
+                },
+                rhs: version::parse(&text(value)),
+            },
             O::SemverTilde => Test::SemverRange {
                 req: version::tilde(&text(value)),
             },
@@ -374,18 +377,14 @@ impl Test {
                     _ => false,
                 },
             },
-            Test::Semver { cmp, rhs } => {
-                match (prop.and_then(|p| version::parse(&text(p))), rhs) {
-                    (Some(lhs), Some(rhs)) => cmp.holds(&lhs, rhs),
-                    _ => false,
-                }
-            }
-            Test::SemverRange { req } => {
-                match (prop.and_then(|p| version::parse(&text(p))), req) {
-                    (Some(v), Some(req)) => req.matches(&v),
-                    _ => false,
-                }
-            }
+            Test::Semver { cmp, rhs } => match (prop.and_then(|p| version::parse(&text(p))), rhs) {
+                (Some(lhs), Some(rhs)) => cmp.holds(&lhs, rhs),
+                _ => false,
+            },
+            Test::SemverRange { req } => match (prop.and_then(|p| version::parse(&text(p))), req) {
+                (Some(v), Some(req)) => req.matches(&v),
+                _ => false,
+            },
             Test::Date { cmp, rhs } => {
                 let (Some(lhs), Some(rhs)) = (
                     prop.and_then(|p| crate::date::property_instant(p, now)),
@@ -540,7 +539,8 @@ fn contains_ascii_ci(hay: &str, needle: &str) -> bool {
 }
 
 fn starts_with_ascii_ci(hay: &str, needle: &str) -> bool {
-    hay.len() >= needle.len() && hay.as_bytes()[..needle.len()].eq_ignore_ascii_case(needle.as_bytes())
+    hay.len() >= needle.len()
+        && hay.as_bytes()[..needle.len()].eq_ignore_ascii_case(needle.as_bytes())
 }
 
 fn ends_with_ascii_ci(hay: &str, needle: &str) -> bool {

@@ -58,7 +58,9 @@ impl ErrorCode {
         match self {
             ErrorCode::FlagDataParsingError => "Flag definition could not be parsed",
             ErrorCode::CohortCycle => "Flag uses a cohort that is part of a cohort reference cycle",
-            ErrorCode::HashKeyOverrideError => "Experience continuity overrides could not be loaded",
+            ErrorCode::HashKeyOverrideError => {
+                "Experience continuity overrides could not be loaded"
+            }
             ErrorCode::DatabaseError => "Stored person or group data could not be loaded",
             ErrorCode::Timeout => "A data source timed out",
         }

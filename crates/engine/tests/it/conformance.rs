@@ -29,7 +29,12 @@ fn threshold_vectors() {
         let hash = case["hash01"].as_f64().unwrap();
         let pct = case["rollout_percentage"].as_f64().unwrap();
         let included = pct >= 100.0 || in_rollout(hash, pct);
-        assert_eq!(included, case["included"].as_bool().unwrap(), "{}", case["id"]);
+        assert_eq!(
+            included,
+            case["included"].as_bool().unwrap(),
+            "{}",
+            case["id"]
+        );
     }
 }
 
@@ -115,13 +120,19 @@ fn exact_matching_version_rows() {
 fn server_missing(op: &str) -> bool {
     matches!(
         op,
-        "is_not" | "not_icontains" | "not_regex" | "not_starts_with" | "not_ends_with" | "is_not_set"
+        "is_not"
+            | "not_icontains"
+            | "not_regex"
+            | "not_starts_with"
+            | "not_ends_with"
+            | "is_not_set"
     )
 }
 
 /// Rows where the vector file records posthog-python's answer and the server differs (spec §5.5:
 /// the server parses with the `semver` crate, where build metadata takes part in equality).
-const SERVER_DEVIATIONS: &[(&str, &str, &str, bool)] = &[("semver_eq", "1.2.3", "1.2.3+build", false)];
+const SERVER_DEVIATIONS: &[(&str, &str, &str, bool)] =
+    &[("semver_eq", "1.2.3", "1.2.3+build", false)];
 
 #[test]
 fn operator_matrix_server_semantics() {

@@ -8,7 +8,9 @@ use vexil_engine::{evaluate, CompiledProject, Context, Definitions, FlagValue, R
 
 /// Reads `conformance/<name>` from the repository root.
 pub fn vectors(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../conformance")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -44,7 +46,9 @@ pub fn check(project: &CompiledProject, key: &str, request: Value) -> Got {
     ctx.anon_distinct_id = req.get("$anon_distinct_id").and_then(Value::as_str);
     let _ = &empty;
     let eval = evaluate(project, &ctx);
-    let r = eval.get(key).unwrap_or_else(|| panic!("flag {key} not in result"));
+    let r = eval
+        .get(key)
+        .unwrap_or_else(|| panic!("flag {key} not in result"));
     Got {
         value: r.value.to_json(),
         code: r.reason.code.as_str().to_owned(),
