@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::compile::CompiledFlag;
+
 /// A property map (`{"email": "a@b.c", ...}`).
 pub type Properties = Map<String, Value>;
 
@@ -53,6 +55,9 @@ pub struct Context<'a> {
     pub behavior: Option<&'a dyn BehavioralData>,
     /// Evaluate only these flags (and, internally, their dependencies).
     pub flag_keys: Option<&'a [String]>,
+    /// Keep only flags this predicate accepts (runtime and evaluation-tag filtering). Flags it
+    /// rejects are omitted and count as `false` for flags that depend on them.
+    pub include: Option<&'a dyn Fn(&CompiledFlag) -> bool>,
 }
 
 impl<'a> Context<'a> {
@@ -72,6 +77,7 @@ impl<'a> Context<'a> {
             static_cohorts: None,
             behavior: None,
             flag_keys: None,
+            include: None,
         }
     }
 

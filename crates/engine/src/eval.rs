@@ -34,7 +34,7 @@ pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluati
             }
         }
         let flag = &project.flags[i];
-        if !flag.active() {
+        if !flag.active() || ctx.include.is_some_and(|keep| !keep(flag)) {
             continue;
         }
         let mut eval = FlagEval {

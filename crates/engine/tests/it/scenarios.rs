@@ -560,3 +560,18 @@ fn reason_descriptions() {
         "Matched condition set 2"
     );
 }
+
+#[test]
+fn excluded_flags_are_omitted_and_count_as_false_for_dependents() {
+    let p = project(json!({"flags": [
+        {"id": 1, "key": "server-only", "active": true, "evaluation_runtime": "server", "filters": {"groups": [{}]}},
+        {"id": 2, "key": "needs-it-off", "active": true, "filters": {"groups": [{"properties": [
+            {"key": "1", "type": "flag", "operator": "flag_evaluates_to", "value": false}]}]}}
+    ]}));
+    let client_only = |f: &vexil_engine::CompiledFlag| f.evaluation_runtime() != Some("server");
+    let mut ctx = Context::new("u", now());
+    ctx.include = Some(&client_only);
+    let eval = evaluate(&p, &ctx);
+    assert!(eval.get("server-only").is_none());
+    assert_eq!(eval.get("needs-it-off").unwrap().value, FlagValue::True);
+}
