@@ -52,6 +52,7 @@ pub struct CompiledFlag {
     version: i64,
     active: bool,
     has_experiment: bool,
+    ensure_experience_continuity: bool,
     evaluation_runtime: Option<Box<str>>,
     evaluation_tags: Vec<Box<str>>,
     pub(crate) body: FlagBody,
@@ -253,6 +254,10 @@ impl CompiledFlag {
     pub fn has_experiment(&self) -> bool {
         self.has_experiment
     }
+    /// Whether the flag keeps users in their bucket across identify (experience continuity).
+    pub fn ensure_experience_continuity(&self) -> bool {
+        self.ensure_experience_continuity
+    }
     /// `"server"`, `"client"`, `"all"` or `None`.
     pub fn evaluation_runtime(&self) -> Option<&str> {
         self.evaluation_runtime.as_deref()
@@ -313,6 +318,7 @@ impl CompiledProject {
                     version: def.version,
                     active: def.active,
                     has_experiment: def.has_experiment,
+                    ensure_experience_continuity: def.ensure_experience_continuity,
                     evaluation_runtime: def.evaluation_runtime.as_deref().map(Into::into),
                     evaluation_tags: def
                         .evaluation_tags

@@ -1,0 +1,207 @@
+//! The one error type of the HTTP layer: every failure becomes a status and a JSON body
+//! `{"type", "code", "detail", "attr"}` (PostHog's error shape), never a panic.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use vexil_store::StoreError;
+
+/// An error answered to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// PostHog error class: `validation_error`, `authentication_error`, `invalid_request`, ...
+    pub kind: &'static str,
+    /// Machine word: `invalid_input`, `not_found`, `conflict`, ...
+    pub code: &'static str,
+    /// One human sentence saying what is wrong and what to do.
+    pub detail: String,
+    /// The field at fault, when there is one.
+    pub attr: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    code: &'a str,
+    detail: &'a str,
+    attr: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            kind,
+            code,
+            detail: detail.into(),
+            attr: None,
+        }
+    }
+
+    /// Names the field at fault.
+    pub fn attr(mut self, attr: impl Into<String>) -> Self {
+        self.attr = Some(attr.into());
+        self
+    }
+
+    /// 400 `validation_error` / `invalid_input`.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "invalid_input",
+            detail,
+        )
+    }
+
+    /// 400 with a specific code.
+    pub fn validation(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_error", code, detail)
+    }
+
+    /// 400 for a body that is not valid JSON (or not decodable).
+    pub fn parse(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "parse_error",
+            detail,
+        )
+    }
+
+    /// 413 for a body over the decoded-size cap.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "validation_error",
+            "payload_too_large",
+            detail,
+        )
+    }
+
+    /// 401 without credentials.
+    pub fn not_authenticated(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "not_authenticated",
+            detail,
+        )
+    }
+
+    /// 401 with wrong credentials.
+    pub fn authentication_failed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "authentication_failed",
+            detail,
+        )
+    }
+
+    /// 403.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "authentication_error",
+            "permission_denied",
+            detail,
+        )
+    }
+
+    /// 404.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            "not_found",
+            format!("{what} not found."),
+        )
+    }
+
+    /// 405.
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "method_not_allowed",
+            detail,
+        )
+    }
+
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request", "conflict", detail)
+    }
+
+    /// 503: a dependency is unavailable; the write was not applied.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "unavailable",
+            detail,
+        )
+    }
+
+    /// 500; the detail must not leak internals.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "error",
+            "Internal server error. The request was not applied; please retry.",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            kind: self.kind,
+            code: self.code,
+            detail: &self.detail,
+            attr: self.attr.as_deref(),
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            response.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, POST, OPTIONS, HEAD"),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { entity } => ApiError::not_found(entity),
+            StoreError::Conflict { current_version } => ApiError::conflict(format!(
+                "The object was changed since you read it (stored version is {current_version}). Please refresh and try again."
+            )),
+            StoreError::Duplicate { field } => ApiError::validation(
+                "unique",
+                format!("There is already an object with this {field}."),
+            )
+            .attr(field),
+            StoreError::Invalid { field, message } => ApiError::invalid(message).attr(field),
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::unavailable(
+                    "Storage is unavailable; nothing was changed. Please retry.",
+                )
+            }
+        }
+    }
+}

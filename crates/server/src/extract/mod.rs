@@ -1,0 +1,4 @@
+//! Request extraction shared by the routes: body decoding and credentials.
+
+pub mod auth;
+pub mod body;

@@ -1,0 +1,310 @@
+//! The capture write pipeline: requests hand their events to one writer task, which applies
+//! person/group updates in arrival order and stores the events of many requests in one
+//! transaction per project. A request is acknowledged only after its events are committed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use vexil_store::{NewEvent, PersonUpdate, ProjectId, Properties, Store, StoreError};
+
+use crate::snapshot::Catalog;
+use crate::state::Settings;
+
+/// Why a capture request could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The store failed; nothing of the request is acknowledged.
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// The pipeline is shutting down.
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+struct Job {
+    project: ProjectId,
+    events: Vec<NewEvent>,
+    done: oneshot::Sender<Result<u64, IngestError>>,
+}
+
+/// Handle to the capture pipeline (cheap to clone).
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Job>,
+    stop: Arc<Notify>,
+    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").finish_non_exhaustive()
+    }
+}
+
+impl Ingest {
+    /// Starts the writer task.
+    pub fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>, settings: &Settings) -> Ingest {
+        let (tx, rx) = mpsc::channel(4_096);
+        let writer = Writer {
+            store,
+            catalog,
+            max_events: settings.ingest_batch_events.max(1),
+            delay: settings.ingest_batch_delay,
+            known_group_types: HashMap::new(),
+        };
+        let stop = Arc::new(Notify::new());
+        let worker = tokio::spawn(writer.run(rx, Arc::clone(&stop)));
+        Ingest {
+            tx,
+            stop,
+            worker: Arc::new(Mutex::new(Some(worker))),
+        }
+    }
+
+    /// Stores `events` for `project` (with their person and group updates); resolves once they
+    /// are durable. Returns how many events were new (uuids already stored are skipped).
+    pub async fn submit(
+        &self,
+        project: ProjectId,
+        events: Vec<NewEvent>,
+    ) -> Result<u64, IngestError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job {
+                project,
+                events,
+                done,
+            })
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        wait.await.map_err(|_| IngestError::Closed)?
+    }
+
+    /// Stops accepting work and waits until everything submitted is written.
+    pub async fn shutdown(&self) {
+        self.stop.notify_one();
+        if let Some(handle) = self.worker.lock().await.take() {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "capture writer ended abnormally");
+            }
+        }
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    max_events: usize,
+    delay: std::time::Duration,
+    known_group_types: HashMap<ProjectId, HashSet<String>>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>, stop: Arc<Notify>) {
+        loop {
+            let first = tokio::select! {
+                job = rx.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                () = stop.notified() => {
+                    // Refuse new work, then write what was already accepted.
+                    rx.close();
+                    let mut rest = Vec::new();
+                    while let Ok(job) = rx.try_recv() {
+                        rest.push(job);
+                    }
+                    if !rest.is_empty() {
+                        self.write(rest).await;
+                    }
+                    return;
+                }
+            };
+            let mut count = first.events.len();
+            let mut jobs = vec![first];
+            let deadline = Instant::now() + self.delay;
+            while count < self.max_events {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(job)) => {
+                        count += job.events.len();
+                        jobs.push(job);
+                    }
+                    _ => break,
+                }
+            }
+            self.write(jobs).await;
+        }
+    }
+
+    async fn write(&mut self, jobs: Vec<Job>) {
+        let mut outcomes: Vec<Result<u64, IngestError>> = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            outcomes.push(
+                self.apply_updates(job.project, &job.events)
+                    .await
+                    .map(|()| 0),
+            );
+        }
+        // One transaction per project for all events of the batch's healthy jobs.
+        let mut by_project: HashMap<ProjectId, Vec<usize>> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            if outcomes[i].is_ok() {
+                by_project.entry(job.project).or_default().push(i);
+            }
+        }
+        for (project, members) in by_project {
+            let events: Vec<NewEvent> = members
+                .iter()
+                .flat_map(|&i| jobs[i].events.iter().cloned())
+                .collect();
+            match self.store.insert_events(project, &events).await {
+                Ok(_) => {
+                    for &i in &members {
+                        outcomes[i] = Ok(jobs[i].events.len() as u64);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, project = %project, "event batch write failed");
+                    let message = e.to_string();
+                    for &i in &members {
+                        outcomes[i] = Err(IngestError::Store(StoreError::Corrupt(message.clone())));
+                    }
+                }
+            }
+        }
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let _ = job.done.send(outcome);
+        }
+    }
+
+    /// Person and group side effects of the events, in order.
+    async fn apply_updates(
+        &mut self,
+        project: ProjectId,
+        events: &[NewEvent],
+    ) -> Result<(), IngestError> {
+        let mut new_group_type = false;
+        for event in events {
+            let props = &event.properties;
+            let distinct_id = event.distinct_id.as_str();
+            match event.event.as_str() {
+                "$identify" => {
+                    if let Some(anon) = str_prop(props, "$anon_distinct_id") {
+                        if anon != distinct_id {
+                            self.store.identify(project, distinct_id, anon).await?;
+                        }
+                    }
+                }
+                "$create_alias" => {
+                    if let Some(alias) = str_prop(props, "alias") {
+                        if alias != distinct_id {
+                            self.store.alias(project, distinct_id, alias).await?;
+                        }
+                    }
+                }
+                "$groupidentify" => {
+                    if let (Some(kind), Some(key)) = (
+                        str_prop(props, "$group_type"),
+                        group_key(props.get("$group_key")),
+                    ) {
+                        new_group_type |= self.ensure_group_type(project, kind).await?;
+                        let index = self.store.ensure_group_type(project, kind).await?;
+                        let set = props
+                            .get("$group_set")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default();
+                        self.store.upsert_group(project, index, &key, &set).await?;
+                    }
+                }
+                _ => {}
+            }
+            if let Some(groups) = props.get("$groups").and_then(Value::as_object) {
+                for kind in groups.keys() {
+                    new_group_type |= self.ensure_group_type(project, kind).await?;
+                }
+            }
+            let update = person_update(props);
+            if !update.is_empty() {
+                self.store
+                    .apply_person_update(project, distinct_id, &update)
+                    .await?;
+            }
+        }
+        if new_group_type {
+            // Group type mappings are part of the definitions payload and the compiled project.
+            self.catalog.refresh(self.store.as_ref(), project).await?;
+        }
+        Ok(())
+    }
+
+    /// Ensures a group type exists; `true` when it was not known to this writer before.
+    async fn ensure_group_type(
+        &mut self,
+        project: ProjectId,
+        name: &str,
+    ) -> Result<bool, IngestError> {
+        let known = self.known_group_types.entry(project).or_default();
+        if known.contains(name) {
+            return Ok(false);
+        }
+        let before = self.store.group_types(project).await?;
+        let existed = before.iter().any(|g| g.name == name);
+        if !existed {
+            match self.store.ensure_group_type(project, name).await {
+                Ok(_) => {}
+                // More than five group types: PostHog ignores the extra ones too.
+                Err(StoreError::Invalid { .. }) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.known_group_types
+            .entry(project)
+            .or_default()
+            .insert(name.to_owned());
+        Ok(!existed)
+    }
+}
+
+fn str_prop<'a>(props: &'a Properties, key: &str) -> Option<&'a str> {
+    props
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn group_key(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `$set`, `$set_once` and `$unset` carried in an event's properties.
+fn person_update(props: &Properties) -> PersonUpdate {
+    let object = |key| {
+        props
+            .get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    PersonUpdate {
+        set: object("$set"),
+        set_once: object("$set_once"),
+        unset: props
+            .get("$unset")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}

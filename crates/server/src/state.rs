@@ -1,0 +1,69 @@
+//! Shared application state, built once at start-up and cloned (cheaply) into every handler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vexil_store::Store;
+use vexil_wire::decode::Decoder;
+
+use crate::ingest::Ingest;
+use crate::snapshot::Catalog;
+
+/// Tunables of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Deadline for the per-request person/group lookup on the evaluation path. Past it the
+    /// request is answered from request properties alone (`errorsWhileComputingFlags: true`).
+    pub eval_lookup_timeout: Duration,
+    /// Cap on a decoded (decompressed) request body.
+    pub max_body_bytes: usize,
+    /// Capture batching: most events written in one transaction.
+    pub ingest_batch_events: usize,
+    /// Capture batching: longest a request waits for others to share its transaction.
+    pub ingest_batch_delay: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            eval_lookup_timeout: Duration::from_millis(100),
+            max_body_bytes: vexil_wire::decode::DEFAULT_MAX_DECODED_BYTES,
+            ingest_batch_events: 2_000,
+            ingest_batch_delay: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Durable storage.
+    pub store: Arc<dyn Store>,
+    /// Compiled definitions of every project.
+    pub catalog: Arc<Catalog>,
+    /// The capture write pipeline.
+    pub ingest: Ingest,
+    /// The request-body decoder.
+    pub decoder: Decoder,
+    /// Tunables.
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Loads every project's snapshot and starts the capture pipeline. Call within a Tokio
+    /// runtime.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        settings: Settings,
+    ) -> Result<Self, vexil_store::StoreError> {
+        let catalog = Arc::new(Catalog::load(store.as_ref()).await?);
+        let ingest = Ingest::start(Arc::clone(&store), Arc::clone(&catalog), &settings);
+        Ok(AppState {
+            decoder: Decoder::new(settings.max_body_bytes),
+            store,
+            catalog,
+            ingest,
+            settings: Arc::new(settings),
+        })
+    }
+}
