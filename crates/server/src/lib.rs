@@ -5,7 +5,7 @@
 //! shutdown future resolves, so tests start the real server on port 0:
 //!
 //! ```no_run
-//! # async fn run() -> anyhow::Result<()> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = vexil_store::connect("sqlite::memory:").await?;
 //! let state = vexil_server::AppState::new(store, vexil_server::Settings::default()).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -35,9 +35,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let ingest = state.ingest.clone();
-    axum::serve(listener, router(state))
+    let watcher = tokio::spawn(watch_projects(state.clone()));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    watcher.abort();
     ingest.shutdown().await;
-    Ok(())
+    served
+}
+
+/// Picks up projects created outside this process, every two seconds.
+async fn watch_projects(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.catalog.load_new_projects(state.store.as_ref()).await {
+            tracing::warn!(error = %e, "project sync failed");
+        }
+    }
 }

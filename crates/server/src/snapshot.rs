@@ -120,6 +120,19 @@ impl Catalog {
         self.len() == 0
     }
 
+    /// Loads projects created by another process (e.g. `vexil project create` while the server
+    /// runs). Returns how many were added.
+    pub async fn load_new_projects(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let mut added = 0;
+        for project in store.list_projects().await? {
+            if self.by_id(project.id).is_none() {
+                self.refresh(store, project.id).await?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
     /// Reloads one project from the store, recompiles it and swaps it in. Refreshes are
     /// serialised and always read the latest stored state, so the last one wins with the newest
     /// data.

@@ -3,8 +3,11 @@
 //! The binary only parses arguments, wires the library crates together and maps errors to exit
 //! codes; all semantics live in `vexil-engine`, all wire formats in `vexil-wire`.
 
+mod config;
 mod eval;
 mod exit;
+mod project;
+mod serve;
 
 use std::io;
 use std::process::ExitCode;
@@ -25,12 +28,24 @@ struct Cli {
 enum Command {
     /// Evaluate flag definitions offline against `/flags` request bodies (one per line).
     Eval(eval::EvalArgs),
+    /// Run the service (embedded SQLite by default).
+    Serve(serve::ServeArgs),
+    /// Manage projects offline.
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), CliError> = match &cli.command {
         Command::Eval(args) => eval::run(args, &mut io::stdout().lock(), &mut io::stderr().lock()),
+        Command::Serve(args) => {
+            init_tracing();
+            runtime().and_then(|rt| rt.block_on(serve::run(args)).map_err(CliError::from))
+        }
+        Command::Project(command) => {
+            runtime().and_then(|rt| rt.block_on(project::run(command)).map_err(CliError::from))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,5 +53,26 @@ fn main() -> ExitCode {
             eprintln!("vexil: {e}");
             e.exit_code()
         }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(e.into()))
+}
+
+/// Logs go to stderr; `RUST_LOG` filters (default `info`), `VEXIL_LOG_FORMAT=json` for JSON.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if std::env::var("VEXIL_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -1,0 +1,150 @@
+//! `/flags`, `/decide` and the definitions feed against a live server.
+
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn flags_v2_evaluates_with_request_and_stored_properties() {
+    let app = TestApp::spawn().await;
+    app.put_flag(
+        "beta",
+        json!({"groups": [{"properties": [{"key": "plan", "value": "pro"}], "rollout_percentage": 100}],
+               "payloads": {"true": "{\"a\":1}"}}),
+    )
+    .await;
+    let (status, body) = app
+        .post("/flags?v=2", &json!({"token": app.token(), "distinct_id": "u1", "person_properties": {"plan": "pro"}}))
+        .await;
+    assert_eq!(status, 200);
+    let rec = &body["flags"]["beta"];
+    assert_eq!(rec["enabled"], json!(true));
+    assert_eq!(rec["reason"]["code"], json!("condition_match"));
+    assert_eq!(rec["metadata"]["payload"], json!("{\"a\":1}"));
+    assert!(body["requestId"].is_string());
+
+    // Stored properties are used when the request does not send them.
+    let update = vexil_store::PersonUpdate {
+        set: json!({"plan": "pro"}).as_object().unwrap().clone(),
+        ..Default::default()
+    };
+    app.store
+        .apply_person_update(app.project.project.id, "u2", &update)
+        .await
+        .unwrap();
+    let (_, body) = app
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "distinct_id": "u2"}),
+        )
+        .await;
+    assert_eq!(body["flags"]["beta"]["enabled"], json!(true));
+    let (_, body) = app
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "distinct_id": "u3"}),
+        )
+        .await;
+    assert_eq!(body["flags"]["beta"]["enabled"], json!(false));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn response_shapes_follow_the_version_rules() {
+    let app = TestApp::spawn().await;
+    app.put_flag("on", json!({"groups": [{"rollout_percentage": 100}]}))
+        .await;
+    let req = json!({"api_key": app.token(), "distinct_id": "u"});
+    let (_, v1) = app.post("/flags?v=1", &req).await;
+    assert_eq!(v1["featureFlags"], json!({"on": true}));
+    let (_, default) = app.post("/flags", &req).await;
+    assert!(
+        default["flags"]["on"].is_object(),
+        "no v and no config → v2"
+    );
+    let (_, decide1) = app.post("/decide/", &req).await;
+    assert_eq!(decide1["featureFlags"], json!(["on"]));
+    assert!(decide1.get("errorsWhileComputingFlags").is_none());
+    let (_, decide4) = app.post("/decide/?v=4", &req).await;
+    assert!(decide4["flags"]["on"].is_object());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_and_never_leak() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.post("/flags", &json!({"distinct_id": "u"})).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (401, json!("not_authenticated"))
+    );
+    let (status, body) = app
+        .post("/flags", &json!({"token": "phc_nope", "distinct_id": "u"}))
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (401, json!("authentication_failed"))
+    );
+    let (status, body) = app.post("/flags", &json!({"token": app.token()})).await;
+    assert_eq!((status, body["attr"].clone()), (400, json!("distinct_id")));
+    let resp = app
+        .client
+        .post(app.url("/flags"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Failed to decode request"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn definitions_feed_requires_a_key_and_honours_etags() {
+    let app = TestApp::spawn().await;
+    app.put_flag("f", json!({"groups": [{"rollout_percentage": 30}]}))
+        .await;
+    let url = app.url(&format!(
+        "/flags/definitions?token={}&send_cohorts",
+        app.token()
+    ));
+    let resp = app.client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(&app.project.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["flags"][0]["key"], json!("f"));
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(app.personal_key())
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+    // A change produces a new ETag.
+    app.put_flag("g", json!({"groups": [{}]})).await;
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(&app.project.secret_key)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    app.stop().await;
+}

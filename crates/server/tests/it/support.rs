@@ -1,0 +1,121 @@
+//! `TestApp`: spawns the real server (`vexil_server::serve`) on port 0 over a temporary SQLite
+//! file, with one project created, and offers a reqwest client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use vexil_server::{AppState, Settings};
+use vexil_store::{CreatedProject, Store};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub project: CreatedProject,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Settings::default()).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let store = vexil_store::open_data_dir(dir.path()).await.unwrap();
+        let project = store.create_project("Test project").await.unwrap();
+        let state = AppState::new(Arc::clone(&store), settings).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(vexil_server::serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            store,
+            project,
+            state,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.project.project.api_token
+    }
+
+    pub fn personal_key(&self) -> &str {
+        &self.project.personal_key
+    }
+
+    /// POST JSON to `path`; returns (status, body as JSON or Null).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Management API call with the project's personal key.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(self.personal_key());
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stores a flag directly (bypassing the management API) and refreshes the snapshot.
+    pub async fn put_flag(&self, key: &str, filters: Value) -> i64 {
+        let flag = vexil_store::NewFlag::new(key, filters);
+        let id = self
+            .store
+            .create_flag(self.project.project.id, &flag)
+            .await
+            .unwrap()
+            .id;
+        self.state
+            .catalog
+            .refresh(self.store.as_ref(), self.project.project.id)
+            .await
+            .unwrap();
+        id
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}

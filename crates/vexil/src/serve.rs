@@ -1,0 +1,75 @@
+//! `vexil serve`: run the service on the embedded store.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use vexil_server::{AppState, Settings};
+
+use crate::config::StorageArgs;
+use crate::project::{describe, ProjectKeys};
+
+/// Arguments of `vexil serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VEXIL_ADDR", default_value = "127.0.0.1:8360")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Deadline (ms) for the stored person/group lookup of a `/flags` request.
+    #[arg(long, env = "VEXIL_EVAL_LOOKUP_TIMEOUT_MS", default_value_t = 100)]
+    pub eval_lookup_timeout_ms: u64,
+    /// Largest accepted request body after decompression, in bytes.
+    #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = vexil_wire::decode::DEFAULT_MAX_DECODED_BYTES)]
+    pub max_body_bytes: usize,
+}
+
+/// Runs the server until Ctrl-C / SIGTERM.
+pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let store = args.storage.open().await?;
+    if store.list_projects().await?.is_empty() {
+        let created = store.create_project("Default project").await?;
+        println!(
+            "Created the default project.\n{}",
+            describe(&ProjectKeys::from(&created))
+        );
+    }
+    let settings = Settings {
+        eval_lookup_timeout: Duration::from_millis(args.eval_lookup_timeout_ms),
+        max_body_bytes: args.max_body_bytes,
+        ..Settings::default()
+    };
+    let state = AppState::new(store.clone(), settings).await?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "vexil listening");
+    println!("vexil listening on http://{local}");
+    vexil_server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
