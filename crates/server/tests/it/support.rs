@@ -74,6 +74,7 @@ impl TestApp {
     }
 
     /// Management API call with the project's personal key.
+    #[allow(dead_code)]
     pub async fn api(
         &self,
         method: reqwest::Method,
