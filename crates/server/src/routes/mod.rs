@@ -1,5 +1,7 @@
 //! The router: one module per path family.
 
+pub mod api;
+pub mod capture;
 pub mod definitions;
 pub mod flags;
 pub mod health;
@@ -56,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/_liveness", get(health::liveness))
         .route("/_readiness", get(health::readiness))
+        .merge(api::router())
+        .merge(capture::router())
         .fallback(|| async { ApiError::not_found("Route") })
         .layer(cors)
         .with_state(state)

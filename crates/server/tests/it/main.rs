@@ -1,4 +1,6 @@
 //! Server integration tests: the real app on a random port with its own SQLite database.
 
+mod capture;
 mod evaluation;
+mod management;
 mod support;

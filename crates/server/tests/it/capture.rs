@@ -1,0 +1,1 @@
+//! Capture endpoints against a live server.

@@ -1,0 +1,1 @@
+//! Management API against a live server.
