@@ -1,0 +1,113 @@
+//! Captured events and the flag-call history derived from `$feature_flag_called`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{micros, time, Db};
+use crate::{NewEvent, ProjectId, Result, StoreError};
+
+pub(super) async fn insert(db: &Db, project: ProjectId, events: &[NewEvent]) -> Result<u64> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let inserted_at = micros(crate::now());
+    let mut tx = db.write().await?;
+    let mut new = 0;
+    for e in events {
+        let uuid = e.uuid.to_string();
+        let at = micros(e.timestamp);
+        let written = sqlx::query(
+            "INSERT INTO events
+                 (project_id, uuid, event, distinct_id, properties, timestamp, inserted_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (project_id, uuid) DO NOTHING",
+        )
+        .bind(project.0)
+        .bind(&uuid)
+        .bind(&e.event)
+        .bind(&e.distinct_id)
+        .bind(serde_json::Value::Object(e.properties.clone()).to_string())
+        .bind(at)
+        .bind(inserted_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| {
+            if super::is_fk_violation(&err) {
+                StoreError::NotFound { entity: "project" }
+            } else {
+                err.into()
+            }
+        })?
+        .rows_affected();
+        if written == 0 {
+            continue; // a retried delivery: already stored, flag call included
+        }
+        new += 1;
+        if let Some(call) = e.flag_call() {
+            sqlx::query(
+                "INSERT INTO flag_calls
+                     (project_id, event_uuid, flag_key, response, distinct_id, person_id, at)
+                 VALUES (?, ?, ?, ?, ?,
+                     (SELECT person_id FROM person_distinct_ids
+                      WHERE project_id = ? AND distinct_id = ?),
+                     ?)
+                 ON CONFLICT (project_id, event_uuid) DO NOTHING",
+            )
+            .bind(project.0)
+            .bind(&uuid)
+            .bind(call.flag_key)
+            .bind(call.response.to_string())
+            .bind(&e.distinct_id)
+            .bind(project.0)
+            .bind(&e.distinct_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(new)
+}
+
+pub(super) async fn count(
+    db: &Db,
+    project: ProjectId,
+    distinct_id: &str,
+    event: &str,
+    since: DateTime<Utc>,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events
+         WHERE project_id = ?1 AND event = ?2 AND timestamp >= ?3
+           AND distinct_id IN (
+               SELECT distinct_id FROM person_distinct_ids
+               WHERE person_id = (SELECT person_id FROM person_distinct_ids
+                                  WHERE project_id = ?1 AND distinct_id = ?4)
+               UNION ALL SELECT ?4)",
+    )
+    .bind(project.0)
+    .bind(event)
+    .bind(micros(since))
+    .bind(distinct_id)
+    .fetch_one(&db.reader)
+    .await?;
+    Ok(super::count(n))
+}
+
+pub(super) async fn last_flag_calls(
+    db: &Db,
+    project: ProjectId,
+) -> Result<HashMap<String, DateTime<Utc>>> {
+    let rows = sqlx::query(
+        "SELECT flag_key, MAX(at) AS last_at FROM flag_calls WHERE project_id = ?
+         GROUP BY flag_key",
+    )
+    .bind(project.0)
+    .fetch_all(&db.reader)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("flag_key")?, time(r.try_get("last_at")?)?)))
+        .collect()
+}

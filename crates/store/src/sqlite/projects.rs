@@ -1,0 +1,192 @@
+//! Projects, their credentials and their group type mapping.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{is_unique_violation, micros, time, Db};
+use crate::keys::{self, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};
+use crate::{
+    CreatedProject, GroupType, Project, ProjectId, Result, StoreError, MAX_GROUP_TYPE_INDEX,
+};
+
+const COLUMNS: &str = "id, name, api_token, created_at";
+
+fn from_row(row: &SqliteRow) -> Result<Project> {
+    Ok(Project {
+        id: ProjectId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        api_token: row.try_get("api_token")?,
+        created_at: time(row.try_get("created_at")?)?,
+    })
+}
+
+pub(super) async fn create(db: &Db, name: &str) -> Result<CreatedProject> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(StoreError::invalid("name", "The name must not be empty."));
+    }
+    let api_token = keys::generate(PROJECT_TOKEN_PREFIX);
+    let secret_key = keys::generate(SECRET_KEY_PREFIX);
+    let personal_key = keys::generate(PERSONAL_KEY_PREFIX);
+    let now = crate::now();
+    let mut tx = db.write().await?;
+    let row = sqlx::query(
+        "INSERT INTO projects (name, api_token, secret_key_hash, personal_key_hash, created_at)
+         VALUES (?, ?, ?, ?, ?)
+         RETURNING id, name, api_token, created_at",
+    )
+    .bind(name)
+    .bind(&api_token)
+    .bind(keys::hash_key(&secret_key))
+    .bind(keys::hash_key(&personal_key))
+    .bind(micros(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    let project = from_row(&row)?;
+    tx.commit().await?;
+    Ok(CreatedProject {
+        project,
+        secret_key,
+        personal_key,
+    })
+}
+
+pub(super) async fn list(db: &Db) -> Result<Vec<Project>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM projects ORDER BY id"))
+        .fetch_all(&db.reader)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(super) async fn get(db: &Db, project: ProjectId) -> Result<Option<Project>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE id = ?"))
+        .bind(project.0)
+        .fetch_optional(&db.reader)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn by_token(db: &Db, token: &str) -> Result<Option<Project>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM projects WHERE api_token = ?"
+    ))
+    .bind(token)
+    .fetch_optional(&db.reader)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn by_personal_key(db: &Db, key: &str) -> Result<Option<Project>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM projects WHERE personal_key_hash = ?"
+    ))
+    .bind(keys::hash_key(key))
+    .fetch_optional(&db.reader)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn verify_key(
+    db: &Db,
+    project: ProjectId,
+    kind: KeyKind,
+    key: &str,
+) -> Result<bool> {
+    let sql = match kind {
+        KeyKind::Secret => "SELECT secret_key_hash FROM projects WHERE id = ?",
+        KeyKind::Personal => "SELECT personal_key_hash FROM projects WHERE id = ?",
+    };
+    let stored: Option<String> = sqlx::query_scalar(sql)
+        .bind(project.0)
+        .fetch_optional(&db.reader)
+        .await?;
+    Ok(stored.is_some_and(|s| keys::verify(&s, key)))
+}
+
+pub(super) async fn ensure_group_type(db: &Db, project: ProjectId, name: &str) -> Result<i64> {
+    if name.is_empty() {
+        return Err(StoreError::invalid(
+            "group_type",
+            "The group type name must not be empty.",
+        ));
+    }
+    // Fast path without the write lock: the type usually exists already.
+    let existing: Option<i64> = sqlx::query_scalar(
+        "SELECT group_type_index FROM group_types WHERE project_id = ? AND name = ?",
+    )
+    .bind(project.0)
+    .bind(name)
+    .fetch_optional(&db.reader)
+    .await?;
+    if let Some(index) = existing {
+        return Ok(index);
+    }
+
+    let mut tx = db.write().await?;
+    let existing: Option<i64> = sqlx::query_scalar(
+        "SELECT group_type_index FROM group_types WHERE project_id = ? AND name = ?",
+    )
+    .bind(project.0)
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(index) = existing {
+        return Ok(index);
+    }
+    let next: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(group_type_index) + 1, 0) FROM group_types WHERE project_id = ?",
+    )
+    .bind(project.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    if next > MAX_GROUP_TYPE_INDEX {
+        return Err(StoreError::invalid(
+            "group_type",
+            format!(
+                "A project has at most {} group types.",
+                MAX_GROUP_TYPE_INDEX + 1
+            ),
+        ));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO group_types (project_id, group_type_index, name, created_at)
+         VALUES (?, ?, ?, ?)",
+    )
+    .bind(project.0)
+    .bind(next)
+    .bind(name)
+    .bind(micros(crate::now()))
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if super::is_fk_violation(&e) => {
+            return Err(StoreError::NotFound { entity: "project" })
+        }
+        Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate { field: "name" }),
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(next)
+}
+
+pub(super) async fn group_types(
+    conn: &mut SqliteConnection,
+    project: ProjectId,
+) -> Result<Vec<GroupType>> {
+    let rows = sqlx::query(
+        "SELECT group_type_index, name FROM group_types WHERE project_id = ?
+         ORDER BY group_type_index",
+    )
+    .bind(project.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GroupType {
+                group_type_index: r.try_get("group_type_index")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,274 @@
+//! The [`Store`] trait: every durable operation Vexil performs, independent of the database.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use vexil_engine::Definitions;
+
+use crate::{
+    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagQuery,
+    FlagUpdate, Group, GroupType, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person,
+    PersonUpdate, Project, ProjectId, Properties, Result,
+};
+
+/// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
+/// share it as `Arc<dyn Store>`.
+///
+/// Every operation is scoped by project: an id of another project behaves as if it did not
+/// exist. Writes return only after they are durable (committed).
+#[async_trait]
+pub trait Store: Send + Sync {
+    // ---- lifecycle ----
+
+    /// Closes the connections, waiting for running operations; later calls fail.
+    async fn close(&self);
+
+    // ---- projects ----
+
+    /// Creates a project and its credentials. The returned secret and personal keys are never
+    /// retrievable again: only their hashes are stored.
+    async fn create_project(&self, name: &str) -> Result<CreatedProject>;
+
+    /// All projects, oldest first.
+    async fn list_projects(&self) -> Result<Vec<Project>>;
+
+    /// The project with this id.
+    async fn get_project(&self, project: ProjectId) -> Result<Option<Project>>;
+
+    /// The project whose public token (`phc_…`) this is.
+    async fn project_by_token(&self, token: &str) -> Result<Option<Project>>;
+
+    /// The project a personal API key (`phx_…`) belongs to (by hash).
+    async fn project_by_personal_key(&self, key: &str) -> Result<Option<Project>>;
+
+    /// Whether `key` is the project's secret or personal key. `false` for unknown projects.
+    async fn verify_key(&self, project: ProjectId, kind: KeyKind, key: &str) -> Result<bool>;
+
+    /// The index of group type `name`, assigning the next free index (0–4) on first use.
+    /// A sixth type is [`crate::StoreError::Invalid`].
+    async fn ensure_group_type(&self, project: ProjectId, name: &str) -> Result<i64>;
+
+    /// The project's group type mapping, by index.
+    async fn group_types(&self, project: ProjectId) -> Result<Vec<GroupType>>;
+
+    // ---- feature flags ----
+
+    /// Creates a flag at version 1 and logs `created`. A key held by a non-deleted flag is
+    /// [`crate::StoreError::Duplicate`]; a soft-deleted flag's key may be reused.
+    async fn create_flag(&self, project: ProjectId, flag: &NewFlag) -> Result<FeatureFlag>;
+
+    /// Applies `update`, bumps the version and logs the change, atomically. With
+    /// `expected_version`, a different stored version is [`crate::StoreError::Conflict`] and
+    /// nothing changes.
+    async fn update_flag(
+        &self,
+        project: ProjectId,
+        id: i64,
+        update: &FlagUpdate,
+        expected_version: Option<i64>,
+        actor: Option<&str>,
+    ) -> Result<FeatureFlag>;
+
+    /// Soft-deletes a flag (an update setting `deleted`, logged as `deleted`).
+    async fn delete_flag(
+        &self,
+        project: ProjectId,
+        id: i64,
+        expected_version: Option<i64>,
+        actor: Option<&str>,
+    ) -> Result<FeatureFlag> {
+        self.update_flag(project, id, &FlagUpdate::delete(), expected_version, actor)
+            .await
+    }
+
+    /// A flag by id, deleted or not.
+    async fn get_flag(&self, project: ProjectId, id: i64) -> Result<Option<FeatureFlag>>;
+
+    /// The non-deleted flag with this key.
+    async fn get_flag_by_key(&self, project: ProjectId, key: &str) -> Result<Option<FeatureFlag>>;
+
+    /// Non-deleted flags matching `query`, newest first.
+    async fn list_flags(
+        &self,
+        project: ProjectId,
+        query: &FlagQuery,
+    ) -> Result<Listing<FeatureFlag>>;
+
+    /// Activity-log entries of one flag (`Some(id)`) or of all flags, newest first.
+    async fn flag_activity(
+        &self,
+        project: ProjectId,
+        flag: Option<i64>,
+        page: Page,
+    ) -> Result<Listing<ActivityEntry>>;
+
+    /// The project's local-evaluation definitions: non-deleted flags (minus remote
+    /// configuration), the group type mapping, and the referenced dynamic cohorts.
+    async fn definitions(&self, project: ProjectId) -> Result<Definitions>;
+
+    // ---- cohorts ----
+
+    /// Creates a cohort at version 1.
+    async fn create_cohort(&self, project: ProjectId, cohort: &NewCohort) -> Result<Cohort>;
+
+    /// Applies `update` and bumps the version; `expected_version` as for flags.
+    async fn update_cohort(
+        &self,
+        project: ProjectId,
+        id: i64,
+        update: &CohortUpdate,
+        expected_version: Option<i64>,
+    ) -> Result<Cohort>;
+
+    /// A cohort by id, deleted or not.
+    async fn get_cohort(&self, project: ProjectId, id: i64) -> Result<Option<Cohort>>;
+
+    /// Non-deleted cohorts, newest first.
+    async fn list_cohorts(&self, project: ProjectId, page: Page) -> Result<Listing<Cohort>>;
+
+    /// Adds distinct ids to a static cohort; returns how many were new. A dynamic cohort is
+    /// [`crate::StoreError::Invalid`].
+    async fn add_cohort_members(
+        &self,
+        project: ProjectId,
+        cohort: i64,
+        distinct_ids: &[String],
+    ) -> Result<u64>;
+
+    /// Removes distinct ids from a static cohort; returns how many were members.
+    async fn remove_cohort_members(
+        &self,
+        project: ProjectId,
+        cohort: i64,
+        distinct_ids: &[String],
+    ) -> Result<u64>;
+
+    /// A static cohort's member distinct ids, in insertion order.
+    async fn cohort_members(
+        &self,
+        project: ProjectId,
+        cohort: i64,
+        page: Page,
+    ) -> Result<Listing<String>>;
+
+    /// How many distinct ids a static cohort lists.
+    async fn count_cohort_members(&self, project: ProjectId, cohort: i64) -> Result<u64>;
+
+    /// Ids of the non-deleted static cohorts listing `distinct_id` or any other distinct id of
+    /// the same person.
+    async fn static_cohorts_for(
+        &self,
+        project: ProjectId,
+        distinct_id: &str,
+    ) -> Result<HashSet<i64>>;
+
+    // ---- persons and groups ----
+
+    /// Applies `$set` / `$set_once` / `$unset` to the person behind `distinct_id`, creating
+    /// the person if needed.
+    async fn apply_person_update(
+        &self,
+        project: ProjectId,
+        distinct_id: &str,
+        update: &PersonUpdate,
+    ) -> Result<Person>;
+
+    /// `$identify`: joins `anon_distinct_id` to `distinct_id`'s person. If only one of them has
+    /// a person, the other id is attached to it; if neither, one person gets both; if both,
+    /// the anonymous person is merged into the identified one (its ids, hash-key overrides and
+    /// the properties the kept person lacks) — unless it is itself identified or either id is a
+    /// placeholder ([`crate::is_illegal_merge_id`]), in which case nothing is merged. The
+    /// returned person is `distinct_id`'s and is marked identified.
+    async fn identify(
+        &self,
+        project: ProjectId,
+        distinct_id: &str,
+        anon_distinct_id: &str,
+    ) -> Result<Person>;
+
+    /// `$create_alias`: merges `alias` into `distinct_id`'s person, by the rules of
+    /// [`Store::identify`].
+    async fn alias(&self, project: ProjectId, distinct_id: &str, alias: &str) -> Result<Person> {
+        self.identify(project, distinct_id, alias).await
+    }
+
+    /// The person behind `distinct_id`, with all their distinct ids.
+    async fn get_person(&self, project: ProjectId, distinct_id: &str) -> Result<Option<Person>>;
+
+    /// Deletes a person with their distinct ids and hash-key overrides; `false` if unknown.
+    async fn delete_person(&self, project: ProjectId, uuid: Uuid) -> Result<bool>;
+
+    /// `$groupidentify`: creates the group if needed and overwrites the given properties.
+    async fn upsert_group(
+        &self,
+        project: ProjectId,
+        group_type_index: i64,
+        group_key: &str,
+        set: &Properties,
+    ) -> Result<Group>;
+
+    /// A stored group.
+    async fn get_group(
+        &self,
+        project: ProjectId,
+        group_type_index: i64,
+        group_key: &str,
+    ) -> Result<Option<Group>>;
+
+    // ---- experience continuity (§8.2) ----
+
+    /// Stored hash keys by flag key for the persons of `distinct_ids`; where several persons
+    /// have one for the same flag, the earliest distinct id in the slice wins.
+    async fn get_hash_key_overrides(
+        &self,
+        project: ProjectId,
+        distinct_ids: &[&str],
+    ) -> Result<HashMap<String, String>>;
+
+    /// Stores `hash_key` for each flag key and each existing person of `distinct_ids`,
+    /// keeping overrides that already exist. Returns how many rows were written.
+    async fn insert_hash_key_overrides(
+        &self,
+        project: ProjectId,
+        distinct_ids: &[&str],
+        flag_keys: &[&str],
+        hash_key: &str,
+    ) -> Result<u64>;
+
+    // ---- events ----
+
+    /// Stores a batch in one transaction; events whose uuid is already stored are skipped.
+    /// `$feature_flag_called` events are also recorded as flag calls. Returns how many events
+    /// were new, once committed.
+    async fn insert_events(&self, project: ProjectId, events: &[NewEvent]) -> Result<u64>;
+
+    /// How many `event` events the person behind `distinct_id` (through any of their distinct
+    /// ids) performed at or after `since`.
+    async fn count_events(
+        &self,
+        project: ProjectId,
+        distinct_id: &str,
+        event: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// When each flag key was last reported by `$feature_flag_called`.
+    async fn last_flag_calls(&self, project: ProjectId) -> Result<HashMap<String, DateTime<Utc>>>;
+
+    // ---- hot path ----
+
+    /// Everything per-request an evaluation reads from storage, in as few round trips as the
+    /// backend allows: the person's properties, their static cohorts, the given groups'
+    /// properties (`(group type index, group key)`), and — when `want_hash_keys` — the
+    /// hash-key overrides of `distinct_id` and `anon_distinct_id` (the former winning).
+    async fn evaluation_inputs(
+        &self,
+        project: ProjectId,
+        distinct_id: &str,
+        groups: &[(i64, &str)],
+        want_hash_keys: bool,
+        anon_distinct_id: Option<&str>,
+    ) -> Result<EvalInputs>;
+}

@@ -1,0 +1,141 @@
+//! Captured events and flag-call history.
+
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::json;
+use uuid::Uuid;
+use vexil_store::{NewEvent, PersonUpdate, ProjectId, StoreError};
+
+use super::{props, TestDb};
+
+fn event(name: &str, distinct_id: &str, minutes: i64) -> NewEvent {
+    NewEvent {
+        uuid: Uuid::new_v4(),
+        event: name.into(),
+        distinct_id: distinct_id.into(),
+        properties: props(json!({"$lib": "posthog-python"})),
+        timestamp: base() + Duration::minutes(minutes),
+    }
+}
+
+fn flag_called(key: &str, response: serde_json::Value, minutes: i64) -> NewEvent {
+    let mut e = event("$feature_flag_called", "u1", minutes);
+    e.properties = props(json!({"$feature_flag": key, "$feature_flag_response": response}));
+    e
+}
+
+fn base() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap()
+}
+
+pub async fn batch_insert_is_idempotent_by_uuid(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    let batch = vec![
+        event("$pageview", "u1", 0),
+        event("$pageview", "u1", 1),
+        event("signup", "u1", 2),
+    ];
+    assert_eq!(s.insert_events(p, &batch).await.unwrap(), 3);
+    assert_eq!(
+        s.insert_events(p, &batch).await.unwrap(),
+        0,
+        "a retried batch"
+    );
+    let mut mixed = batch.clone();
+    mixed.push(event("$pageview", "u1", 3));
+    mixed.push(mixed[0].clone()); // duplicate inside one batch
+    assert_eq!(s.insert_events(p, &mixed).await.unwrap(), 1);
+    assert_eq!(s.insert_events(p, &[]).await.unwrap(), 0);
+    assert_eq!(
+        s.count_events(p, "u1", "$pageview", base()).await.unwrap(),
+        3
+    );
+
+    // The same uuid in another project is another event.
+    let q = db.project("B").await.project.id;
+    assert_eq!(s.insert_events(q, &batch).await.unwrap(), 3);
+}
+
+pub async fn count_events_follows_the_person(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    s.insert_events(
+        p,
+        &[
+            event("purchase", "anon", -10),
+            event("purchase", "anon", 5),
+            event("purchase", "user", 6),
+            event("purchase", "stranger", 7),
+            event("refund", "user", 8),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.count_events(p, "user", "purchase", base()).await.unwrap(),
+        1
+    );
+    s.apply_person_update(p, "anon", &PersonUpdate::default())
+        .await
+        .unwrap();
+    s.identify(p, "user", "anon").await.unwrap();
+    assert_eq!(
+        s.count_events(p, "user", "purchase", base()).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_events(p, "anon", "purchase", base()).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_events(p, "user", "purchase", base() - Duration::hours(1))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.count_events(p, "user", "purchase", base() + Duration::minutes(6))
+            .await
+            .unwrap(),
+        1,
+        "since is inclusive"
+    );
+    assert_eq!(
+        s.count_events(p, "nobody", "purchase", base())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+pub async fn flag_calls_are_recorded_once(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    let late = flag_called("beta", json!(true), 30);
+    let batch = vec![
+        flag_called("beta", json!(false), 10),
+        late.clone(),
+        flag_called("exp", json!("test"), 20),
+        event("$feature_flag_called", "u1", 99), // names no flag: stored, not a call
+    ];
+    assert_eq!(s.insert_events(p, &batch).await.unwrap(), 4);
+    let calls = s.last_flag_calls(p).await.unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls["beta"], base() + Duration::minutes(30));
+    assert_eq!(calls["exp"], base() + Duration::minutes(20));
+    assert_eq!(s.insert_events(p, &[late]).await.unwrap(), 0);
+    let q = db.project("B").await.project.id;
+    assert!(s.last_flag_calls(q).await.unwrap().is_empty());
+}
+
+pub async fn unknown_project_is_not_found(db: &mut TestDb) {
+    let err = db
+        .store
+        .insert_events(ProjectId(999_999), &[event("$pageview", "u1", 0)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "project" }),
+        "{err:?}"
+    );
+}
