@@ -5,6 +5,8 @@
 //! event's `properties` (`token`, `$token`, as posthog-js sends it). The distinct id may be on the
 //! event or in its `properties`.
 
+use std::fmt;
+
 use serde_json::{Map, Value};
 use vexil_engine::Properties;
 
@@ -100,16 +102,9 @@ pub fn parse(body: Value) -> Result<CaptureBatch, CaptureError> {
     match body {
         Value::Object(mut map) => match field::take(&mut map, &["batch"]) {
             Some((_, batch)) => parse_batch(map, batch),
-            None => collect(None, vec![(String::new(), Value::Object(map))], None, false),
+            None => collect(None, vec![Value::Object(map)], Place::Single, None, false),
         },
-        Value::Array(items) => {
-            let items = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (format!("[{i}]."), v))
-                .collect();
-            collect(None, items, None, false)
-        }
+        Value::Array(items) => collect(None, items, Place::Array, None, false),
         _ => Err(CaptureError::InvalidShape),
     }
 }
@@ -121,18 +116,48 @@ fn parse_batch(mut map: Map<String, Value>, batch: Value) -> Result<CaptureBatch
     let Value::Array(items) = batch else {
         return Err(FieldError::new("batch", "an array").into());
     };
-    let items = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("batch[{i}]."), v))
-        .collect();
-    collect(token, items, sent_at, historical.unwrap_or(false))
+    collect(
+        token,
+        items,
+        Place::Batch,
+        sent_at,
+        historical.unwrap_or(false),
+    )
 }
 
-/// Parses `(path prefix, event)` pairs and settles the token.
+/// Where the events sit in the body, for error paths (`batch[2].event`).
+#[derive(Clone, Copy)]
+enum Place {
+    Single,
+    Array,
+    Batch,
+}
+
+/// The path prefix of one event's fields, formatted only when an error names it.
+#[derive(Clone, Copy)]
+struct EventPath(Place, usize);
+
+impl fmt::Display for EventPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Place::Single => Ok(()),
+            Place::Array => write!(f, "[{}].", self.1),
+            Place::Batch => write!(f, "batch[{}].", self.1),
+        }
+    }
+}
+
+impl EventPath {
+    fn field(self, name: &str) -> String {
+        format!("{self}{name}")
+    }
+}
+
+/// Parses the events and settles the token.
 fn collect(
     token: Option<String>,
-    items: Vec<(String, Value)>,
+    items: Vec<Value>,
+    place: Place,
     sent_at: Option<String>,
     historical_migration: bool,
 ) -> Result<CaptureBatch, CaptureError> {
@@ -142,8 +167,8 @@ fn collect(
     let mut token = token.filter(|t| !t.is_empty());
     let trust_events = token.is_none();
     let mut events = Vec::with_capacity(items.len());
-    for (prefix, item) in items {
-        let (event, event_token) = parse_event(&prefix, item)?;
+    for (i, item) in items.into_iter().enumerate() {
+        let (event, event_token) = parse_event(EventPath(place, i), item)?;
         if trust_events {
             if let Some(t) = Event::token(event_token.as_deref(), &event.properties) {
                 match &token {
@@ -164,12 +189,13 @@ fn collect(
 }
 
 /// One event, with the token found on it (not in its properties).
-fn parse_event(prefix: &str, item: Value) -> Result<(Event, Option<String>), CaptureError> {
-    let at = |e: FieldError| FieldError::new(format!("{prefix}{}", e.field), e.expected);
-    let missing = |name: &str| CaptureError::MissingField(format!("{prefix}{name}"));
+fn parse_event(path: EventPath, item: Value) -> Result<(Event, Option<String>), CaptureError> {
+    let at = |e: FieldError| FieldError::new(path.field(&e.field), e.expected);
+    let missing = |name: &str| CaptureError::MissingField(path.field(name));
     let Value::Object(mut m) = item else {
-        let name = prefix.strip_suffix('.').unwrap_or("event");
-        return Err(FieldError::new(name.to_owned(), "an object").into());
+        let prefix = path.to_string();
+        let name = prefix.strip_suffix('.').unwrap_or("event").to_owned();
+        return Err(FieldError::new(name, "an object").into());
     };
     let m = &mut m;
     let token = field::optional(m, &TOKEN_FIELDS, field::string).map_err(at)?;

@@ -164,7 +164,8 @@ impl FlagsRequest {
     /// An absent distinct id becomes `""`: callers reject such requests (400) before
     /// evaluating, unless `disable_flags`, in which case nothing is evaluated. Stored
     /// properties, hash-key overrides, static cohorts and behavioural data are left for the
-    /// caller to fill in; the `$device_id` person-property fallback is the engine's.
+    /// caller to fill in, as is `include` (see [`FlagFilter`]); the `$device_id`
+    /// person-property fallback is the engine's.
     pub fn context(&self, now: DateTime<Utc>) -> Context<'_> {
         let mut ctx = Context::new(self.distinct_id.as_deref().unwrap_or(""), now);
         ctx.device_id = self.device_id.as_deref();

@@ -79,7 +79,8 @@ pub struct RuntimeHints<'a> {
 
 /// The per-request flag filter of spec §1.5 step 8.
 ///
-/// Flags it rejects are omitted from the response (and count as `false` for dependencies).
+/// Flags it rejects are omitted from the response and count as `false` for dependencies; plug
+/// it into the engine as `ctx.include = Some(&|f| filter.keeps(f))`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlagFilter<'a> {
     /// `only_evaluate_survey_feature_flags`: keep only keys starting with `survey-targeting-`.

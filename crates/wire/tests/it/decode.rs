@@ -90,8 +90,8 @@ fn base64_json_bodies() {
         decode(enc(None, None, Some("base64")), b64.as_bytes()).unwrap(),
         expected()
     );
-    // Without the parameter, the fallback still applies; percent-encoded, unpadded and with
-    // spaces (a `+` turned into a space by some proxies is not recoverable; spaces are dropped).
+    // Without the parameter the fallback still applies: unpadded, percent-encoded, or with
+    // spaces inserted (which are stripped).
     let unpadded = b64.trim_end_matches('=');
     assert_eq!(
         decode(enc(None, None, None), unpadded.as_bytes()).unwrap(),
@@ -103,6 +103,11 @@ fn base64_json_bodies() {
         .replace('/', "%2F");
     assert_eq!(
         decode(enc(None, None, None), percent.as_bytes()).unwrap(),
+        expected()
+    );
+    let spaced = format!("{} {}", &b64[..8], &b64[8..]);
+    assert_eq!(
+        decode(enc(None, None, None), spaced.as_bytes()).unwrap(),
         expected()
     );
 }

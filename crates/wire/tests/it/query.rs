@@ -2,13 +2,14 @@
 //! per-request flag filter (§1.5 step 8).
 
 use serde_json::json;
+use vexil_engine::{evaluate, CompiledFlag, Context};
 use vexil_wire::request::EffectiveQuery;
 use vexil_wire::{
     Compression, EvaluationRuntime, FlagFilter, FlagsQuery, FlagsRequest, ResponseShape,
     RuntimeHints,
 };
 
-use crate::support::project;
+use crate::support::{now, project};
 
 #[test]
 fn parses_parameters_and_aliases() {
@@ -158,6 +159,13 @@ fn flag_filter_runtime_tags_and_surveys() {
         kept(&server),
         ["any", "srv", "all", "weird", "tagged", "survey-targeting-x"]
     );
+    // The same filter drives the engine's `include` predicate.
+    let keep = |f: &CompiledFlag| server.keeps(f);
+    let mut ctx = Context::new("u", now());
+    ctx.include = Some(&keep);
+    let evaluation = evaluate(&project, &ctx);
+    assert!(evaluation.get("srv").is_some() && evaluation.get("cli").is_none());
+
     let unknown = FlagFilter::default();
     assert_eq!(
         kept(&unknown),
