@@ -35,6 +35,7 @@ mod error;
 mod evaluation;
 mod event;
 mod flag;
+mod group;
 mod keys;
 mod page;
 mod person;
@@ -53,9 +54,10 @@ pub use flag::{
     validate_key, ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagQuery,
     FlagUpdate, NewFlag, MAX_FLAG_KEY_LEN,
 };
+pub use group::Group;
 pub use keys::{hash_key, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};
 pub use page::{Listing, Page};
-pub use person::{is_illegal_merge_id, Group, Person, PersonUpdate};
+pub use person::{is_illegal_merge_id, Person, PersonUpdate};
 pub use project::{CreatedProject, GroupType, Project, ProjectId, MAX_GROUP_TYPE_INDEX};
 pub use store::Store;
 pub use vexil_engine::Properties;

@@ -1,4 +1,4 @@
-//! Persons and groups as capture writes them: `$set` / `$set_once` / `$unset`, and the merge
+//! Persons as capture writes them: `$set` / `$set_once` / `$unset`, and the merge
 //! rules of `$identify` / `$create_alias`.
 
 use chrono::{DateTime, Utc};
@@ -93,21 +93,6 @@ pub fn is_illegal_merge_id(distinct_id: &str) -> bool {
         || CASE_INSENSITIVE
             .iter()
             .any(|id| id.eq_ignore_ascii_case(trimmed))
-}
-
-/// A group (B2B entity) of one group type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Group {
-    /// The group type index (0–4).
-    pub group_type_index: i64,
-    /// The group's key (e.g. a company id).
-    pub group_key: String,
-    /// Stored properties.
-    pub properties: Properties,
-    /// First seen.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

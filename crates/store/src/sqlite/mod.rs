@@ -10,6 +10,7 @@ mod cohorts;
 mod evaluation;
 mod events;
 mod flags;
+mod groups;
 mod migrate;
 mod overrides;
 mod persons;
@@ -353,7 +354,7 @@ impl Store for SqliteStore {
         group_key: &str,
         set: &Properties,
     ) -> Result<Group> {
-        persons::upsert_group(&self.db, project, group_type_index, group_key, set).await
+        groups::upsert(&self.db, project, group_type_index, group_key, set).await
     }
 
     async fn get_group(
@@ -363,7 +364,7 @@ impl Store for SqliteStore {
         group_key: &str,
     ) -> Result<Option<Group>> {
         let mut conn = self.db.reader.acquire().await?;
-        persons::get_group(&mut conn, project, group_type_index, group_key).await
+        groups::get(&mut conn, project, group_type_index, group_key).await
     }
 
     async fn get_hash_key_overrides(

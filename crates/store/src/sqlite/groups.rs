@@ -1,0 +1,96 @@
+//! Groups (`$groupidentify`): properties per (group type index, group key).
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{json, micros, time, Db};
+use crate::{Group, ProjectId, Properties, Result, StoreError, MAX_GROUP_TYPE_INDEX};
+
+fn check_group_type_index(index: i64) -> Result<()> {
+    if (0..=MAX_GROUP_TYPE_INDEX).contains(&index) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(
+            "group_type_index",
+            format!("The group type index must be between 0 and {MAX_GROUP_TYPE_INDEX}."),
+        ))
+    }
+}
+
+fn group_from_row(row: &SqliteRow) -> Result<Group> {
+    Ok(Group {
+        group_type_index: row.try_get("group_type_index")?,
+        group_key: row.try_get("group_key")?,
+        properties: json(row.try_get("properties")?, "group properties")?,
+        created_at: time(row.try_get("created_at")?)?,
+        updated_at: time(row.try_get("updated_at")?)?,
+    })
+}
+
+pub(super) async fn get(
+    conn: &mut SqliteConnection,
+    project: ProjectId,
+    group_type_index: i64,
+    group_key: &str,
+) -> Result<Option<Group>> {
+    let row = sqlx::query(
+        "SELECT group_type_index, group_key, properties, created_at, updated_at
+         FROM project_groups WHERE project_id = ? AND group_type_index = ? AND group_key = ?",
+    )
+    .bind(project.0)
+    .bind(group_type_index)
+    .bind(group_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(group_from_row).transpose()
+}
+
+pub(super) async fn upsert(
+    db: &Db,
+    project: ProjectId,
+    group_type_index: i64,
+    group_key: &str,
+    set: &Properties,
+) -> Result<Group> {
+    check_group_type_index(group_type_index)?;
+    if group_key.is_empty() {
+        return Err(StoreError::invalid(
+            "group_key",
+            "The group key must not be empty.",
+        ));
+    }
+    let now = crate::now();
+    let mut tx = db.write().await?;
+    let mut props = get(&mut tx, project, group_type_index, group_key)
+        .await?
+        .map(|g| g.properties)
+        .unwrap_or_default();
+    props.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    sqlx::query(
+        "INSERT INTO project_groups
+             (project_id, group_type_index, group_key, properties, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (project_id, group_type_index, group_key)
+         DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
+    )
+    .bind(project.0)
+    .bind(group_type_index)
+    .bind(group_key)
+    .bind(serde_json::Value::Object(props).to_string())
+    .bind(micros(now))
+    .bind(micros(now))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| {
+        if super::is_fk_violation(&e) {
+            StoreError::NotFound { entity: "project" }
+        } else {
+            e.into()
+        }
+    })?;
+    let group = get(&mut tx, project, group_type_index, group_key)
+        .await?
+        .ok_or(StoreError::NotFound { entity: "group" })?;
+    tx.commit().await?;
+    Ok(group)
+}
