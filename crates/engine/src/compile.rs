@@ -293,7 +293,14 @@ impl CompiledProject {
             .collect();
         let cohorts = CohortSet::compile(&defs.cohorts, opts);
 
-        let live: Vec<&FlagDefinition> = defs.flags.iter().filter(|f| !f.deleted).collect();
+        // Keys are unique per project; if a payload repeats one, the first definition wins so
+        // that every response map has one entry per key.
+        let mut seen = std::collections::HashSet::new();
+        let live: Vec<&FlagDefinition> = defs
+            .flags
+            .iter()
+            .filter(|f| !f.deleted && seen.insert(f.key.as_str()))
+            .collect();
         let mut by_key = HashMap::with_capacity(live.len());
         let mut by_id = HashMap::with_capacity(live.len());
         for (i, f) in live.iter().enumerate() {

@@ -575,3 +575,14 @@ fn excluded_flags_are_omitted_and_count_as_false_for_dependents() {
     assert!(eval.get("server-only").is_none());
     assert_eq!(eval.get("needs-it-off").unwrap().value, FlagValue::True);
 }
+
+#[test]
+fn a_repeated_key_keeps_the_first_definition() {
+    let p = project(json!({"flags": [
+        {"id": 1, "key": "dup", "active": true, "filters": {"groups": [{}]}},
+        {"id": 2, "key": "dup", "active": true, "filters": {"groups": [{"rollout_percentage": 0}]}}
+    ]}));
+    let eval = evaluate(&p, &Context::new("u", now()));
+    assert_eq!(eval.flags.len(), 1);
+    assert_eq!(eval.flags[0].flag.id(), 1);
+}
