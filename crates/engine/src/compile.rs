@@ -42,6 +42,100 @@ pub struct CompiledProject {
     pub(crate) by_key: HashMap<Box<str>, usize>,
     pub(crate) cohorts: CohortSet,
     pub(crate) group_types: BTreeMap<i64, Box<str>>,
+    requirements: Requirements,
+}
+
+/// Which stored data an evaluation of this project can read: lets a server skip the per-request
+/// database lookup when the request itself carries every property the flags read (as PostHog
+/// does), without changing any result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    /// Person property keys read by active flags (enrollment keys included).
+    pub person_keys: std::collections::BTreeSet<Box<str>>,
+    /// Group property keys read by active flags, by group type index.
+    pub group_keys: BTreeMap<i64, std::collections::BTreeSet<Box<str>>>,
+    /// Whether any active flag uses a cohort (membership and cohort properties are stored data).
+    pub cohorts: bool,
+    /// Whether any active flag uses experience continuity (stored hash keys).
+    pub continuity: bool,
+}
+
+impl Requirements {
+    fn add_condition(&mut self, c: &CompiledCondition) {
+        self.cohorts |= !c.cohorts.is_empty();
+        for f in &c.filters {
+            if let ConditionFilter::Property { source, key, .. } = f {
+                match source {
+                    Source::Person => {
+                        self.person_keys.insert(key.name.clone());
+                    }
+                    Source::Group(index) => {
+                        if let Some(index) = index.or(c.aggregation) {
+                            self.group_keys
+                                .entry(index)
+                                .or_default()
+                                .insert(key.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_flag(&mut self, flag: &CompiledFlag) {
+        let FlagBody::Rules(rules) = &flag.body else {
+            return;
+        };
+        if !flag.active {
+            return;
+        }
+        self.continuity |= rules.continuity;
+        rules.conditions.iter().for_each(|c| self.add_condition(c));
+        match &rules.enrollment {
+            Enrollment::None => {}
+            Enrollment::Feature(key) => {
+                self.person_keys.insert(key.clone());
+            }
+            Enrollment::SuperGroup(cond, keys) => {
+                self.add_condition(cond);
+                self.person_keys.extend(keys.iter().cloned());
+            }
+        }
+    }
+
+    /// Whether a request carrying these person properties and these groups' properties can be
+    /// evaluated without stored data (stored values would all be overridden or unused).
+    pub fn covered_by<'a>(
+        &self,
+        person: Option<&'a crate::Properties>,
+        group_properties: impl Fn(i64) -> GroupCoverage<'a>,
+    ) -> bool {
+        if self.cohorts || self.continuity {
+            return false;
+        }
+        let has = |m: Option<&crate::Properties>, k: &str| m.is_some_and(|m| m.contains_key(k));
+        self.person_keys
+            .iter()
+            .all(|k| &**k == "distinct_id" || has(person, k))
+            && self
+                .group_keys
+                .iter()
+                .all(|(index, keys)| match group_properties(*index) {
+                    GroupCoverage::NotInRequest => true,
+                    GroupCoverage::Properties(props) => {
+                        keys.iter().all(|k| &**k == "$group_key" || has(props, k))
+                    }
+                })
+    }
+}
+
+/// How a request covers one group type, for [`Requirements::covered_by`].
+#[derive(Debug, Clone, Copy)]
+pub enum GroupCoverage<'a> {
+    /// The request names no group of this type: its conditions are skipped, nothing to read.
+    NotInRequest,
+    /// The request names a group of this type, with these properties (if any).
+    Properties(Option<&'a crate::Properties>),
 }
 
 /// One compiled flag.
@@ -339,12 +433,15 @@ impl CompiledProject {
             .collect();
 
         let order = dependency_order(&mut flags);
+        let mut requirements = Requirements::default();
+        flags.iter().for_each(|f| requirements.add_flag(f));
         CompiledProject {
             flags,
             order,
             by_key,
             cohorts,
             group_types,
+            requirements,
         }
     }
 
@@ -374,6 +471,11 @@ impl CompiledProject {
     /// The flag with this key.
     pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
         self.by_key.get(key).map(|&i| &self.flags[i])
+    }
+
+    /// The stored data evaluations of this project can read.
+    pub fn requirements(&self) -> &Requirements {
+        &self.requirements
     }
 
     /// Group type name for an index.

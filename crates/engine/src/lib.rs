@@ -43,7 +43,7 @@ pub mod property;
 pub mod reason;
 mod version;
 
-pub use compile::{CompiledFlag, CompiledProject, DefinitionError};
+pub use compile::{CompiledFlag, CompiledProject, DefinitionError, GroupCoverage, Requirements};
 pub use context::{BehavioralData, Context, Properties};
 pub use eval::evaluate;
 pub use model::{Definitions, FlagDefinition};

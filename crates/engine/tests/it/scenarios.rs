@@ -586,3 +586,29 @@ fn a_repeated_key_keeps_the_first_definition() {
     assert_eq!(eval.flags.len(), 1);
     assert_eq!(eval.flags[0].flag.id(), 1);
 }
+
+#[test]
+fn requirements_list_what_stored_data_flags_read() {
+    use vexil_engine::GroupCoverage;
+    let p = project(json!({
+        "group_type_mapping": {"0": "company"},
+        "flags": [
+            flag("a", json!({"groups": [{"properties": [{"key": "email", "operator": "icontains", "value": "@x"}]}]})),
+            flag("g", json!({"aggregation_group_type_index": 0, "groups": [{"properties": [
+                {"key": "seats", "type": "group", "group_type_index": 0, "operator": "gt", "value": 1}]}]})),
+            {"id": 9, "key": "off", "active": false, "filters": {"groups": [{"properties": [{"key": "id", "type": "cohort", "value": 1}]}]}}
+        ]
+    }));
+    let req = p.requirements();
+    assert!(!req.cohorts, "inactive flags do not count");
+    let person = json!({"email": "a@x.com"});
+    let company = json!({"seats": 3});
+    assert!(req.covered_by(person.as_object(), |_| GroupCoverage::NotInRequest));
+    assert!(
+        req.covered_by(person.as_object(), |_| GroupCoverage::Properties(
+            company.as_object()
+        ))
+    );
+    assert!(!req.covered_by(person.as_object(), |_| GroupCoverage::Properties(None)));
+    assert!(!req.covered_by(None, |_| GroupCoverage::NotInRequest));
+}

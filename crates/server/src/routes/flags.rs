@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Map, Value};
-use vexil_engine::{evaluate, CompiledFlag, Context};
+use vexil_engine::{evaluate, CompiledFlag, Context, GroupCoverage};
 use vexil_store::{EvalInputs, ProjectId};
 use vexil_wire::request::{FlagFilter, FlagsQuery, FlagsRequest, ResponseShape, RuntimeHints};
 use vexil_wire::response::{ConfigFields, Envelope, FlagsResponse};
@@ -124,7 +124,18 @@ async fn handle(
         .into_response();
     };
 
-    let stored = load_inputs(&state, &snapshot, &request, distinct_id).await;
+    // Like PostHog, skip the database when the request carries every property the flags read.
+    let covered = snapshot
+        .compiled
+        .requirements()
+        .covered_by(request.person_properties.as_ref(), |index| {
+            group_coverage(&snapshot, &request, index)
+        });
+    let stored = if covered {
+        Ok(EvalInputs::default())
+    } else {
+        load_inputs(&state, &snapshot, &request, distinct_id).await
+    };
     let hints = RuntimeHints {
         user_agent: headers
             .get(header::USER_AGENT)
@@ -218,6 +229,35 @@ async fn load_inputs(
             Err(())
         }
     }
+}
+
+fn group_coverage<'r>(
+    snapshot: &ProjectSnapshot,
+    request: &'r FlagsRequest,
+    index: i64,
+) -> GroupCoverage<'r> {
+    let Some(name) = snapshot.compiled.group_type(index) else {
+        return GroupCoverage::NotInRequest;
+    };
+    let supplied = request
+        .groups
+        .as_ref()
+        .and_then(|g| g.get(name))
+        .is_some_and(|key| match key {
+            Value::String(s) => !s.is_empty(),
+            Value::Number(_) => true,
+            _ => false,
+        });
+    if !supplied {
+        return GroupCoverage::NotInRequest;
+    }
+    GroupCoverage::Properties(
+        request
+            .group_properties
+            .as_ref()
+            .and_then(|g| g.get(name))
+            .and_then(Value::as_object),
+    )
 }
 
 /// Stored group rows keyed like the request's `group_properties` (`{name: {props}}`).
