@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,7 @@ use vexil_wire::response::{ConfigFields, Envelope, FlagsResponse};
 
 use crate::error::ApiError;
 use crate::extract::body::decode_body;
-use crate::routes::json_response;
+use crate::routes::{body_rejection, json_response};
 use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
@@ -30,7 +31,7 @@ pub async fn flags(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     handle(state, method, uri, headers, body, false).await
 }
@@ -41,7 +42,7 @@ pub async fn decide(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     handle(state, method, uri, headers, body, true).await
 }
@@ -51,7 +52,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
     path_is_decide: bool,
 ) -> Response {
     let from_decide = path_is_decide
@@ -86,6 +87,10 @@ async fn handle(
         _ => return ApiError::method_not_allowed("Use POST to evaluate flags.").into_response(),
     }
 
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejection(rejection).into_response(),
+    };
     let decoded = match decode_body(&state.decoder, &headers, &query, &body) {
         Ok(v) => v,
         Err(e) => return e.into_response(),

@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use serde::Serialize;
+use axum::extract::DefaultBodyLimit;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 
 use crate::error::ApiError;
@@ -41,6 +43,8 @@ pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::very_permissive().expose_headers([header::HeaderName::from_static(
         "x-posthog-rate-limit-warning",
     )]);
+    // Raw bodies may be compressed; the decoder enforces the decoded-size cap itself.
+    let body_limit = DefaultBodyLimit::max(state.settings.max_body_bytes);
     Router::new()
         .route("/flags", any(flags::flags))
         .route("/flags/", any(flags::flags))
@@ -61,6 +65,20 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(capture::router())
         .fallback(|| async { ApiError::not_found("Route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::method_not_allowed("This method is not allowed on this path.")
+        })
+        .layer(body_limit)
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(cors)
         .with_state(state)
+}
+
+/// Maps a failure to read the request body (too large, connection error) to a JSON error.
+pub fn body_rejection(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large("The request body is too large.")
+    } else {
+        ApiError::parse(format!("Failed to read the request body: {rejection}."))
+    }
 }

@@ -148,3 +148,52 @@ async fn definitions_feed_requires_a_key_and_honours_etags() {
     assert_eq!(resp.status().as_u16(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_bodies_and_wrong_methods_get_json_errors() {
+    let settings = vexil_server::Settings {
+        max_body_bytes: 1024,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(settings).await;
+    let big = json!({"token": app.token(), "distinct_id": "u", "person_properties": {"x": "y".repeat(4096)}});
+    let (status, body) = app.post("/flags", &big).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["code"], json!("payload_too_large"));
+    let resp = app.client.delete(app.url("/flags")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST, OPTIONS, HEAD");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], json!("method_not_allowed"));
+    let resp = app.client.post(app.url("/_liveness")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert!(resp.json::<serde_json::Value>().await.is_ok());
+    let resp = app.client.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(resp.json::<serde_json::Value>().await.is_ok());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn browser_style_requests_work_gzip_text_plain_and_cors() {
+    use std::io::Write;
+    let app = TestApp::spawn().await;
+    app.put_flag("on", json!({"groups": [{}]})).await;
+    let body = json!({"token": app.token(), "distinct_id": "u"}).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).unwrap();
+    let resp = app
+        .client
+        .post(app.url("/flags/?v=2"))
+        .header("content-type", "text/plain")
+        .header("origin", "https://app.example.com")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example.com");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["flags"]["on"]["enabled"], json!(true));
+    app.stop().await;
+}
