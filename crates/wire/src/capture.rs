@@ -30,7 +30,7 @@ pub enum CaptureError {
     /// Events carry different tokens (and the body has none of its own).
     #[error("events carry different API tokens")]
     MultipleTokens,
-    /// A required event field is absent (`batch[2].distinct_id`).
+    /// A required event field is absent or empty (`batch[2].distinct_id`).
     #[error("{0} is missing")]
     MissingField(String),
     /// A known field has the wrong type.
@@ -221,6 +221,10 @@ fn parse_event(path: EventPath, item: Value) -> Result<(Event, Option<String>), 
             })?
         }
     };
+    // PostHog's capture rejects an empty distinct id like a missing one.
+    if distinct_id.is_empty() {
+        return Err(missing("distinct_id"));
+    }
     let event = Event {
         event,
         distinct_id,
