@@ -197,3 +197,48 @@ async fn browser_style_requests_work_gzip_text_plain_and_cors() {
     assert_eq!(body["flags"]["on"]["enabled"], json!(true));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn experience_continuity_keeps_the_anonymous_bucket_after_identify() {
+    let app = TestApp::spawn().await;
+    let flag = vexil_store::NewFlag {
+        ensure_experience_continuity: true,
+        ..vexil_store::NewFlag::new(
+            "sticky",
+            json!({"groups": [{"rollout_percentage": 50}],
+                   "multivariate": {"variants": [{"key": "a", "rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}}),
+        )
+    };
+    let project = app.project.project.id;
+    app.store.create_flag(project, &flag).await.unwrap();
+    app.state.catalog.refresh(app.store.as_ref(), project).await.unwrap();
+    let value = |body: &serde_json::Value| {
+        let rec = &body["flags"]["sticky"];
+        if rec["variant"].is_null() { rec["enabled"].clone() } else { rec["variant"].clone() }
+    };
+    // Find an anonymous id whose bucket differs from the identified user's own bucket.
+    let (_, own) = app.post("/flags?v=2", &json!({"token": app.token(), "distinct_id": "user-1"})).await;
+    let mut anon = None;
+    for i in 0..200 {
+        let id = format!("anon-{i}");
+        let (_, body) = app.post("/flags?v=2", &json!({"token": app.token(), "distinct_id": id})).await;
+        if value(&body) != value(&own) {
+            anon = Some((id, value(&body)));
+            break;
+        }
+    }
+    let (anon, anon_value) = anon.expect("some anonymous id lands in another bucket");
+    app.store
+        .apply_person_update(project, &anon, &vexil_store::PersonUpdate::default())
+        .await
+        .unwrap();
+    app.store.identify(project, "user-1", &anon).await.unwrap();
+    let (_, body) = app
+        .post("/flags?v=2", &json!({"token": app.token(), "distinct_id": "user-1", "$anon_distinct_id": anon}))
+        .await;
+    assert_eq!(value(&body), anon_value);
+    // The override is stored: later requests without the anonymous id keep the bucket.
+    let (_, body) = app.post("/flags?v=2", &json!({"token": app.token(), "distinct_id": "user-1"})).await;
+    assert_eq!(value(&body), anon_value);
+    app.stop().await;
+}
