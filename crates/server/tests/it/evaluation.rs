@@ -242,3 +242,57 @@ async fn experience_continuity_keeps_the_anonymous_bucket_after_identify() {
     assert_eq!(value(&body), anon_value);
     app.stop().await;
 }
+
+/// Deterministic pseudo-random inputs (xorshift), so a failure reproduces.
+fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            (*seed & 0xff) as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn garbage_bodies_never_cause_server_errors() {
+    let app = TestApp::spawn().await;
+    app.put_flag("f", json!({"groups": [{"properties": [{"key": "email", "operator": "regex", "value": "^a"}]}]})).await;
+    let valid = json!({"token": app.token(), "distinct_id": "u", "person_properties": {"email": "a@b"}}).to_string();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let content_types = ["application/json", "text/plain", "application/x-www-form-urlencoded", "image/png"];
+    for i in 0..300 {
+        let body = match i % 3 {
+            0 => noise(&mut seed, (i * 7) % 300),
+            1 => {
+                // Flip a few bytes of a valid body.
+                let mut b = valid.clone().into_bytes();
+                for byte in noise(&mut seed, 4) {
+                    let at = usize::from(byte) % b.len();
+                    b[at] = byte;
+                }
+                b
+            }
+            _ => {
+                let mut b = b"\x1f\x8b".to_vec();
+                b.extend(noise(&mut seed, 64));
+                b
+            }
+        };
+        let path = ["/flags?v=2", "/decide?v=3", "/flags?compression=base64", "/flags?compression=gzip-js"][i % 4];
+        let resp = app
+            .client
+            .post(app.url(path))
+            .header("content-type", content_types[i % content_types.len()])
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert!(status < 500, "request {i} to {path}: status {status}");
+        let parsed: Result<serde_json::Value, _> = resp.json().await;
+        assert!(parsed.is_ok(), "request {i}: body is not JSON");
+    }
+    app.stop().await;
+}
