@@ -1,8 +1,17 @@
 //! The capture write pipeline: requests hand their events to one writer task, which applies
 //! person/group updates in arrival order and stores the events of many requests in one
 //! transaction per project. A request is acknowledged only after its events are committed.
+//!
+//! Side effects are read from each event's `properties` (callers merge a top-level `$set` /
+//! `$set_once` in first): `$identify` / `$create_alias` merge persons, then `$set`,
+//! `$set_once` and `$unset` update the (merged) person; `$groupidentify` upserts a group; the
+//! keys of `$groups` register group types. Events marked `$process_person_profile: false` touch
+//! no person. A side effect the store refuses as invalid (an empty group key, a sixth group
+//! type) is skipped with a warning, as PostHog drops it; the event is still stored. Any other
+//! failure fails the whole request, which the client retries: updates are idempotent and events
+//! are deduplicated by uuid.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -17,12 +26,19 @@ use crate::state::Settings;
 /// Why a capture request could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// The store failed; nothing of the request is acknowledged.
+    /// The store failed; nothing of the request is acknowledged. Shared by every request whose
+    /// events were in the failed transaction.
     #[error("storage failed: {0}")]
-    Store(#[from] StoreError),
+    Store(#[source] Arc<StoreError>),
     /// The pipeline is shutting down.
     #[error("the server is shutting down")]
     Closed,
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        IngestError::Store(Arc::new(e))
+    }
 }
 
 struct Job {
@@ -54,7 +70,7 @@ impl Ingest {
             catalog,
             max_events: settings.ingest_batch_events.max(1),
             delay: settings.ingest_batch_delay,
-            known_group_types: HashMap::new(),
+            group_types: HashMap::new(),
         };
         let stop = Arc::new(Notify::new());
         let worker = tokio::spawn(writer.run(rx, Arc::clone(&stop)));
@@ -66,7 +82,8 @@ impl Ingest {
     }
 
     /// Stores `events` for `project` (with their person and group updates); resolves once they
-    /// are durable. Returns how many events were new (uuids already stored are skipped).
+    /// are durable. Returns how many events the request carried, all of them now stored (an
+    /// event whose uuid was already stored is skipped, not duplicated).
     pub async fn submit(
         &self,
         project: ProjectId,
@@ -100,7 +117,8 @@ struct Writer {
     catalog: Arc<Catalog>,
     max_events: usize,
     delay: std::time::Duration,
-    known_group_types: HashMap<ProjectId, HashSet<String>>,
+    /// Group type indexes by name, per project, as far as this writer has seen them.
+    group_types: HashMap<ProjectId, HashMap<String, i64>>,
 }
 
 impl Writer {
@@ -169,9 +187,9 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, project = %project, "event batch write failed");
-                    let message = e.to_string();
+                    let e = Arc::new(e);
                     for &i in &members {
-                        outcomes[i] = Err(IngestError::Store(StoreError::Corrupt(message.clone())));
+                        outcomes[i] = Err(IngestError::Store(Arc::clone(&e)));
                     }
                 }
             }
@@ -187,22 +205,23 @@ impl Writer {
         project: ProjectId,
         events: &[NewEvent],
     ) -> Result<(), IngestError> {
-        let mut new_group_type = false;
+        let mut stale_snapshot = false;
         for event in events {
             let props = &event.properties;
             let distinct_id = event.distinct_id.as_str();
+            let person_profile = props.get("$process_person_profile") != Some(&Value::Bool(false));
             match event.event.as_str() {
-                "$identify" => {
+                "$identify" if person_profile => {
                     if let Some(anon) = str_prop(props, "$anon_distinct_id") {
                         if anon != distinct_id {
-                            self.store.identify(project, distinct_id, anon).await?;
+                            skip_invalid(self.store.identify(project, distinct_id, anon).await)?;
                         }
                     }
                 }
-                "$create_alias" => {
+                "$create_alias" if person_profile => {
                     if let Some(alias) = str_prop(props, "alias") {
                         if alias != distinct_id {
-                            self.store.alias(project, distinct_id, alias).await?;
+                            skip_invalid(self.store.alias(project, distinct_id, alias).await)?;
                         }
                     }
                 }
@@ -211,62 +230,84 @@ impl Writer {
                         str_prop(props, "$group_type"),
                         group_key(props.get("$group_key")),
                     ) {
-                        new_group_type |= self.ensure_group_type(project, kind).await?;
-                        let index = self.store.ensure_group_type(project, kind).await?;
-                        let set = props
-                            .get("$group_set")
-                            .and_then(Value::as_object)
-                            .cloned()
-                            .unwrap_or_default();
-                        self.store.upsert_group(project, index, &key, &set).await?;
+                        if let Some(index) =
+                            self.group_type(project, kind, &mut stale_snapshot).await?
+                        {
+                            let set = props
+                                .get("$group_set")
+                                .and_then(Value::as_object)
+                                .cloned()
+                                .unwrap_or_default();
+                            skip_invalid(
+                                self.store.upsert_group(project, index, &key, &set).await,
+                            )?;
+                        }
                     }
                 }
                 _ => {}
             }
             if let Some(groups) = props.get("$groups").and_then(Value::as_object) {
                 for kind in groups.keys() {
-                    new_group_type |= self.ensure_group_type(project, kind).await?;
+                    self.group_type(project, kind, &mut stale_snapshot).await?;
                 }
             }
             let update = person_update(props);
-            if !update.is_empty() {
-                self.store
-                    .apply_person_update(project, distinct_id, &update)
-                    .await?;
+            if person_profile && !update.is_empty() {
+                skip_invalid(
+                    self.store
+                        .apply_person_update(project, distinct_id, &update)
+                        .await,
+                )?;
             }
         }
-        if new_group_type {
-            // Group type mappings are part of the definitions payload and the compiled project.
-            self.catalog.refresh(self.store.as_ref(), project).await?;
+        if stale_snapshot {
+            if let Err(e) = self.catalog.refresh(self.store.as_ref(), project).await {
+                // Forget the project's types so that the retry checks (and refreshes) again.
+                self.group_types.remove(&project);
+                return Err(e.into());
+            }
         }
         Ok(())
     }
 
-    /// Ensures a group type exists; `true` when it was not known to this writer before.
-    async fn ensure_group_type(
+    /// The index of group type `name`, registering it if needed; `None` when the store refuses
+    /// it (a sixth type, an empty name), as PostHog ignores those too. Sets `stale` when the
+    /// project's snapshot does not map the type yet: the mapping is part of the definitions
+    /// payload and of group evaluation, so the caller must refresh it.
+    async fn group_type(
         &mut self,
         project: ProjectId,
         name: &str,
-    ) -> Result<bool, IngestError> {
-        let known = self.known_group_types.entry(project).or_default();
-        if known.contains(name) {
-            return Ok(false);
+        stale: &mut bool,
+    ) -> Result<Option<i64>, IngestError> {
+        if let Some(&index) = self.group_types.get(&project).and_then(|m| m.get(name)) {
+            return Ok(Some(index));
         }
-        let before = self.store.group_types(project).await?;
-        let existed = before.iter().any(|g| g.name == name);
-        if !existed {
-            match self.store.ensure_group_type(project, name).await {
-                Ok(_) => {}
-                // More than five group types: PostHog ignores the extra ones too.
-                Err(StoreError::Invalid { .. }) => return Ok(false),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.known_group_types
+        let Some(index) = skip_invalid(self.store.ensure_group_type(project, name).await)? else {
+            return Ok(None);
+        };
+        let mapped = self
+            .catalog
+            .by_id(project)
+            .is_some_and(|s| s.group_types.iter().any(|(i, n)| *i == index && n == name));
+        *stale |= !mapped;
+        self.group_types
             .entry(project)
             .or_default()
-            .insert(name.to_owned());
-        Ok(!existed)
+            .insert(name.to_owned(), index);
+        Ok(Some(index))
+    }
+}
+
+/// A side effect's result, with the store's refusal of invalid input turned into "skipped".
+fn skip_invalid<T>(result: Result<T, StoreError>) -> Result<Option<T>, IngestError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(StoreError::Invalid { field, message }) => {
+            tracing::warn!(field, message, "capture side effect skipped");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
