@@ -1,10 +1,336 @@
-//! Event capture (spec §10.4).
+//! Event capture (spec §10.4): `/batch/`, `/capture/`, `/e/`, `/i/v0/e/` and `/track/`, each with
+//! and without the trailing slash.
+//!
+//! A request is read as PostHog's capture reads it: the body goes through the one decoder (JSON,
+//! gzip by header, parameter or magic bytes, base64 and form `data=`), then
+//! [`vexil_wire::capture::parse`] (a batch, an array of events or one event; the token on the body
+//! or on the events). The token must name a loaded project, else 401 and nothing is stored. Each
+//! event becomes a [`NewEvent`] ([`new_event`]) and the whole request goes to the capture
+//! pipeline; `{"status": 1}` is answered only once its events are durable. A store failure is a
+//! 503 and nothing is acknowledged, so SDKs retry; retries are harmless because events are
+//! deduplicated by uuid.
+//!
+//! Choices, where PostHog leaves room:
+//! * One invalid event (no or empty distinct id, no name, a field of the wrong type) rejects the
+//!   request with a 400 naming it (`batch[3].distinct_id`), as PostHog's capture does; nothing of
+//!   the request is stored.
+//! * A missing or unparsable `uuid` gets a fresh v4 (PostHog rejects unparsable ones).
+//! * `GET` is handled like `POST`, as PostHog's capture does: the body is what counts, so a GET
+//!   without one is a 400. `OPTIONS` is answered by the CORS layer (every `OPTIONS`, preflight or
+//!   not); other methods get a JSON 405.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum::Router;
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+use vexil_store::NewEvent;
+use vexil_wire::capture::{CaptureError, Event};
+use vexil_wire::request::FlagsQuery;
 
+use crate::error::ApiError;
+use crate::extract::body::decode_body;
+use crate::routes::{body_rejection, json_response};
 use crate::state::AppState;
+
+/// The capture paths PostHog serves, without their trailing slash.
+const PATHS: [&str; 5] = ["/batch", "/capture", "/e", "/i/v0/e", "/track"];
+
+/// Methods a capture path answers.
+const ALLOW: &str = "GET, POST, OPTIONS";
+
+/// Events stamped further ahead than this (after clock-skew correction) are stamped "now", as
+/// PostHog's ingestion does with events from a client clock that is far off.
+const MAX_FUTURE: TimeDelta = TimeDelta::hours(23);
 
 /// Capture routes (merged into the main router).
 pub fn router() -> Router<AppState> {
-    Router::new()
+    PATHS.iter().fold(Router::new(), |router, path| {
+        router
+            .route(path, any(capture))
+            .route(&format!("{path}/"), any(capture))
+    })
+}
+
+/// Every capture path and method: decode → parse → resolve the project → store → `{"status": 1}`.
+pub async fn capture(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match method {
+        Method::POST | Method::GET => {}
+        // Only reached without the CORS layer, which answers every OPTIONS; PostHog's answer.
+        Method::OPTIONS => return acknowledged(),
+        _ => {
+            let mut response =
+                ApiError::method_not_allowed("Use POST to send events.").into_response();
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+            return response;
+        }
+    }
+    match store_events(&state, &uri, &headers, body).await {
+        Ok(()) => acknowledged(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// PostHog's capture success body.
+fn acknowledged() -> Response {
+    json_response(StatusCode::OK, &json!({"status": 1}))
+}
+
+async fn store_events(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(), ApiError> {
+    let body = body.map_err(body_rejection)?;
+    let query = FlagsQuery::parse(uri.query().unwrap_or(""));
+    let decoded = decode_body(&state.decoder, headers, &query, &body)?;
+    let batch = vexil_wire::capture::parse(decoded).map_err(capture_error)?;
+    let snapshot = state.catalog.by_token(&batch.token).ok_or_else(|| {
+        ApiError::authentication_failed(
+            "The provided API key is invalid or has expired. Please check your API key and try again.",
+        )
+    })?;
+    // The body's `sent_at` (server SDKs), else posthog-js's `_` parameter in milliseconds.
+    let sent_at = batch
+        .sent_at
+        .as_deref()
+        .and_then(parse_timestamp)
+        .or_else(|| query.sent_at.and_then(sent_at_millis));
+    let now = Utc::now();
+    let events = batch
+        .events
+        .into_iter()
+        .map(|event| new_event(event, sent_at, now))
+        .collect();
+    state
+        .ingest
+        .submit(snapshot.project.id, events)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, project = %snapshot.project.id, "capture not stored");
+            ApiError::unavailable(
+                "The events could not be stored and were not accepted. Please retry.",
+            )
+        })?;
+    Ok(())
+}
+
+/// The answer to a body that is not a capture request.
+fn capture_error(e: CaptureError) -> ApiError {
+    let attr = match &e {
+        CaptureError::MissingToken => {
+            return ApiError::not_authenticated(
+                "No API token provided. Please include a valid API token in your request.",
+            )
+        }
+        CaptureError::MissingField(field) => Some(field.clone()),
+        CaptureError::Field(f) => Some(f.field.to_string()),
+        CaptureError::InvalidShape | CaptureError::EmptyBatch | CaptureError::MultipleTokens => {
+            None
+        }
+    };
+    let error = ApiError::invalid(format!("Invalid request: {e}."));
+    match attr {
+        Some(attr) => error.attr(attr),
+        None => error,
+    }
+}
+
+/// The event to store for a parsed event, received at `now` in a request sent at `sent_at`
+/// (client clock).
+///
+/// * `uuid`: as sent, or a new v4 when missing or unparsable.
+/// * `timestamp`: the client's, corrected for the client's clock skew when `sent_at` is known
+///   (`timestamp + (now - sent_at)`, unless the event sets `$ignore_sent_at`); without one,
+///   `now - offset` (posthog-js); else `now`. Unparsable timestamps and ones more than 23 hours
+///   ahead become `now`, as in PostHog's ingestion.
+/// * `properties`: with the top-level `$set` / `$set_once` (posthog-python's `set()`) merged into
+///   `properties.$set` / `.$set_once`, the top level winning per key, so the pipeline applies them.
+pub fn new_event(event: Event, sent_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> NewEvent {
+    let uuid = event
+        .uuid
+        .as_deref()
+        .and_then(|u| Uuid::parse_str(u.trim()).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    let timestamp = event_time(&event, sent_at, now);
+    let mut properties = event.properties;
+    for (key, top_level) in [("$set", event.set), ("$set_once", event.set_once)] {
+        if let Some(top_level) = top_level {
+            merge_object(&mut properties, key, top_level);
+        }
+    }
+    NewEvent {
+        uuid,
+        event: event.event,
+        distinct_id: event.distinct_id,
+        properties,
+        timestamp,
+    }
+}
+
+fn event_time(event: &Event, sent_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let ignore_sent_at = event
+        .properties
+        .get("$ignore_sent_at")
+        .is_some_and(|v| v == &Value::Bool(true));
+    let sent_at = sent_at.filter(|_| !ignore_sent_at);
+    let at = match (&event.timestamp, event.offset) {
+        (Some(text), _) => parse_timestamp(text).and_then(|t| match sent_at {
+            Some(sent_at) => t.checked_add_signed(now - sent_at),
+            None => Some(t),
+        }),
+        (None, Some(offset)) => {
+            TimeDelta::try_milliseconds(offset).and_then(|d| now.checked_sub_signed(d))
+        }
+        (None, None) => None,
+    };
+    at.filter(|t| *t - now <= MAX_FUTURE).unwrap_or(now)
+}
+
+/// An ISO 8601 / RFC 3339 timestamp (a naive one is UTC) or an RFC 2822 one.
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.to_utc());
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|t| t.and_utc())
+        .or_else(|| Some(DateTime::parse_from_rfc2822(text).ok()?.to_utc()))
+}
+
+/// posthog-js's `_` parameter: milliseconds; values before 2021 are taken to be seconds from an
+/// old SDK and ignored, as PostHog does.
+fn sent_at_millis(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).filter(|t| t.timestamp() >= 1_609_459_200)
+}
+
+/// Merges `top_level` into the object at `properties[key]`, the top level winning per key.
+fn merge_object(properties: &mut Map<String, Value>, key: &str, top_level: Map<String, Value>) {
+    match properties.get_mut(key) {
+        Some(Value::Object(existing)) => existing.extend(top_level),
+        _ => {
+            properties.insert(key.to_owned(), Value::Object(top_level));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).unwrap()
+    }
+
+    fn event(fields: Value) -> Event {
+        let mut body = json!({"token": "phc_x", "event": "e", "distinct_id": "d"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        vexil_wire::capture::parse(body).unwrap().events.remove(0)
+    }
+
+    #[test]
+    fn timestamps() {
+        let now = t("2026-01-02T12:00:00Z");
+        // (event fields, sent_at, expected timestamp)
+        let cases = [
+            (json!({}), None, "2026-01-02T12:00:00Z"),
+            (
+                json!({"timestamp": "2026-01-02T11:00:00+00:00"}),
+                None,
+                "2026-01-02T11:00:00Z",
+            ),
+            // The client clock is 5 minutes behind: the event moves 5 minutes later.
+            (
+                json!({"timestamp": "2026-01-02T10:55:00Z"}),
+                Some("2026-01-02T11:55:00Z"),
+                "2026-01-02T11:00:00Z",
+            ),
+            (
+                json!({"timestamp": "2026-01-02T10:55:00Z",
+                       "properties": {"$ignore_sent_at": true}}),
+                Some("2026-01-02T11:55:00Z"),
+                "2026-01-02T10:55:00Z",
+            ),
+            (
+                json!({"timestamp": "2026-01-02T13:00:00+01:00"}),
+                None,
+                "2026-01-02T12:00:00Z",
+            ),
+            (
+                json!({"timestamp": "2026-01-02T11:00:00.250"}),
+                None,
+                "2026-01-02T11:00:00.250Z",
+            ),
+            (json!({"offset": 1500}), None, "2026-01-02T11:59:58.500Z"),
+            (
+                json!({"timestamp": "yesterday"}),
+                None,
+                "2026-01-02T12:00:00Z",
+            ),
+            (
+                json!({"timestamp": "2026-01-04T12:00:00Z"}),
+                None,
+                "2026-01-02T12:00:00Z",
+            ),
+        ];
+        for (fields, sent_at, expected) in cases {
+            let e = event(fields.clone());
+            assert_eq!(
+                event_time(&e, sent_at.map(t), now),
+                t(expected),
+                "{fields} sent at {sent_at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sent_at_parameter_is_milliseconds_after_2020() {
+        assert_eq!(
+            sent_at_millis(1_767_355_200_000),
+            Some(t("2026-01-02T12:00:00Z"))
+        );
+        assert_eq!(sent_at_millis(1_767_355_200), None);
+    }
+
+    #[test]
+    fn top_level_set_is_merged_into_properties() {
+        let now = Utc::now();
+        let e = new_event(
+            event(json!({
+                "$set": {"plan": "pro", "seats": 3},
+                "$set_once": {"first": "a"},
+                "properties": {"$set": {"plan": "free", "email": "x@y"}},
+                "uuid": "00000000-0000-4000-8000-000000000001",
+            })),
+            None,
+            now,
+        );
+        assert_eq!(
+            e.properties["$set"],
+            json!({"plan": "pro", "seats": 3, "email": "x@y"})
+        );
+        assert_eq!(e.properties["$set_once"], json!({"first": "a"}));
+        assert_eq!(e.uuid.to_string(), "00000000-0000-4000-8000-000000000001");
+        assert_eq!(e.timestamp, now);
+        let fresh = new_event(event(json!({"uuid": "not-a-uuid"})), None, now);
+        assert_eq!(fresh.uuid.get_version_num(), 4);
+    }
 }

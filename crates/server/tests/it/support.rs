@@ -2,6 +2,7 @@
 //! file, with one project created, and offers a reqwest client.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -15,7 +16,7 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub project: CreatedProject,
     pub state: AppState,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -42,7 +43,7 @@ impl TestApp {
             store,
             project,
             state,
-            _dir: dir,
+            dir,
             stop: Some(stop),
             task: Some(task),
         }
@@ -50,6 +51,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// The data directory the store lives in (removed when the app is dropped).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn token(&self) -> &str {
@@ -69,6 +75,22 @@ impl TestApp {
             .send()
             .await
             .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST raw bytes with the given headers; returns (status, body as JSON or Null).
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -112,6 +134,18 @@ impl TestApp {
 
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    /// Stops the server gracefully (which flushes the capture pipeline), closes the store and
+    /// hands back the data directory, still on disk, so a test can reopen it.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        self.shutdown().await;
+        self.store.close().await;
+        self.dir
+    }
+
+    async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
