@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node) against a
+# live `vexil serve`, then a restart of the server and a persistence check.
+#
+# Usage: scripts/compat.sh [path/to/vexil]        (default: target/debug/vexil, built if missing)
+#
+# Needs python3 (with venv) and node/npm, plus network access to PyPI and the npm registry; it
+# installs everything else into a throwaway directory that is removed on exit. It never skips:
+# a missing tool is an error. (Outside CI, VEXIL_COMPAT=skip skips it with a loud message.)
+# VEXIL_COMPAT_KEEP=1 keeps the throwaway directory (server logs, venv) for debugging.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+started=$SECONDS
+
+# Known-good version ranges of the clients under test.
+PY_PACKAGES=('posthog>=7.11.2,<8' 'pytest>=8,<10' 'requests>=2.31,<3')
+NODE_PACKAGE='posthog-node@>=5.29.4 <6'
+
+say() { printf '== compat: %s\n' "$*"; }
+die() { printf 'compat: FAILED: %s\n' "$*" >&2; exit 1; }
+
+if [[ ${VEXIL_COMPAT:-} == skip ]]; then
+  [[ ${CI:-} == true ]] && die "VEXIL_COMPAT=skip is not allowed in CI"
+  printf '\n!! compat: SKIPPED (VEXIL_COMPAT=skip): the SDK compatibility tests did NOT run !!\n\n'
+  exit 0
+fi
+
+for tool in python3 node npm curl; do
+  command -v "$tool" >/dev/null || die "'$tool' is required (python3 with venv, node >= 20 with npm, curl)"
+done
+
+vexil=${1:-$root/target/debug/vexil}
+if [[ ! -x $vexil ]]; then
+  say "building $vexil"
+  cargo build -q -p vexil
+fi
+vexil=$(cd "$(dirname "$vexil")" && pwd)/$(basename "$vexil")
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vexil-compat.XXXXXX")
+server_pid=
+stop_server() {
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$server_pid" 2>/dev/null; then
+      echo "compat: server did not stop on SIGTERM within 10 s; killing it" >&2
+      kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=
+}
+cleanup() {
+  local rc=$?
+  stop_server
+  if [[ $rc -ne 0 && -f $tmp/server.log ]]; then
+    echo "---- last lines of the vexil server log ($tmp/server.log)" >&2
+    tail -n 40 "$tmp/server.log" >&2 || true
+  fi
+  if [[ ${VEXIL_COMPAT_KEEP:-} == 1 ]]; then
+    echo "compat: kept $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- clients under test -----------------------------------------------------------------------
+t0=$SECONDS
+say "installing ${PY_PACKAGES[*]} into a virtualenv"
+python3 -m venv "$tmp/venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+py=$tmp/venv/bin/python
+"$py" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}" \
+  || die "pip install ${PY_PACKAGES[*]} failed"
+say "installing $NODE_PACKAGE"
+mkdir -p "$tmp/node"
+cp "$root"/tests/compat/node/package.json "$root"/tests/compat/node/*.mjs "$tmp/node/"
+(cd "$tmp/node" && npm install --no-audit --no-fund --loglevel=error "$NODE_PACKAGE" >/dev/null) \
+  || die "npm install $NODE_PACKAGE failed"
+py_version=$("$py" -c 'import posthog.version as v; print(v.VERSION)')
+node_version=$(node -p 'require(process.argv[1]).version' "$tmp/node/node_modules/posthog-node/package.json")
+say "clients: posthog (python) $py_version, posthog-node $node_version, node $(node --version)"
+t_install=$((SECONDS - t0))
+
+# ---- server -----------------------------------------------------------------------------------
+data=$tmp/data
+port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+host=http://127.0.0.1:$port
+
+# One project per suite, created offline before the server starts, so the suites never see each
+# other's flags.
+create_project() {
+  "$vexil" project create --name "$1" --json --data-dir "$data" > "$tmp/project-$1.json" \
+    || die "vexil project create --name $1 failed"
+}
+create_project python
+create_project node
+create_project walkthrough
+
+start_server() {
+  "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$data" >>"$tmp/server.log" 2>&1 &
+  server_pid=$!
+  "$py" - "$host" "$server_pid" <<'PY' || die "vexil serve did not become ready on $host"
+import os, sys, time, requests
+host, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("vexil serve exited")
+    try:
+        r = requests.get(host + "/_readiness", timeout=2)
+        if r.status_code == 200 and r.json().get("loaded") == 3:
+            sys.exit(0)
+    except requests.RequestException:
+        pass
+    time.sleep(0.1)
+sys.exit("timed out")
+PY
+}
+
+# Environment for a suite: the server and one project's keys.
+project_env() {
+  "$py" - "$tmp/project-$1.json" <<'PY'
+import json, shlex, sys
+p = json.load(open(sys.argv[1]))
+for name, key in [("VEXIL_PROJECT_ID", "id"), ("VEXIL_TOKEN", "api_token"),
+                  ("VEXIL_SECRET_KEY", "secret_api_key"), ("VEXIL_PERSONAL_KEY", "personal_api_key")]:
+    print(f"export {name}={shlex.quote(str(p[key]))}")
+PY
+}
+
+export VEXIL_HOST=$host
+export VEXIL_COMPAT_STATE=$tmp/state
+export PYTHONDONTWRITEBYTECODE=1
+export POSTHOG_DISABLE_TELEMETRY=1
+mkdir -p "$VEXIL_COMPAT_STATE"
+pytest_args=(-p no:cacheprovider -q -rfE --color=no)
+failures=()
+timings=()
+
+run_phase() { # name, then the command (run in a subshell with that phase's project env)
+  local name=$1 t=$SECONDS rc=0
+  shift
+  say "$name"
+  ( "$@" ) || rc=$?
+  timings+=("$name $((SECONDS - t))s")
+  if [[ $rc -ne 0 ]]; then
+    failures+=("$name (exit $rc)")
+  fi
+}
+
+python_suite() { eval "$(project_env python)"; "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/sdk"; }
+walkthrough_suite() {
+  eval "$(project_env walkthrough)"
+  VEXIL_README=$root/README.md "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/walkthrough"
+}
+node_suite() {
+  eval "$(project_env node)"
+  cd "$tmp/node" && node --test --test-reporter=spec ./*.test.mjs
+}
+persistence_before() {
+  eval "$(project_env python)"
+  "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/persistence/test_before_restart.py"
+}
+persistence_after() {
+  eval "$(project_env python)"
+  "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/persistence/test_after_restart.py"
+}
+
+t0=$SECONDS
+say "starting vexil serve on $host (data dir $data)"
+start_server
+t_start=$((SECONDS - t0))
+
+run_phase "python SDK suite" python_suite
+run_phase "README walkthrough" walkthrough_suite
+run_phase "node SDK suite" node_suite
+run_phase "persistence: record before restart" persistence_before
+
+say "restarting the server (SIGTERM, then start again on the same data dir)"
+t0=$SECONDS
+stop_server
+start_server
+t_restart=$((SECONDS - t0))
+run_phase "persistence: check after restart" persistence_after
+
+stop_server
+say "timings: install ${t_install}s; first start ${t_start}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
+if [[ ${#failures[@]} -gt 0 ]]; then
+  die "$(printf '%s; ' "${failures[@]}")"
+fi
+say "all phases passed (posthog $py_version, posthog-node $node_version)"

@@ -1,0 +1,251 @@
+// posthog-node against a live `vexil serve`: remote evaluation, local evaluation with a personal
+// key, capture feeding evaluation, `$feature_flag_called`, flush and shutdown.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { PostHog } from 'posthog-node'
+
+import { api, createFlag, createStaticCohort, inRollout, person, project, variantFor } from './lib.mjs'
+
+const DOMAIN = '@vexil.dev'
+const VARIANTS = [
+  { key: 'control', rollout_percentage: 50 },
+  { key: 'test', rollout_percentage: 30 },
+  { key: 'compact', rollout_percentage: 20 },
+]
+const PAYLOADS = { control: { layout: 'classic' }, test: { layout: 'grid' }, compact: { layout: 'compact' } }
+const BETA_PAYLOAD = { banner: 'beta', limits: [1, 2] }
+const VIPS = ['vip-node-1', 'vip-node-2']
+const LOCAL_KEYS = ['beta-email', 'half-rollout', 'checkout-layout', 'company-flag', 'depends-on-beta']
+const IDS = Array.from({ length: 40 }, (_, i) => `node-user-${i}`)
+
+const clients = []
+function client(options = {}) {
+  const c = new PostHog(project.token, {
+    host: project.host,
+    featureFlagsPollingInterval: 600000,
+    requestTimeout: 10000,
+    ...options,
+  })
+  clients.push(c)
+  return c
+}
+
+const catalog = {}
+let remote
+
+before(async () => {
+  // Group types come from capture, as in PostHog.
+  const setup = client()
+  setup.groupIdentify({ groupType: 'company', groupKey: 'acme', properties: { plan: 'enterprise' } })
+  setup.groupIdentify({ groupType: 'company', groupKey: 'globex', properties: { plan: 'free' } })
+  await setup.flush()
+
+  const personProp = (key, value, operator = 'exact') => ({ key, type: 'person', operator, value })
+  catalog['beta-email'] = await createFlag('beta-email', {
+    groups: [{ properties: [personProp('email', DOMAIN, 'icontains')], rollout_percentage: 100 }],
+    payloads: { true: JSON.stringify(BETA_PAYLOAD) },
+  })
+  catalog['half-rollout'] = await createFlag('half-rollout', { groups: [{ properties: [], rollout_percentage: 50 }] })
+  catalog['checkout-layout'] = await createFlag('checkout-layout', {
+    groups: [{ properties: [], rollout_percentage: 100 }],
+    multivariate: { variants: VARIANTS },
+    payloads: Object.fromEntries(Object.entries(PAYLOADS).map(([k, v]) => [k, JSON.stringify(v)])),
+  })
+  catalog['company-flag'] = await createFlag('company-flag', {
+    aggregation_group_type_index: 0,
+    groups: [
+      {
+        properties: [{ key: 'plan', type: 'group', group_type_index: 0, operator: 'exact', value: ['enterprise'] }],
+        rollout_percentage: 100,
+      },
+    ],
+  })
+  catalog['depends-on-beta'] = await createFlag('depends-on-beta', {
+    groups: [
+      {
+        properties: [
+          { key: String(catalog['beta-email'].id), type: 'flag', operator: 'flag_evaluates_to', value: true },
+        ],
+        rollout_percentage: 100,
+      },
+    ],
+  })
+  const vips = await createStaticCohort('VIPs', VIPS)
+  catalog['vip-only'] = await createFlag('vip-only', {
+    groups: [{ properties: [{ key: 'id', type: 'cohort', value: vips.id }], rollout_percentage: 100 }],
+  })
+  remote = client()
+})
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.shutdown()))
+})
+
+describe('remote evaluation', () => {
+  it('isFeatureEnabled with person properties', async () => {
+    const yes = { personProperties: { email: `ann${DOMAIN}` } }
+    assert.equal(await remote.isFeatureEnabled('beta-email', 'n-1', yes), true)
+    assert.equal(await remote.isFeatureEnabled('beta-email', 'n-2', { personProperties: { email: 'b@x.org' } }), false)
+    assert.equal(await remote.isFeatureEnabled('no-such-flag', 'n-1'), undefined)
+  })
+
+  it('50% rollout and variants follow PostHog hashing', async () => {
+    for (const id of IDS) {
+      assert.equal(await remote.isFeatureEnabled('half-rollout', id), inRollout('half-rollout', id, 50), id)
+      assert.equal(await remote.getFeatureFlag('checkout-layout', id), variantFor('checkout-layout', id, VARIANTS), id)
+    }
+  })
+
+  it('getFeatureFlagPayload', async () => {
+    assert.deepEqual(
+      await remote.getFeatureFlagPayload('beta-email', 'n-3', undefined, { personProperties: { email: `c${DOMAIN}` } }),
+      BETA_PAYLOAD,
+    )
+    for (const id of IDS.slice(0, 8)) {
+      const variant = variantFor('checkout-layout', id, VARIANTS)
+      assert.deepEqual(await remote.getFeatureFlagPayload('checkout-layout', id), PAYLOADS[variant], id)
+    }
+  })
+
+  it('getAllFlags and getAllFlagsAndPayloads', async () => {
+    const id = 'n-all'
+    const options = { personProperties: { email: `all${DOMAIN}` } }
+    const flags = await remote.getAllFlags(id, options)
+    assert.equal(flags['beta-email'], true)
+    assert.equal(flags['depends-on-beta'], true)
+    assert.equal(flags['vip-only'], false)
+    assert.equal(flags['company-flag'], false)
+    assert.equal(flags['checkout-layout'], variantFor('checkout-layout', id, VARIANTS))
+    const both = await remote.getAllFlagsAndPayloads(id, options)
+    assert.deepEqual(both.featureFlags, flags)
+    assert.deepEqual(both.featureFlagPayloads['beta-email'], BETA_PAYLOAD)
+    assert.deepEqual(both.featureFlagPayloads['checkout-layout'], PAYLOADS[flags['checkout-layout']])
+  })
+
+  it('groups: request properties and stored group properties', async () => {
+    assert.equal(
+      await remote.isFeatureEnabled('company-flag', 'n-g', {
+        groups: { company: 'initech' },
+        groupProperties: { company: { plan: 'enterprise' } },
+      }),
+      true,
+    )
+    assert.equal(await remote.isFeatureEnabled('company-flag', 'n-g', { groups: { company: 'acme' } }), true)
+    assert.equal(await remote.isFeatureEnabled('company-flag', 'n-g', { groups: { company: 'globex' } }), false)
+  })
+
+  it('static cohort members', async () => {
+    for (const id of VIPS) assert.equal(await remote.isFeatureEnabled('vip-only', id), true, id)
+    assert.equal(await remote.isFeatureEnabled('vip-only', 'nobody'), false)
+  })
+})
+
+describe('local evaluation (personalApiKey)', () => {
+  const contexts = Array.from({ length: 16 }, (_, i) => ({
+    id: `node-local-${i}`,
+    options: {
+      personProperties: { email: i % 2 ? `l${i}${DOMAIN}` : `l${i}@example.com` },
+      groups: { company: `co-${i}` },
+      groupProperties: { company: { plan: i % 3 ? 'enterprise' : 'free' } },
+    },
+  }))
+
+  for (const which of ['personalKey', 'secretKey']) {
+    it(`answers equal the server's (${which})`, async () => {
+      const local = client({ personalApiKey: project[which] })
+      assert.equal(await local.waitForLocalEvaluationReady(10000), true, 'definitions did not load')
+      for (const { id, options } of contexts) {
+        for (const key of LOCAL_KEYS) {
+          const here = await local.getFeatureFlag(key, id, { ...options, onlyEvaluateLocally: true })
+          const there = await remote.getFeatureFlag(key, id, options)
+          assert.notEqual(here, undefined, `${key} not evaluable locally`)
+          assert.equal(here, there, `${key} for ${id}`)
+          assert.deepEqual(
+            await local.getFeatureFlagPayload(key, id, undefined, { ...options, onlyEvaluateLocally: true }),
+            await remote.getFeatureFlagPayload(key, id, undefined, options),
+            `payload of ${key} for ${id}`,
+          )
+        }
+        const all = await local.getAllFlags(id, { ...options, onlyEvaluateLocally: true })
+        assert.equal('vip-only' in all, false, 'a static-cohort flag cannot be evaluated locally')
+      }
+    })
+  }
+
+  it('falls back to the server for a static cohort', async () => {
+    const local = client({ personalApiKey: project.personalKey })
+    await local.waitForLocalEvaluationReady(10000)
+    assert.equal(await local.getFeatureFlag('vip-only', VIPS[0], { onlyEvaluateLocally: true }), undefined)
+    assert.equal(await local.getFeatureFlag('vip-only', VIPS[0]), true)
+  })
+
+  it('reloadFeatureFlags picks up a change', async () => {
+    const local = client({ personalApiKey: project.personalKey })
+    await local.waitForLocalEvaluationReady(10000)
+    assert.equal(await local.getFeatureFlag('node-reload-probe', 'x', { onlyEvaluateLocally: true }), undefined)
+    const probe = await createFlag('node-reload-probe', { groups: [{ properties: [], rollout_percentage: 100 }] })
+    await local.reloadFeatureFlags()
+    assert.equal(await local.getFeatureFlag('node-reload-probe', 'x', { onlyEvaluateLocally: true }), true)
+    await api('PATCH', `feature_flags/${probe.id}/`, { active: false })
+    await local.reloadFeatureFlags()
+    assert.equal(await local.getFeatureFlag('node-reload-probe', 'x', { onlyEvaluateLocally: true }), false)
+  })
+
+  it('a wrong key loads nothing', async () => {
+    const local = client({ personalApiKey: 'phx_wrong' })
+    assert.equal(await local.waitForLocalEvaluationReady(3000), false)
+    assert.equal(await local.getFeatureFlag('half-rollout', 'x', { onlyEvaluateLocally: true }), undefined)
+  })
+})
+
+describe('capture feeds evaluation', () => {
+  it('identify with properties, then the remote answer changes', async () => {
+    const c = client()
+    const id = 'node-identify-1'
+    assert.equal(await remote.isFeatureEnabled('beta-email', id), false)
+    c.identify({ distinctId: id, properties: { email: `id${DOMAIN}` } })
+    await c.flush()
+    assert.equal(await remote.isFeatureEnabled('beta-email', id), true)
+    const p = await person(id)
+    assert.equal(p.properties.email, `id${DOMAIN}`)
+  })
+
+  it('capture with $set and identify with $anon_distinct_id merge persons', async () => {
+    const c = client()
+    const anon = 'node-anon-1'
+    const user = 'node-user-merged'
+    c.capture({ distinctId: anon, event: '$pageview', properties: { $set: { email: `anon${DOMAIN}` } } })
+    await c.flush()
+    assert.equal(await remote.isFeatureEnabled('beta-email', anon), true)
+    assert.equal(await remote.isFeatureEnabled('beta-email', user), false)
+    c.identify({ distinctId: user, properties: { $anon_distinct_id: anon } })
+    await c.flush()
+    assert.equal(await remote.isFeatureEnabled('beta-email', user), true)
+  })
+
+  it('alias links a new distinct id', async () => {
+    const c = client()
+    c.setPersonProperties({ distinctId: 'node-alias-old', properties: { email: `al${DOMAIN}` } })
+    await c.flush()
+    c.alias({ distinctId: 'node-alias-old', alias: 'node-alias-new' })
+    await c.flush()
+    assert.equal(await remote.isFeatureEnabled('beta-email', 'node-alias-new'), true)
+  })
+
+  it('$feature_flag_called is sent and recorded (last_called_at)', async () => {
+    const c = client()
+    const flag = catalog['half-rollout']
+    assert.equal((await api('GET', `feature_flags/${flag.id}/`)).last_called_at ?? null, null)
+    await c.getFeatureFlag('half-rollout', 'node-caller')
+    await c.flush()
+    const after = await api('GET', `feature_flags/${flag.id}/`)
+    assert.ok(after.last_called_at, `last_called_at not set: ${JSON.stringify(after)}`)
+  })
+
+  it('shutdown flushes queued events', async () => {
+    const c = new PostHog(project.token, { host: project.host, flushAt: 100, flushInterval: 60000 })
+    c.capture({ distinctId: 'node-shutdown', event: 'e', properties: { $set: { email: `sd${DOMAIN}` } } })
+    await c.shutdown()
+    assert.equal(await remote.isFeatureEnabled('beta-email', 'node-shutdown'), true)
+  })
+})

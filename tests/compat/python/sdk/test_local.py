@@ -1,0 +1,149 @@
+"""Local evaluation: the posthog SDK with a personal (phx_) or secret (phs_) key downloads the
+definitions (/flags/definitions) and evaluates flags itself; its answers must equal the server's."""
+
+import pytest
+import requests
+
+from catalog import EMAIL_DOMAIN, LOCALLY_EVALUABLE, STATIC_MEMBERS
+from conftest import make_client
+from vexil_compat import RecordingProxy, definitions
+
+# Contexts that carry every property the catalog's flags read, so the SDK never has to give up.
+CONTEXTS = [
+    dict(distinct_id=f"local-{i}",
+         person_properties={"email": email, "plan": plan, "country": country},
+         groups={"company": company},
+         group_properties={"company": {"plan": company_plan}})
+    for i, (email, plan, country, company, company_plan) in enumerate([
+        (f"a{EMAIL_DOMAIN}", "free", "NZ", "acme", "enterprise"),
+        ("b@example.com", "pro", "AU", "globex", "free"),
+        (f"c{EMAIL_DOMAIN}", "pro", "NZ", "initech", "enterprise"),
+        ("d@example.com", "free", "US", "hooli", "free"),
+    ] * 5)
+]
+
+
+@pytest.fixture(scope="module")
+def local(project, catalog):
+    client = make_client(project, secret_key=project.personal_key)
+    client.load_feature_flags()
+    yield client
+    client.shutdown()
+
+
+def test_definitions_are_loaded(local, catalog):
+    keys = {f["key"] for f in local.feature_flags}
+    assert keys >= set(LOCALLY_EVALUABLE) | {"vip-only"}
+    assert local.group_type_mapping == {"0": "company"}
+    # The dynamic cohort is shipped with the definitions; the static one never is (spec §2.3).
+    assert str(catalog["cohorts"]["nz"]["id"]) in local.cohorts
+    assert str(catalog["cohorts"]["vip"]["id"]) not in local.cohorts
+
+
+@pytest.mark.parametrize("key", LOCALLY_EVALUABLE)
+def test_local_equals_remote(local, remote, catalog, key):
+    for ctx in CONTEXTS:
+        here = local.get_feature_flag(key, **ctx, only_evaluate_locally=True, send_feature_flag_events=False)
+        there = remote.get_feature_flag(key, **ctx, send_feature_flag_events=False)
+        assert here is not None, f"{key} was not evaluable locally for {ctx}"
+        assert here == there, f"{key} for {ctx}: local {here!r}, remote {there!r}"
+        local_payload = local.get_feature_flag_payload(key, **ctx, only_evaluate_locally=True)
+        remote_payload = remote.get_feature_flag_payload(key, **ctx)
+        assert local_payload == remote_payload, key
+
+
+def test_get_all_flags_locally(local, remote, catalog):
+    for ctx in CONTEXTS[:8]:
+        here = local.get_all_flags(**ctx, only_evaluate_locally=True)
+        there = remote.get_all_flags(**ctx)
+        # A static cohort cannot be evaluated from definitions: the SDK leaves the flag out.
+        assert "vip-only" not in here
+        assert {k: here[k] for k in LOCALLY_EVALUABLE} == {k: there[k] for k in LOCALLY_EVALUABLE}
+        both = local.get_all_flags_and_payloads(**ctx, only_evaluate_locally=True)
+        assert both["featureFlags"] == here
+
+
+def test_static_cohort_falls_back_to_the_server(local, catalog):
+    member = STATIC_MEMBERS[0]
+    assert local.get_feature_flag("vip-only", member, only_evaluate_locally=True) is None
+    assert local.get_feature_flag("vip-only", member) is True
+    assert local.get_feature_flag("vip-only", "stranger") is False
+    # get_all_flags without only_evaluate_locally fills the gap from /flags.
+    assert local.get_all_flags(member)["vip-only"] is True
+
+
+def test_etag_and_304(project, catalog):
+    first = definitions(project, project.personal_key)
+    assert first.status_code == 200, first.text
+    etag = first.headers.get("ETag")
+    assert etag, "definitions must carry an ETag"
+    again = definitions(project, project.personal_key, etag=etag)
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers.get("ETag") == etag
+    assert definitions(project, project.personal_key, etag='"something-else"').status_code == 200
+    # The legacy path serves the same payload.
+    legacy = requests.get(
+        f"{project.host}/api/feature_flag/local_evaluation/",
+        params={"token": project.token, "send_cohorts": ""},
+        headers={"Authorization": f"Bearer {project.personal_key}"},
+        timeout=10,
+    )
+    assert legacy.status_code == 200 and legacy.json() == first.json()
+
+
+def test_sdk_polls_with_if_none_match_and_gets_304(project, api, catalog):
+    proxy = RecordingProxy(project.host)
+    client = None
+    try:
+        client = make_client(project, host=proxy.url, secret_key=project.personal_key)
+        client.load_feature_flags()
+        before = [dict(f) for f in client.feature_flags]
+        client.load_feature_flags()
+        assert [dict(f) for f in client.feature_flags] == before
+        polls = proxy.matching("/flags/definitions")
+        assert len(polls) >= 2, [e.path for e in proxy.exchanges]
+        assert polls[0].status == 200
+        etag = polls[0].response_headers.get("ETag") or polls[0].response_headers.get("etag")
+        assert polls[-1].request_headers.get("If-None-Match") == etag
+        assert polls[-1].status == 304
+
+        # A change on the server: the next poll gets a 200 with the new definitions.
+        probe = api.create_flag("etag-probe", {"groups": [{"properties": [], "rollout_percentage": 100}]})
+        client.load_feature_flags()
+        assert proxy.matching("/flags/definitions")[-1].status == 200
+        assert "etag-probe" in {f["key"] for f in client.feature_flags}
+        assert client.get_feature_flag("etag-probe", "anyone", only_evaluate_locally=True) is True
+        api.patch_flag(probe["id"], active=False)
+        client.load_feature_flags()
+        assert client.get_feature_flag("etag-probe", "anyone", only_evaluate_locally=True) is False
+    finally:
+        if client is not None:
+            client.shutdown()
+        proxy.close()
+
+
+@pytest.mark.parametrize("which", ["secret_key", "personal_key"])
+def test_both_key_kinds_authorise_local_evaluation(project, catalog, which):
+    key = getattr(project, which)
+    client = make_client(project, secret_key=key)
+    try:
+        client.load_feature_flags()
+        assert {f["key"] for f in client.feature_flags} >= set(LOCALLY_EVALUABLE)
+        assert client.get_feature_flag("beta-email", "k-1", person_properties={"email": f"k{EMAIL_DOMAIN}"},
+                                       only_evaluate_locally=True) is True
+    finally:
+        client.shutdown()
+
+
+def test_wrong_keys_are_refused(project, catalog):
+    assert definitions(project, None).status_code == 401
+    assert definitions(project, "phx_not_a_real_key").status_code == 401
+    assert definitions(project, "phs_not_a_real_key").status_code == 401
+    assert definitions(project, project.token).status_code == 401  # the public token is no secret
+    client = make_client(project, secret_key="phx_not_a_real_key")
+    try:
+        client.load_feature_flags()
+        assert not client.feature_flags
+        assert client.get_feature_flag("half-rollout", "w-1", only_evaluate_locally=True) is None
+    finally:
+        client.shutdown()
