@@ -193,7 +193,7 @@ describe('local evaluation (personalApiKey)', () => {
 
   it('a wrong key loads nothing', async () => {
     const local = client({ personalApiKey: 'phx_wrong' })
-    assert.equal(await local.waitForLocalEvaluationReady(3000), false)
+    assert.equal(await local.waitForLocalEvaluationReady(1000), false)
     assert.equal(await local.getFeatureFlag('half-rollout', 'x', { onlyEvaluateLocally: true }), undefined)
   })
 })

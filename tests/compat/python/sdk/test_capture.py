@@ -123,3 +123,12 @@ def test_wire_flags_reflect_stored_person(project, capture, catalog):
     body = flags_v2(project, {"distinct_id": d})
     assert body["flags"]["beta-email"]["enabled"] is True
     assert body["errorsWhileComputingFlags"] is False
+
+
+def test_gzip_batches(project, remote, catalog):
+    """posthog's `gzip=True` sends /batch/ bodies with Content-Encoding: gzip."""
+    client = make_client(project, gzip=True)
+    client.set(distinct_id="gzip-1", properties={"email": f"gz{EMAIL_DOMAIN}"})
+    client.flush()
+    client.shutdown()
+    assert remote.feature_enabled("beta-email", "gzip-1") is True

@@ -1,5 +1,7 @@
 """Remote evaluation: the posthog SDK without a key asks the server (/flags) for every answer."""
 
+import json
+
 from catalog import BETA_PAYLOAD, EMAIL_DOMAIN, STATIC_MEMBERS, VARIANT_PAYLOADS, VARIANTS
 from vexil_compat import flags_v2, in_rollout, variant_for
 
@@ -70,8 +72,9 @@ def test_get_all_flags_and_payloads(remote, catalog):
     variant = variant_for("checkout-layout", d, VARIANTS)
     assert result["featureFlags"]["beta-email"] is True
     assert result["featureFlags"]["checkout-layout"] == variant
-    assert result["featureFlagPayloads"]["beta-email"] == BETA_PAYLOAD
-    assert result["featureFlagPayloads"]["checkout-layout"] == VARIANT_PAYLOADS[variant]
+    # Here the SDK hands payloads over as the server sent them: JSON-encoded strings (as PostHog's).
+    assert json.loads(result["featureFlagPayloads"]["beta-email"]) == BETA_PAYLOAD
+    assert json.loads(result["featureFlagPayloads"]["checkout-layout"]) == VARIANT_PAYLOADS[variant]
     # Disabled flags carry no payload.
     assert "half-rollout" not in result["featureFlagPayloads"]
 
