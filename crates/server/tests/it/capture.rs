@@ -273,6 +273,27 @@ async fn groupidentify_creates_the_group_type_and_properties_for_group_flags() {
 }
 
 #[tokio::test]
+async fn side_effects_the_store_refuses_are_skipped_and_the_event_kept() {
+    let app = TestApp::spawn().await;
+    let groups = json!({"a": "1", "b": "1", "c": "1", "d": "1", "e": "1"});
+    let batch = json!({"api_key": app.token(), "batch": [
+        {"event": "five", "distinct_id": "u", "properties": {"$groups": groups}},
+        // A sixth group type and an empty group key: PostHog ignores both.
+        {"event": "$groupidentify", "distinct_id": "u",
+         "properties": {"$group_type": "sixth", "$group_key": "k", "$group_set": {"x": 1}}},
+        {"event": "$groupidentify", "distinct_id": "u",
+         "properties": {"$group_type": "a", "$group_key": "", "$group_set": {"x": 1}}},
+    ]});
+    let (status, body) = app.post("/batch/", &batch).await;
+    assert_eq!((status, body), (200, json!({"status": 1})));
+    assert_eq!(count(&app, "u", "$groupidentify").await, 2);
+    let types = app.store.group_types(app.project.project.id).await.unwrap();
+    let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn feature_flag_called_events_are_recorded_as_flag_calls() {
     let app = TestApp::spawn().await;
     let body = json!({"api_key": app.token(), "batch": [{
