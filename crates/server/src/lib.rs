@@ -16,6 +16,7 @@
 mod error;
 pub mod extract;
 mod ingest;
+mod openapi;
 pub mod routes;
 pub mod snapshot;
 mod state;

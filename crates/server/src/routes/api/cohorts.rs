@@ -1,0 +1,318 @@
+//! `cohorts/` (spec §10): list, create, retrieve, PATCH (soft delete with `{"deleted": true}`),
+//! static member lists (CSV upload or `distinct_ids`) and `cohorts/{id}/persons/`.
+//!
+//! Every successful write refreshes the project's snapshot, so flags targeting the cohort
+//! evaluate against the change immediately.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+use vexil_store::{Cohort, CohortUpdate, NewCohort, ProjectId};
+
+use super::cohort_members::requested_members;
+use super::flag_view::timestamp;
+use super::keys::user_json;
+use super::paging::{offset_envelope, offset_page, Links};
+use super::persons::person_json;
+use super::refresh;
+use super::request::{Fields, ItemId, Params, Payload};
+use super::validation::{check_cohort_filters, cohort_references, CohortNode};
+use crate::error::ApiError;
+use crate::extract::auth::ManagedProject;
+use crate::routes::json_response;
+use crate::state::AppState;
+
+/// Most cohorts a reference check follows (a guard against pathological graphs).
+const MAX_REACHABLE: usize = 10_000;
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Cohort")
+}
+
+fn has_behavioral(filters: &Value) -> bool {
+    match filters {
+        Value::Object(m) => {
+            m.get("type").and_then(Value::as_str) == Some("behavioral")
+                || m.values().any(has_behavioral)
+        }
+        Value::Array(a) => a.iter().any(has_behavioral),
+        _ => false,
+    }
+}
+
+/// The cohort object; `count` is the member count of a static cohort (null for dynamic ones,
+/// whose membership is computed per person at evaluation time).
+pub fn cohort_json(cohort: &Cohort, count: Option<u64>) -> Value {
+    let cohort_type = if cohort.is_static {
+        "static"
+    } else if has_behavioral(&cohort.filters) {
+        "behavioral"
+    } else {
+        "person_property"
+    };
+    json!({
+        "id": cohort.id,
+        "name": cohort.name,
+        "description": cohort.description,
+        "filters": cohort.filters,
+        "groups": [],
+        "query": null,
+        "is_static": cohort.is_static,
+        "cohort_type": cohort_type,
+        "deleted": cohort.deleted,
+        "count": count,
+        "is_calculating": false,
+        "errors_calculating": 0,
+        "last_calculation": timestamp(cohort.updated_at),
+        "created_at": timestamp(cohort.created_at),
+        "created_by": cohort.created_by.as_deref().map(|a| user_json(cohort.project_id, a)),
+        "version": cohort.version,
+    })
+}
+
+async fn cohort_response(
+    state: &AppState,
+    status: StatusCode,
+    cohort: &Cohort,
+) -> Result<Response, ApiError> {
+    let count = if cohort.is_static {
+        Some(
+            state
+                .store
+                .count_cohort_members(cohort.project_id, cohort.id)
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok(json_response(status, &cohort_json(cohort, count)))
+}
+
+/// Every non-deleted cohort reachable from the references in `filters`.
+async fn reachable_cohorts(
+    state: &AppState,
+    project: ProjectId,
+    filters: &Value,
+) -> Result<HashMap<i64, CohortNode>, ApiError> {
+    let mut known = HashMap::new();
+    let mut pending = cohort_references(filters);
+    let mut visited = std::collections::HashSet::new();
+    while let Some(id) = pending.pop() {
+        if !visited.insert(id) || visited.len() > MAX_REACHABLE {
+            continue;
+        }
+        if let Some(c) = state.store.get_cohort(project, id).await? {
+            if !c.deleted {
+                let references = cohort_references(&c.filters);
+                pending.extend(references.iter().copied());
+                known.insert(
+                    id,
+                    CohortNode {
+                        name: c.name,
+                        references,
+                    },
+                );
+            }
+        }
+    }
+    Ok(known)
+}
+
+/// The `filters` of a request, which must be an object when present.
+fn filters_field(fields: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    match fields.get("filters") {
+        None | Some(Value::Null) => Ok(None),
+        Some(f @ Value::Object(_)) => Ok(Some(f.clone())),
+        Some(_) => Err(ApiError::invalid("Filters must be a JSON object.").attr("filters")),
+    }
+}
+
+fn members_need_static() -> ApiError {
+    ApiError::invalid("Only static cohorts (is_static: true) take a member list.").attr("is_static")
+}
+
+/// `GET cohorts/`: non-deleted cohorts, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+    params: Params,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let project = caller.project.id;
+    let page = offset_page(&params, 100);
+    let listing = state.store.list_cohorts(project, page).await?;
+    let mut results = Vec::with_capacity(listing.items.len());
+    for cohort in &listing.items {
+        let count = if cohort.is_static {
+            Some(state.store.count_cohort_members(project, cohort.id).await?)
+        } else {
+            None
+        };
+        results.push(cohort_json(cohort, count));
+    }
+    let links = Links::new(&headers, &uri, &params);
+    Ok(json_response(
+        StatusCode::OK,
+        &offset_envelope(results, listing.total, page, &links),
+    ))
+}
+
+/// `POST cohorts/` (JSON, or multipart with a `csv` file for a static cohort).
+pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Response, ApiError> {
+    let project = body.project.project.id;
+    let fields = &body.fields;
+    let name = fields
+        .string_field("name")?
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::validation("required", "This field is required.").attr("name"))?;
+    let members = requested_members(&body)?;
+    let is_static = fields
+        .bool_field("is_static")?
+        .unwrap_or(body.csv.is_some());
+    if members.is_some() && !is_static {
+        return Err(members_need_static());
+    }
+    let filters = filters_field(fields)?;
+    if filters.is_none() && fields.get("groups").is_some_and(|g| !g.is_null()) {
+        return Err(ApiError::invalid(
+            "Legacy `groups` cohorts are not supported; describe the cohort with `filters`.",
+        )
+        .attr("groups"));
+    }
+    let filters = match filters {
+        Some(f) if !is_static => {
+            check_cohort_filters(&f, None, &reachable_cohorts(&state, project, &f).await?)?;
+            f
+        }
+        _ => Value::Object(Map::new()),
+    };
+    let new = NewCohort {
+        name,
+        description: fields.string_field("description")?.unwrap_or_default(),
+        filters,
+        is_static,
+        created_by: Some(body.project.actor.clone()),
+    };
+    let cohort = state.store.create_cohort(project, &new).await?;
+    if let Some(members) = &members {
+        state
+            .store
+            .add_cohort_members(project, cohort.id, members)
+            .await?;
+    }
+    refresh(&state, project).await;
+    cohort_response(&state, StatusCode::CREATED, &cohort).await
+}
+
+/// `GET cohorts/{id}/`.
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+    ItemId(id): ItemId,
+) -> Result<Response, ApiError> {
+    let cohort = state
+        .store
+        .get_cohort(caller.project.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    cohort_response(&state, StatusCode::OK, &cohort).await
+}
+
+/// `PATCH cohorts/{id}/`: name, description, filters (dynamic cohorts), `deleted`, `version`
+/// (optimistic concurrency), and members to add (static cohorts).
+pub async fn update(
+    State(state): State<AppState>,
+    ItemId(id): ItemId,
+    body: Payload,
+) -> Result<Response, ApiError> {
+    let project = body.project.project.id;
+    let fields = &body.fields;
+    let before = state
+        .store
+        .get_cohort(project, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if let Some(is_static) = fields.bool_field("is_static")? {
+        if is_static != before.is_static {
+            return Err(
+                ApiError::invalid("A cohort cannot change between static and dynamic.")
+                    .attr("is_static"),
+            );
+        }
+    }
+    let members = requested_members(&body)?;
+    if members.is_some() && !before.is_static {
+        return Err(members_need_static());
+    }
+    let filters = filters_field(fields)?;
+    if let Some(f) = &filters {
+        if before.is_static {
+            return Err(ApiError::invalid("Static cohorts have no filters.").attr("filters"));
+        }
+        check_cohort_filters(f, Some(id), &reachable_cohorts(&state, project, f).await?)?;
+    }
+    let update = CohortUpdate {
+        name: fields.string_field("name")?,
+        description: fields.string_field("description")?,
+        filters,
+        deleted: fields.bool_field("deleted")?,
+    };
+    let version = fields.int_field("version")?;
+    let mut cohort = before;
+    if update != CohortUpdate::default() || version.is_some() {
+        cohort = state
+            .store
+            .update_cohort(project, id, &update, version)
+            .await?;
+    }
+    if let Some(members) = &members {
+        state.store.add_cohort_members(project, id, members).await?;
+    }
+    refresh(&state, project).await;
+    cohort_response(&state, StatusCode::OK, &cohort).await
+}
+
+/// `GET cohorts/{id}/persons/`: a static cohort's members, as persons (a listed distinct id
+/// that no person has yet shows as a person-less entry with just that id).
+pub async fn persons(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+    ItemId(id): ItemId,
+    params: Params,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let project = caller.project.id;
+    let cohort = state
+        .store
+        .get_cohort(project, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !cohort.is_static {
+        return Err(ApiError::invalid(
+            "Members can only be listed for static cohorts; dynamic cohorts are evaluated per person.",
+        )
+        .attr("is_static"));
+    }
+    let page = offset_page(&params, 100);
+    let listing = state.store.cohort_members(project, id, page).await?;
+    let mut results = Vec::with_capacity(listing.items.len());
+    for distinct_id in &listing.items {
+        results.push(match state.store.get_person(project, distinct_id).await? {
+            Some(person) => person_json(&person),
+            None => json!({
+                "id": null, "uuid": null, "name": distinct_id, "distinct_ids": [distinct_id],
+                "properties": {}, "created_at": null, "is_identified": false,
+            }),
+        });
+    }
+    let links = Links::new(&headers, &uri, &params);
+    Ok(json_response(
+        StatusCode::OK,
+        &offset_envelope(results, listing.total, page, &links),
+    ))
+}

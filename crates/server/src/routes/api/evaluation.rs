@@ -1,0 +1,108 @@
+//! `GET feature_flags/evaluation_reasons/?distinct_id=…&groups=<json>`: every flag's value and
+//! reason for one person, evaluated by the engine on the project's snapshot with the person's
+//! stored properties, static cohorts and groups — the same inputs `/flags` uses.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+use vexil_engine::{evaluate, Context};
+
+use super::request::Params;
+use super::snapshot;
+use crate::error::ApiError;
+use crate::extract::auth::ManagedProject;
+use crate::routes::json_response;
+use crate::state::AppState;
+
+/// Reason reported for inactive flags (the Django-era admin API's word).
+const DISABLED: &str = "disabled";
+
+/// `GET feature_flags/evaluation_reasons/`.
+pub async fn evaluation_reasons(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let distinct_id = params.non_empty("distinct_id").ok_or_else(|| {
+        ApiError::validation("required", "The distinct_id query parameter is required.")
+            .attr("distinct_id")
+    })?;
+    let groups: Map<String, Value> = match params.non_empty("groups") {
+        None => Map::new(),
+        Some(raw) => match serde_json::from_str(raw) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(ApiError::invalid(
+                    "groups must be a JSON object of group type → group key.",
+                )
+                .attr("groups"))
+            }
+        },
+    };
+    let project = caller.project.id;
+    let snapshot = snapshot(&state, project).await?;
+    let group_keys: Vec<(i64, String)> = snapshot
+        .group_types
+        .iter()
+        .filter_map(|(index, name)| {
+            let key = match groups.get(name)? {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((*index, key))
+        })
+        .collect();
+    let lookup: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
+    let inputs = state
+        .store
+        .evaluation_inputs(
+            project,
+            distinct_id,
+            &lookup,
+            snapshot.uses_continuity,
+            None,
+        )
+        .await?;
+    // Stored group rows keyed like a request's `group_properties` (`{name: {props}}`).
+    let stored_groups: Map<String, Value> = snapshot
+        .group_types
+        .iter()
+        .filter_map(|(index, name)| {
+            let props = inputs.group_properties.get(index)?;
+            Some((name.clone(), Value::Object(props.clone())))
+        })
+        .collect();
+
+    let mut ctx = Context::new(distinct_id, Utc::now());
+    ctx.groups = Some(&groups);
+    ctx.stored_person_properties = inputs.person_properties.as_ref();
+    ctx.static_cohorts = Some(&inputs.static_cohorts);
+    ctx.stored_group_properties = Some(&stored_groups);
+    if !inputs.hash_key_overrides.is_empty() {
+        ctx.hash_key_overrides = Some(&inputs.hash_key_overrides);
+    }
+    let evaluation = evaluate(&snapshot.compiled, &ctx);
+
+    let mut out = Map::new();
+    for flag in snapshot.compiled.flags() {
+        let entry = match evaluation.get(flag.key()) {
+            Some(r) => json!({
+                "value": r.value.to_json(),
+                "evaluation": {
+                    "reason": r.reason.code.as_str(),
+                    "condition_index": r.reason.condition_index,
+                    "description": r.reason.description(),
+                },
+            }),
+            None => json!({
+                "value": false,
+                "evaluation": {"reason": DISABLED, "condition_index": null, "description": "Feature flag is disabled"},
+            }),
+        };
+        out.insert(flag.key().to_owned(), entry);
+    }
+    Ok(json_response(StatusCode::OK, &out))
+}

@@ -1,0 +1,251 @@
+//! The flag list's query (spec §7): `search`, `active` (`true`/`false`/`STALE`), `type`,
+//! `created_by_id`, `tags`, `evaluation_runtime`, `excluded_properties` and `order`.
+//!
+//! `search` and `active=true|false` with the default order run in the store, page included;
+//! any other filter or order is applied here over the project's whole (non-deleted) list.
+
+use chrono::{DateTime, Utc};
+use vexil_store::{EvaluationRuntime, FeatureFlag};
+
+use super::flag_view::{variants, FlagStatus};
+use super::keys::user_id;
+use super::request::Params;
+use crate::error::ApiError;
+
+/// `?active=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveFilter {
+    /// `true` / `false`.
+    Is(bool),
+    /// `STALE`: see [`FlagStatus`].
+    Stale,
+}
+
+/// `?type=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagKind {
+    /// No variants.
+    Boolean,
+    /// With variants.
+    Multivariant,
+    /// Linked to an experiment (never, in Vexil).
+    Experiment,
+}
+
+/// A sortable field for `?order=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderField {
+    Key,
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    Active,
+    Id,
+}
+
+/// The parsed list query.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Case-insensitive substring of key or name.
+    pub search: Option<String>,
+    /// Active / inactive / stale.
+    pub active: Option<ActiveFilter>,
+    /// Boolean / multivariate / experiment.
+    pub kind: Option<FlagKind>,
+    /// Creator's user id.
+    pub created_by_id: Option<i64>,
+    /// Flags carrying any of these tags.
+    pub tags: Option<Vec<String>>,
+    /// Flags with this runtime.
+    pub evaluation_runtime: Option<EvaluationRuntime>,
+    /// Flag keys to leave out.
+    pub excluded: Option<Vec<String>>,
+    order: Option<(OrderField, bool)>,
+}
+
+fn json_list(params: &Params, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(raw) = params.non_empty(name) else {
+        return Ok(None);
+    };
+    serde_json::from_str::<Vec<String>>(raw)
+        .map(Some)
+        .map_err(|_| {
+            ApiError::invalid(format!("{name} must be a JSON list of strings.")).attr(name)
+        })
+}
+
+impl ListQuery {
+    /// Reads the query. Unknown values of `active`, `type` and `order` are ignored (as DRF
+    /// filters do); malformed JSON lists are a 400.
+    pub fn parse(params: &Params) -> Result<ListQuery, ApiError> {
+        let active = match params.non_empty("active") {
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(ActiveFilter::Is(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") => Some(ActiveFilter::Is(false)),
+            Some(v) if v.eq_ignore_ascii_case("stale") => Some(ActiveFilter::Stale),
+            _ => None,
+        };
+        let kind = match params.non_empty("type") {
+            Some("boolean") => Some(FlagKind::Boolean),
+            Some("multivariant") => Some(FlagKind::Multivariant),
+            Some("experiment") => Some(FlagKind::Experiment),
+            _ => None,
+        };
+        let order = params.non_empty("order").and_then(|o| {
+            let (desc, name) = match o.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, o),
+            };
+            let field = match name {
+                "key" => OrderField::Key,
+                "name" => OrderField::Name,
+                "created_at" => OrderField::CreatedAt,
+                "updated_at" => OrderField::UpdatedAt,
+                "active" => OrderField::Active,
+                "id" => OrderField::Id,
+                _ => return None,
+            };
+            Some((field, desc))
+        });
+        let created_by_id = match params.non_empty("created_by_id") {
+            None => None,
+            Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                ApiError::invalid("created_by_id must be an integer.").attr("created_by_id")
+            })?),
+        };
+        Ok(ListQuery {
+            search: params.non_empty("search").map(str::to_owned),
+            active,
+            kind,
+            created_by_id,
+            tags: json_list(params, "tags")?,
+            evaluation_runtime: params
+                .non_empty("evaluation_runtime")
+                .and_then(EvaluationRuntime::parse),
+            excluded: json_list(params, "excluded_properties")?,
+            order,
+        })
+    }
+
+    /// The `active` filter the store can apply.
+    pub fn store_active(&self) -> Option<bool> {
+        match self.active {
+            Some(ActiveFilter::Is(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Whether the store's filter and page are the whole answer.
+    pub fn store_only(&self) -> bool {
+        matches!(self.active, None | Some(ActiveFilter::Is(_)))
+            && self.kind.is_none()
+            && self.created_by_id.is_none()
+            && self.tags.is_none()
+            && self.evaluation_runtime.is_none()
+            && self.excluded.is_none()
+            && self.order.is_none()
+    }
+
+    /// Whether `flag` passes the filters the store did not apply.
+    pub fn keeps(
+        &self,
+        flag: &FeatureFlag,
+        last_called: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if self.active == Some(ActiveFilter::Stale)
+            && FlagStatus::of(flag, last_called, now) != FlagStatus::Stale
+        {
+            return false;
+        }
+        let multivariate = !variants(&flag.filters).is_empty();
+        let kind_ok = match self.kind {
+            None => true,
+            Some(FlagKind::Boolean) => !multivariate,
+            Some(FlagKind::Multivariant) => multivariate,
+            Some(FlagKind::Experiment) => flag.has_experiment,
+        };
+        let creator_ok = self
+            .created_by_id
+            .is_none_or(|id| flag.created_by.is_some() && user_id(flag.project_id) == id);
+        let tags_ok = self
+            .tags
+            .as_ref()
+            .is_none_or(|tags| tags.iter().any(|t| flag.tags.contains(t)));
+        let runtime_ok = self
+            .evaluation_runtime
+            .is_none_or(|r| flag.evaluation_runtime == r);
+        let not_excluded = self
+            .excluded
+            .as_ref()
+            .is_none_or(|keys| !keys.contains(&flag.key));
+        kind_ok && creator_ok && tags_ok && runtime_ok && not_excluded
+    }
+
+    /// Sorts by `order` (default newest first); ties newest id first.
+    pub fn sort(&self, flags: &mut [FeatureFlag]) {
+        let Some((field, desc)) = self.order else {
+            return; // the store's order already is newest first
+        };
+        flags.sort_by(|a, b| {
+            let ord = match field {
+                OrderField::Key => a.key.cmp(&b.key),
+                OrderField::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+                OrderField::CreatedAt => a.created_at.cmp(&b.created_at),
+                OrderField::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+                OrderField::Active => a.active.cmp(&b.active),
+                OrderField::Id => a.id.cmp(&b.id),
+            };
+            let ord = if desc { ord.reverse() } else { ord };
+            ord.then_with(|| b.id.cmp(&a.id))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn keys(flags: &[FeatureFlag]) -> Vec<&str> {
+        flags.iter().map(|f| f.key.as_str()).collect()
+    }
+
+    fn flag(id: i64, key: &str, filters: Value) -> FeatureFlag {
+        let mut new = vexil_store::NewFlag::new(key, filters);
+        new.created_by = Some("k".into());
+        let mut f = super::super::flag_input::candidate(&new, vexil_store::ProjectId(1));
+        f.id = id;
+        f
+    }
+
+    #[test]
+    fn filters_and_order() {
+        let params = |q: &str| {
+            Params(
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            )
+        };
+        let boolean = serde_json::json!({"groups": [{"rollout_percentage": 10}]});
+        let mv = serde_json::json!({"groups": [{}], "multivariate": {"variants": [{"key": "a", "rollout_percentage": 100}]}});
+        let mut flags = vec![
+            flag(1, "b", boolean.clone()),
+            flag(2, "a", mv),
+            flag(3, "c", boolean),
+        ];
+        let q = ListQuery::parse(&params("type=multivariant")).unwrap();
+        let now = Utc::now();
+        assert!(!q.store_only());
+        let kept: Vec<_> = flags.iter().filter(|f| q.keeps(f, None, now)).collect();
+        assert_eq!(kept.len(), 1);
+        let q = ListQuery::parse(&params("order=key&excluded_properties=[\"c\"]")).unwrap();
+        q.sort(&mut flags);
+        assert_eq!(keys(&flags), ["a", "b", "c"]);
+        assert!(!q.keeps(&flags[2], None, now));
+        assert!(ListQuery::parse(&params("tags=nope")).is_err());
+        assert!(ListQuery::parse(&params("search=x&active=true"))
+            .unwrap()
+            .store_only());
+    }
+}

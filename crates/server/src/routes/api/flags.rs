@@ -1,0 +1,353 @@
+//! `feature_flags/`: list, create, retrieve, update (PATCH/PUT), the refused DELETE, and the
+//! small collection routes (`bulk_keys`, `local_evaluation`, `{id}/dependent_flags`).
+//!
+//! Every successful write refreshes the project's snapshot before answering, so `/flags` sees
+//! the change immediately.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+use vexil_store::{FeatureFlag, FlagQuery, Page, ProjectId, StoreError};
+
+use super::flag_input::{self, FlagWrite};
+use super::flag_list::ListQuery;
+use super::flag_view::flag_json;
+use super::paging::{offset_envelope, offset_page, Links};
+use super::request::{ItemId, Params, Payload};
+use super::validation::{self, cohort_references, Known};
+use super::{all_flags, refresh, snapshot};
+use crate::error::ApiError;
+use crate::extract::auth::ManagedProject;
+use crate::routes::json_response;
+use crate::snapshot::ProjectSnapshot;
+use crate::state::AppState;
+
+/// How often an update is re-read, re-validated and retried when another writer got in
+/// between our read and our write.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// The `Allow` header of `feature_flags/{id}/`.
+pub const ITEM_METHODS: &str = "GET, PATCH, PUT, HEAD, OPTIONS";
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Feature flag")
+}
+
+/// Store errors in the flag API's words.
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Duplicate { .. } => {
+            ApiError::validation("unique", "There is already a feature flag with this key.")
+                .attr("key")
+        }
+        StoreError::NotFound { .. } => not_found(),
+        other => other.into(),
+    }
+}
+
+/// When each flag was last reported called.
+async fn last_called(
+    state: &AppState,
+    project: ProjectId,
+) -> Result<std::collections::HashMap<String, chrono::DateTime<Utc>>, ApiError> {
+    Ok(state.store.last_flag_calls(project).await?)
+}
+
+async fn flag_response(
+    state: &AppState,
+    status: StatusCode,
+    flag: &FeatureFlag,
+) -> Result<Response, ApiError> {
+    let calls = last_called(state, flag.project_id).await?;
+    let body = flag_json(flag, calls.get(&flag.key).copied(), Utc::now());
+    Ok(json_response(status, &body))
+}
+
+/// What a write is validated against, loaded before it.
+struct ProjectData {
+    flags: Vec<FeatureFlag>,
+    cohorts: HashSet<i64>,
+    snapshot: Arc<ProjectSnapshot>,
+}
+
+impl ProjectData {
+    async fn load(state: &AppState, project: ProjectId, filters: &Value) -> Result<Self, ApiError> {
+        let mut cohorts = HashSet::new();
+        for id in cohort_references(filters) {
+            if let Some(c) = state.store.get_cohort(project, id).await? {
+                if !c.deleted {
+                    cohorts.insert(id);
+                }
+            }
+        }
+        Ok(ProjectData {
+            flags: all_flags(state, project).await?,
+            cohorts,
+            snapshot: snapshot(state, project).await?,
+        })
+    }
+
+    fn known(&self) -> Known<'_> {
+        Known {
+            flags: &self.flags,
+            cohorts: &self.cohorts,
+            compiled: &self.snapshot.compiled,
+        }
+    }
+}
+
+/// `GET feature_flags/`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+    params: Params,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let project = caller.project.id;
+    let query = ListQuery::parse(&params)?;
+    let page = offset_page(&params, 100);
+    let calls = last_called(&state, project).await?;
+    let now = Utc::now();
+    let store_query = |page| FlagQuery {
+        search: query.search.clone(),
+        active: query.store_active(),
+        page,
+    };
+    let (flags, total) = if query.store_only() {
+        let listing = state.store.list_flags(project, &store_query(page)).await?;
+        (listing.items, listing.total)
+    } else {
+        let all = state
+            .store
+            .list_flags(project, &store_query(Page::new(u32::MAX, 0)))
+            .await?
+            .items;
+        let mut kept: Vec<FeatureFlag> = all
+            .into_iter()
+            .filter(|f| query.keeps(f, calls.get(&f.key).copied(), now))
+            .collect();
+        query.sort(&mut kept);
+        let total = kept.len() as u64;
+        let window = kept
+            .into_iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize)
+            .collect();
+        (window, total)
+    };
+    let results = flags
+        .iter()
+        .map(|f| flag_json(f, calls.get(&f.key).copied(), now))
+        .collect();
+    let links = Links::new(&headers, &uri, &params);
+    Ok(json_response(
+        StatusCode::OK,
+        &offset_envelope(results, total, page, &links),
+    ))
+}
+
+/// `POST feature_flags/`.
+pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Response, ApiError> {
+    let project = body.project.project.id;
+    let new = flag_input::parse(&body.fields, true)?.into_new(&body.project.actor)?;
+    let candidate = flag_input::candidate(&new, project);
+    if state
+        .store
+        .get_flag_by_key(project, &new.key)
+        .await?
+        .is_some()
+    {
+        return Err(store_error(StoreError::Duplicate { field: "key" }));
+    }
+    let data = ProjectData::load(&state, project, &new.filters).await?;
+    validation::check_flag(&candidate, None, true, data.known())?;
+    let flag = state
+        .store
+        .create_flag(project, &new)
+        .await
+        .map_err(store_error)?;
+    refresh(&state, project).await;
+    flag_response(&state, StatusCode::CREATED, &flag).await
+}
+
+/// `GET feature_flags/{id}/` (deleted flags too: they keep their row).
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+    ItemId(id): ItemId,
+) -> Result<Response, ApiError> {
+    let flag = state
+        .store
+        .get_flag(caller.project.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    flag_response(&state, StatusCode::OK, &flag).await
+}
+
+/// `PATCH feature_flags/{id}/`.
+pub async fn update(
+    State(state): State<AppState>,
+    ItemId(id): ItemId,
+    body: Payload,
+) -> Result<Response, ApiError> {
+    let write = flag_input::parse(&body.fields, false)?;
+    apply_update(&state, &body, id, &write).await
+}
+
+/// `PUT feature_flags/{id}/`: as PATCH, with `key` required.
+pub async fn replace(
+    State(state): State<AppState>,
+    ItemId(id): ItemId,
+    body: Payload,
+) -> Result<Response, ApiError> {
+    let write = flag_input::parse(&body.fields, false)?;
+    if write.update.key.is_none() {
+        return Err(ApiError::validation("required", "This field is required.").attr("key"));
+    }
+    apply_update(&state, &body, id, &write).await
+}
+
+async fn apply_update(
+    state: &AppState,
+    body: &Payload,
+    id: i64,
+    write: &FlagWrite,
+) -> Result<Response, ApiError> {
+    let project = body.project.project.id;
+    let actor = body.project.actor.as_str();
+    for attempt in 1..=WRITE_ATTEMPTS {
+        let before = state
+            .store
+            .get_flag(project, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let stored_json = flag_json(&before, None, Utc::now());
+        if let Some(conflict) = write.version_conflict(&before, &stored_json, &body.fields) {
+            return Err(conflict);
+        }
+        let candidate = write
+            .update
+            .apply(&before, Utc::now(), Some(actor))
+            .map_err(store_error)?;
+        if candidate.key != before.key && !candidate.deleted {
+            if let Some(other) = state.store.get_flag_by_key(project, &candidate.key).await? {
+                if other.id != id {
+                    return Err(store_error(StoreError::Duplicate { field: "key" }));
+                }
+            }
+        }
+        let data = ProjectData::load(state, project, &candidate.filters).await?;
+        let filters_sent = write.update.filters.is_some();
+        validation::check_flag(&candidate, Some(&before), filters_sent, data.known())?;
+        match state
+            .store
+            .update_flag(
+                project,
+                id,
+                &write.update,
+                Some(before.version),
+                Some(actor),
+            )
+            .await
+        {
+            Ok(after) => {
+                refresh(state, project).await;
+                return flag_response(state, StatusCode::OK, &after).await;
+            }
+            // Another writer got in between our read and our write: re-read and re-check.
+            Err(StoreError::Conflict { .. }) if attempt < WRITE_ATTEMPTS => continue,
+            Err(e) => return Err(store_error(e)),
+        }
+    }
+    Err(ApiError::conflict(
+        "The feature flag is being changed concurrently. Please refresh and try again.",
+    ))
+}
+
+/// `DELETE feature_flags/{id}/`: refused (PostHog forbids hard deletes); soft-delete with
+/// `PATCH {"deleted": true}`.
+pub async fn delete() -> Response {
+    let mut response = ApiError::method_not_allowed(
+        "Feature flags cannot be deleted with DELETE. Soft-delete with PATCH {\"deleted\": true} instead.",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(ITEM_METHODS));
+    response
+}
+
+/// `GET feature_flags/{id}/dependent_flags/`: active flags that depend on this one.
+pub async fn dependent_flags(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+    ItemId(id): ItemId,
+) -> Result<Response, ApiError> {
+    let project = caller.project.id;
+    state
+        .store
+        .get_flag(project, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let flags = all_flags(&state, project).await?;
+    let dependents: Vec<Value> = validation::dependents(id, &flags)
+        .iter()
+        .map(|f| json!({"id": f.id, "key": f.key, "name": f.name}))
+        .collect();
+    Ok(json_response(StatusCode::OK, &dependents))
+}
+
+/// `POST feature_flags/bulk_keys/` with `{"ids": [..]}` → `{"keys": {"<id>": "<key>"}}` for the
+/// project's non-deleted flags among them.
+pub async fn bulk_keys(State(state): State<AppState>, body: Payload) -> Result<Response, ApiError> {
+    let bad_ids = || ApiError::invalid("ids must be a list of flag ids.").attr("ids");
+    let ids: Vec<i64> = match body.fields.get("ids") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(bad_ids)?,
+        None | Some(Value::Null) => {
+            return Err(ApiError::validation("required", "This field is required.").attr("ids"))
+        }
+        Some(_) => return Err(bad_ids()),
+    };
+    let project = body.project.project.id;
+    let mut keys = Map::new();
+    for id in ids {
+        if let Some(flag) = state.store.get_flag(project, id).await? {
+            if !flag.deleted {
+                keys.insert(id.to_string(), Value::String(flag.key));
+            }
+        }
+    }
+    Ok(json_response(StatusCode::OK, &json!({"keys": keys})))
+}
+
+/// `GET feature_flags/local_evaluation/`: the project's definitions feed (as
+/// `/flags/definitions` serves it).
+pub async fn local_evaluation(
+    State(state): State<AppState>,
+    caller: ManagedProject,
+) -> Result<Response, ApiError> {
+    let snapshot = snapshot(&state, caller.project.id).await?;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        snapshot.definitions_body.clone(),
+    )
+        .into_response())
+}
