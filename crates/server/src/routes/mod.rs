@@ -6,12 +6,12 @@ pub mod definitions;
 pub mod flags;
 pub mod health;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use serde::Serialize;
-use axum::extract::DefaultBodyLimit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 
@@ -69,7 +69,9 @@ pub fn router(state: AppState) -> Router {
             ApiError::method_not_allowed("This method is not allowed on this path.")
         })
         .layer(body_limit)
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
         .layer(cors)
         .with_state(state)
 }

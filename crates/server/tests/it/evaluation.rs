@@ -192,7 +192,10 @@ async fn browser_style_requests_work_gzip_text_plain_and_cors() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["flags"]["on"]["enabled"], json!(true));
     app.stop().await;
@@ -211,17 +214,35 @@ async fn experience_continuity_keeps_the_anonymous_bucket_after_identify() {
     };
     let project = app.project.project.id;
     app.store.create_flag(project, &flag).await.unwrap();
-    app.state.catalog.refresh(app.store.as_ref(), project).await.unwrap();
+    app.state
+        .catalog
+        .refresh(app.store.as_ref(), project)
+        .await
+        .unwrap();
     let value = |body: &serde_json::Value| {
         let rec = &body["flags"]["sticky"];
-        if rec["variant"].is_null() { rec["enabled"].clone() } else { rec["variant"].clone() }
+        if rec["variant"].is_null() {
+            rec["enabled"].clone()
+        } else {
+            rec["variant"].clone()
+        }
     };
     // Find an anonymous id whose bucket differs from the identified user's own bucket.
-    let (_, own) = app.post("/flags?v=2", &json!({"token": app.token(), "distinct_id": "user-1"})).await;
+    let (_, own) = app
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "distinct_id": "user-1"}),
+        )
+        .await;
     let mut anon = None;
     for i in 0..200 {
         let id = format!("anon-{i}");
-        let (_, body) = app.post("/flags?v=2", &json!({"token": app.token(), "distinct_id": id})).await;
+        let (_, body) = app
+            .post(
+                "/flags?v=2",
+                &json!({"token": app.token(), "distinct_id": id}),
+            )
+            .await;
         if value(&body) != value(&own) {
             anon = Some((id, value(&body)));
             break;
@@ -234,11 +255,19 @@ async fn experience_continuity_keeps_the_anonymous_bucket_after_identify() {
         .unwrap();
     app.store.identify(project, "user-1", &anon).await.unwrap();
     let (_, body) = app
-        .post("/flags?v=2", &json!({"token": app.token(), "distinct_id": "user-1", "$anon_distinct_id": anon}))
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "distinct_id": "user-1", "$anon_distinct_id": anon}),
+        )
         .await;
     assert_eq!(value(&body), anon_value);
     // The override is stored: later requests without the anonymous id keep the bucket.
-    let (_, body) = app.post("/flags?v=2", &json!({"token": app.token(), "distinct_id": "user-1"})).await;
+    let (_, body) = app
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "distinct_id": "user-1"}),
+        )
+        .await;
     assert_eq!(value(&body), anon_value);
     app.stop().await;
 }
@@ -258,10 +287,21 @@ fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
 #[tokio::test]
 async fn garbage_bodies_never_cause_server_errors() {
     let app = TestApp::spawn().await;
-    app.put_flag("f", json!({"groups": [{"properties": [{"key": "email", "operator": "regex", "value": "^a"}]}]})).await;
-    let valid = json!({"token": app.token(), "distinct_id": "u", "person_properties": {"email": "a@b"}}).to_string();
+    app.put_flag(
+        "f",
+        json!({"groups": [{"properties": [{"key": "email", "operator": "regex", "value": "^a"}]}]}),
+    )
+    .await;
+    let valid =
+        json!({"token": app.token(), "distinct_id": "u", "person_properties": {"email": "a@b"}})
+            .to_string();
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let content_types = ["application/json", "text/plain", "application/x-www-form-urlencoded", "image/png"];
+    let content_types = [
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "image/png",
+    ];
     for i in 0..300 {
         let body = match i % 3 {
             0 => noise(&mut seed, (i * 7) % 300),
@@ -280,7 +320,12 @@ async fn garbage_bodies_never_cause_server_errors() {
                 b
             }
         };
-        let path = ["/flags?v=2", "/decide?v=3", "/flags?compression=base64", "/flags?compression=gzip-js"][i % 4];
+        let path = [
+            "/flags?v=2",
+            "/decide?v=3",
+            "/flags?compression=base64",
+            "/flags?compression=gzip-js",
+        ][i % 4];
         let resp = app
             .client
             .post(app.url(path))
