@@ -48,8 +48,10 @@ fn op(
     if let Some(r) = responses.as_object_mut() {
         r.entry("401")
             .or_insert_with(|| error("No, unknown or non-personal credential."));
-        r.entry("404")
-            .or_insert_with(|| error("Unknown id, or a project the key does not belong to."));
+        if params.contains(&"project_id") {
+            r.entry("404")
+                .or_insert_with(|| error("Unknown id, or a project the key does not belong to."));
+        }
     }
     let mut o = json!({
         "operationId": id,

@@ -806,11 +806,33 @@ async fn cohorts_static_csv_and_json_members_target_flags() {
         .await;
     assert_eq!((status, patched["count"].clone()), (200, json!(2)));
 
+    // A new CSV on PATCH adds its ids (no header row this time).
+    let form = reqwest::multipart::Form::new().part(
+        "csv",
+        reqwest::multipart::Part::bytes(b"linus\n".to_vec()).file_name("more.csv"),
+    );
+    let resp = app
+        .client
+        .patch(app.url(&format!("{COHORTS}{csv_id}/")))
+        .bearer_auth(app.personal_key())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let patched: Value = resp.json().await.unwrap();
+    assert_eq!(patched["count"], 3);
+
     let (status, members) = app
-        .api(Method::GET, &format!("{COHORTS}{csv_id}/persons/"), None)
+        .api(
+            Method::GET,
+            &format!("{COHORTS}{csv_id}/persons/?limit=2"),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{members}");
-    assert_eq!(members["count"], 2);
+    assert_eq!(members["count"], 3);
+    assert!(members["next"].as_str().unwrap().contains("offset=2"));
     assert_eq!(members["results"][0]["distinct_ids"], json!(["ada"]));
 
     // A flag targeting the static cohort is true for a member, false for others.

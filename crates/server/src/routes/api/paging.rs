@@ -121,7 +121,7 @@ impl NumberedPage {
                 ("page", page.to_string()),
             ])
         };
-        let next = (end < total).then(|| link(self.page + 1));
+        let next = (end < total).then(|| link(self.page.saturating_add(1)));
         let previous = (self.page > 1).then(|| link(self.page - 1));
         json!({"results": results, "next": next, "previous": previous, "total_count": total})
     }
