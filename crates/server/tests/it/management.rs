@@ -288,6 +288,29 @@ async fn patch_bumps_version_and_a_stale_version_conflicts() {
 }
 
 #[tokio::test]
+async fn concurrent_patches_never_lose_a_version_bump() {
+    let app = TestApp::spawn().await;
+    let id = create(&app, "busy", everyone()).await;
+    let path = flag_path(&id);
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let request = app
+                .client
+                .patch(app.url(&path))
+                .bearer_auth(app.personal_key())
+                .json(&json!({"name": format!("writer {i}")}));
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    for writer in writers {
+        assert_eq!(writer.await.unwrap().unwrap(), 200);
+    }
+    let (_, flag) = app.api(Method::GET, &path, None).await;
+    assert_eq!(flag["version"], 9);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn soft_delete_hides_from_list_and_evaluation_and_delete_is_refused() {
     let app = TestApp::spawn().await;
     let id = create(&app, "doomed", everyone()).await;

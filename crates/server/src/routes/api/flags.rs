@@ -28,8 +28,8 @@ use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
 /// How often an update is re-read, re-validated and retried when another writer got in
-/// between our read and our write.
-const WRITE_ATTEMPTS: usize = 3;
+/// between our read and our write (each retry follows a committed write, so contention ends).
+const WRITE_ATTEMPTS: usize = 16;
 
 /// The `Allow` header of `feature_flags/{id}/`.
 pub const ITEM_METHODS: &str = "GET, PATCH, PUT, HEAD, OPTIONS";
