@@ -57,6 +57,9 @@ sleep 0.5
 echo -n "vexil /flags?v=2, 50 flags, realistic body: "
 wrk -t$threads -c$conns -d${duration}s --latency -s bench/flags.lua "$host" | summary
 
+echo -n "vexil /batch/ capture, 10 events per request (durable ack): "
+wrk -t$threads -c$conns -d${duration}s --latency -s bench/capture.lua "$host" | summary
+
 # 3. 1,000 flags: memory idle and under load, definitions fresh and 304.
 mkdir -p "$tmp/d1000"; project "$tmp/d1000"
 kill "$vexil_pid"; start_vexil "$tmp/d1000"
