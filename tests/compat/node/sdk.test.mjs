@@ -234,9 +234,10 @@ describe('capture feeds evaluation', () => {
 
   it('$feature_flag_called is sent and recorded (last_called_at)', async () => {
     const c = client()
-    const flag = catalog['half-rollout']
-    assert.equal((await api('GET', `feature_flags/${flag.id}/`)).last_called_at ?? null, null)
-    await c.getFeatureFlag('half-rollout', 'node-caller')
+    // A flag of its own, so that no other test has called it yet.
+    const flag = await createFlag('node-called-probe', { groups: [{ properties: [], rollout_percentage: 100 }] })
+    assert.equal(flag.last_called_at ?? null, null)
+    assert.equal(await c.getFeatureFlag('node-called-probe', 'node-caller'), true)
     await c.flush()
     const after = await api('GET', `feature_flags/${flag.id}/`)
     assert.ok(after.last_called_at, `last_called_at not set: ${JSON.stringify(after)}`)

@@ -85,14 +85,15 @@ def test_group_identify_updates_group_properties(capture, remote, catalog):
 def test_feature_flag_called_events(project, api, catalog):
     """get_feature_flag sends `$feature_flag_called` (spec §10) built from our /flags answer; the
     server records the call (the flag's `last_called_at`)."""
-    flag = catalog["half-rollout"]
-    assert api.get_flag(flag["id"]).get("last_called_at") is None
+    # A flag of its own, so that no other test has called it yet.
+    flag = api.create_flag("called-probe", {"groups": [{"properties": [], "rollout_percentage": 50}]})
+    assert flag.get("last_called_at") is None
     proxy = RecordingProxy(project.host)
     client = make_client(project, host=proxy.url)
     try:
         d = "caller-1"
-        value = client.get_feature_flag("half-rollout", d)
-        assert value == in_rollout("half-rollout", d, 50)
+        value = client.get_feature_flag("called-probe", d)
+        assert value == in_rollout("called-probe", d, 50)
         client.flush()
         flags_call = proxy.matching("/flags")[0]
         assert flags_call.status == 200
@@ -102,7 +103,7 @@ def test_feature_flag_called_events(project, api, catalog):
         called = [e for e in events if e["event"] == "$feature_flag_called"]
         assert len(called) == 1, events
         props = called[0]["properties"]
-        assert props["$feature_flag"] == "half-rollout"
+        assert props["$feature_flag"] == "called-probe"
         assert props["$feature_flag_response"] == value
         assert props["$feature_flag_id"] == flag["id"]
         assert props["$feature_flag_version"] == flag["version"]
