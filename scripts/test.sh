@@ -13,4 +13,7 @@ vexil="$root/target/debug/vexil"
 cargo build -q -p vexil
 "$root/scripts/check-eval-consistency.sh" "$vexil"
 
+echo "== SDK compatibility: the real posthog (Python) and posthog-node clients against vexil serve"
+"$root/scripts/compat.sh" "$vexil"
+
 echo "ALL TESTS PASSED"
