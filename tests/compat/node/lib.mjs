@@ -81,3 +81,60 @@ export async function waitUntil(check, what, timeoutMs = 10000) {
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/**
+ * A recording reverse proxy in front of the live server: shows what the SDK really sent (paths,
+ * If-None-Match, event batches, gunzipped) and what it got back (status, ETag, body).
+ */
+export async function startProxy() {
+  const { createServer, request } = await import('node:http')
+  const { gunzipSync } = await import('node:zlib')
+  const upstream = new URL(project.host)
+  const exchanges = []
+  const server = createServer((req, res) => {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks)
+      const headers = { ...req.headers, host: upstream.host }
+      const out = request(
+        { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers },
+        (up) => {
+          const parts = []
+          up.on('data', (c) => parts.push(c))
+          up.on('end', () => {
+            const data = Buffer.concat(parts)
+            const gzipped = /gzip/.test(req.headers['content-encoding'] ?? '')
+            exchanges.push({
+              method: req.method,
+              path: req.url,
+              status: up.statusCode,
+              requestHeaders: req.headers,
+              requestBody: gzipped ? gunzipSync(body) : body,
+              responseHeaders: up.headers,
+              responseBody: data,
+            })
+            res.writeHead(up.statusCode, up.headers)
+            res.end(data)
+          })
+        },
+      )
+      out.on('error', (e) => {
+        res.writeHead(502)
+        res.end(String(e))
+      })
+      out.end(body)
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    exchanges,
+    matching: (prefix) => exchanges.filter((e) => e.path.startsWith(prefix)),
+    events: () =>
+      exchanges
+        .filter((e) => e.path.startsWith('/batch'))
+        .flatMap((e) => JSON.parse(e.requestBody.toString('utf8')).batch),
+    close: () => new Promise((resolve) => server.close(resolve)),
+  }
+}

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { PostHog } from 'posthog-node'
 
-import { api, createFlag, createStaticCohort, inRollout, person, project, variantFor } from './lib.mjs'
+import { api, createFlag, createStaticCohort, inRollout, person, project, startProxy, variantFor } from './lib.mjs'
 
 const DOMAIN = '@vexil.dev'
 const VARIANTS = [
@@ -248,5 +248,62 @@ describe('capture feeds evaluation', () => {
     c.capture({ distinctId: 'node-shutdown', event: 'e', properties: { $set: { email: `sd${DOMAIN}` } } })
     await c.shutdown()
     assert.equal(await remote.isFeatureEnabled('beta-email', 'node-shutdown'), true)
+  })
+
+  it('$feature_flag_called carries the metadata of our /flags answer', async () => {
+    const proxy = await startProxy()
+    try {
+      const c = client({ host: proxy.url })
+      const id = 'node-called-remote'
+      const variant = await c.getFeatureFlag('checkout-layout', id)
+      assert.equal(variant, variantFor('checkout-layout', id, VARIANTS))
+      await c.flush()
+      const [flagsCall] = proxy.matching('/flags')
+      assert.equal(flagsCall.status, 200)
+      const called = proxy.events().filter((e) => e.event === '$feature_flag_called')
+      assert.equal(called.length, 1, JSON.stringify(proxy.events()))
+      const p = called[0].properties
+      assert.equal(p.$feature_flag, 'checkout-layout')
+      assert.equal(p.$feature_flag_response, variant)
+      assert.equal(p[`$feature/checkout-layout`], variant)
+      assert.equal(p.$feature_flag_id, catalog['checkout-layout'].id)
+      assert.equal(p.$feature_flag_version, catalog['checkout-layout'].version)
+      assert.equal(p.$feature_flag_reason, 'Matched condition set 1')
+      assert.equal(p.$feature_flag_request_id, JSON.parse(flagsCall.responseBody).requestId)
+      assert.equal(p.locally_evaluated, false)
+      assert.ok(proxy.matching('/batch').every((e) => e.status === 200))
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('locally evaluated $feature_flag_called, and definitions polled with If-None-Match → 304', async () => {
+    const proxy = await startProxy()
+    try {
+      const c = client({ host: proxy.url, personalApiKey: project.secretKey })
+      assert.equal(await c.waitForLocalEvaluationReady(10000), true)
+      // The first reload may join the initial load still in flight; the second is a new poll.
+      await c.reloadFeatureFlags()
+      await c.reloadFeatureFlags()
+      const polls = proxy.matching('/flags/definitions')
+      assert.ok(polls.length >= 2, polls.map((e) => e.path).join(' '))
+      assert.equal(polls[0].status, 200)
+      assert.ok(polls[0].responseHeaders.etag, 'definitions carry an ETag')
+      assert.equal(polls.at(-1).requestHeaders['if-none-match'], polls[0].responseHeaders.etag)
+      assert.equal(polls.at(-1).status, 304)
+      // Definitions survive the 304.
+      const id = 'node-called-local'
+      const options = { personProperties: { email: `loc${DOMAIN}` } }
+      assert.equal(await c.getFeatureFlag('beta-email', id, options), true)
+      await c.flush()
+      assert.equal(proxy.exchanges.filter((e) => /^\/flags\/?\?/.test(e.path)).length, 0, 'no remote evaluation was needed')
+      const called = proxy.events().filter((e) => e.event === '$feature_flag_called')
+      assert.equal(called.length, 1)
+      assert.equal(called[0].properties.locally_evaluated, true)
+      assert.equal(called[0].properties.$feature_flag_id, catalog['beta-email'].id)
+      assert.equal(called[0].properties.$feature_flag_response, true)
+    } finally {
+      await proxy.close()
+    }
   })
 })

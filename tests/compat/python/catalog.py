@@ -27,6 +27,7 @@ LOCALLY_EVALUABLE = [
     "half-rollout",
     "checkout-layout",
     "company-flag",
+    "company-half",
     "depends-on-beta",
     "nz-cohort-flag",
 ]
@@ -88,6 +89,11 @@ def build_catalog(api: Management) -> dict:
             ],
         },
     )
+    # Group bucketing: hashed on the group key, not the person.
+    create("company-half", {"aggregation_group_type_index": 0, "groups": [{"properties": [], "rollout_percentage": 50}]})
+    # Experience continuity: SDKs never evaluate it locally (spec §5.7).
+    create("sticky-rollout", {"groups": [{"properties": [], "rollout_percentage": 50}]},
+           ensure_experience_continuity=True)
     create(
         "depends-on-beta",
         {

@@ -72,6 +72,33 @@ def test_static_cohort_falls_back_to_the_server(local, catalog):
     assert local.get_all_flags(member)["vip-only"] is True
 
 
+def test_experience_continuity_falls_back_to_the_server(local, remote, catalog):
+    for d in ("sticky-1", "sticky-2", "sticky-3"):
+        assert local.get_feature_flag("sticky-rollout", d, only_evaluate_locally=True) is None
+        assert local.get_feature_flag("sticky-rollout", d) == remote.get_feature_flag("sticky-rollout", d)
+
+
+def test_deleted_flag_disappears_everywhere(project, api, remote, catalog):
+    client = make_client(project, secret_key=project.secret_key)
+    try:
+        flag = api.create_flag("soon-deleted", {"groups": [{"properties": [], "rollout_percentage": 100}]})
+        client.load_feature_flags()
+        assert client.get_feature_flag("soon-deleted", "x", only_evaluate_locally=True) is True
+        assert remote.get_feature_flag("soon-deleted", "x") is True
+        api.patch_flag(flag["id"], deleted=True)
+        assert remote.get_feature_flag("soon-deleted", "x") is None
+        assert "soon-deleted" not in remote.get_all_flags("x")
+        client.load_feature_flags()
+        assert "soon-deleted" not in {f["key"] for f in client.feature_flags}
+        assert client.get_feature_flag("soon-deleted", "x", only_evaluate_locally=True) is None
+        # The key is free again (PostHog removes the deleted row's claim on it).
+        again = api.create_flag("soon-deleted", {"groups": [{"properties": [], "rollout_percentage": 0}]})
+        assert again["id"] != flag["id"]
+        assert remote.get_feature_flag("soon-deleted", "x") is False
+    finally:
+        client.shutdown()
+
+
 def test_etag_and_304(project, catalog):
     first = definitions(project, project.personal_key)
     assert first.status_code == 200, first.text

@@ -62,8 +62,8 @@ def test_get_all_flags(remote, catalog):
     assert flags["company-flag"] is False  # no group passed
     assert flags["half-rollout"] == in_rollout("half-rollout", d, 50)
     assert flags["checkout-layout"] == variant_for("checkout-layout", d, VARIANTS)
-    assert set(flags) >= {"beta-email", "half-rollout", "checkout-layout", "company-flag", "depends-on-beta",
-                          "vip-only", "nz-cohort-flag"}
+    assert set(flags) >= {"beta-email", "half-rollout", "checkout-layout", "company-flag", "company-half",
+                          "sticky-rollout", "depends-on-beta", "vip-only", "nz-cohort-flag"}
 
 
 def test_get_all_flags_and_payloads(remote, catalog):
@@ -93,6 +93,20 @@ def test_group_flag_uses_stored_group_properties(remote, catalog):
     # acme/globex were identified through capture (group_identify) before the flag was created.
     assert remote.feature_enabled("company-flag", "g-2", groups={"company": "acme"}) is True
     assert remote.feature_enabled("company-flag", "g-2", groups={"company": "globex"}) is False
+
+
+def test_group_rollout_hashes_the_group_key(remote, catalog):
+    for i in range(40):
+        company = f"co-{i}"
+        # The person does not matter, only the group key.
+        for d in ("p-1", "p-2"):
+            got = remote.feature_enabled("company-half", d, groups={"company": company})
+            assert got == in_rollout("company-half", company, 50), (company, d)
+
+
+def test_experience_continuity_flag(remote, catalog):
+    for d in IDS[:20]:
+        assert remote.feature_enabled("sticky-rollout", d) == in_rollout("sticky-rollout", d, 50), d
 
 
 def test_flag_dependency(remote, catalog):
