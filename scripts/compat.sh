@@ -77,12 +77,14 @@ t0=$SECONDS
 say "installing ${PY_PACKAGES[*]} into a virtualenv"
 python3 -m venv "$tmp/venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
 py=$tmp/venv/bin/python
-"$py" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}" \
+# Registries can hiccup: one retry for each install.
+retry() { "$@" || { echo "compat: retrying: $*" >&2; sleep 3; "$@"; }; }
+retry "$py" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}" \
   || die "pip install ${PY_PACKAGES[*]} failed"
 say "installing $NODE_PACKAGE"
 mkdir -p "$tmp/node"
 cp "$root"/tests/compat/node/package.json "$root"/tests/compat/node/*.mjs "$tmp/node/"
-(cd "$tmp/node" && npm install --no-audit --no-fund --loglevel=error "$NODE_PACKAGE" >/dev/null) \
+(cd "$tmp/node" && retry npm install --no-audit --no-fund --loglevel=error "$NODE_PACKAGE" >/dev/null) \
   || die "npm install $NODE_PACKAGE failed"
 py_version=$("$py" -c 'import posthog.version as v; print(v.VERSION)')
 node_version=$(node -p 'require(process.argv[1]).version' "$tmp/node/node_modules/posthog-node/package.json")
@@ -148,14 +150,37 @@ failures=()
 timings=()
 
 run_phase() { # name, then the command (run in a subshell with that phase's project env)
-  local name=$1 t=$SECONDS rc=0
+  local name=$1 t=$SECONDS rc=0 log
   shift
+  log=$tmp/phase-$((${#timings[@]} + 1)).log
   say "$name"
-  ( "$@" ) || rc=$?
+  ( "$@" ) 2>&1 | tee "$log" || rc=$?
   timings+=("$name $((SECONDS - t))s")
   if [[ $rc -ne 0 ]]; then
     failures+=("$name (exit $rc)")
   fi
+}
+
+# Adds up the closing lines of pytest ("3 failed, 58 passed, 1 error in 5s") and node's runner
+# ("ℹ pass 18", "ℹ fail 0", "ℹ cancelled 0") over every phase: prints "PASSED FAILED".
+count_tests() {
+  "$py" - "$tmp"/phase-*.log <<'PY'
+import re, sys
+passed = failed = 0
+for path in sys.argv[1:]:
+    text = open(path, encoding="utf-8", errors="replace").read()
+    for line in text.splitlines():
+        if re.match(r"^=*\s*\d+ (passed|failed|errors?)\b.* in [\d.]+s", line.strip()):
+            passed += sum(int(n) for n in re.findall(r"(\d+) passed", line))
+            failed += sum(int(n) for n in re.findall(r"(\d+) (?:failed|errors?)\b", line))
+        m = re.match(r"^ℹ (pass|fail|cancelled) (\d+)$", line.strip())
+        if m:
+            if m.group(1) == "pass":
+                passed += int(m.group(2))
+            else:
+                failed += int(m.group(2))
+print(passed, failed)
+PY
 }
 
 python_suite() { eval "$(project_env python)"; "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/sdk"; }
@@ -175,6 +200,10 @@ persistence_after() {
   eval "$(project_env python)"
   "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/persistence/test_after_restart.py"
 }
+node_after_restart() {
+  eval "$(project_env node)"
+  cd "$tmp/node" && node --test --test-reporter=spec ./after-restart.mjs
+}
 
 t0=$SECONDS
 say "starting vexil serve on $host (data dir $data)"
@@ -192,10 +221,16 @@ stop_server
 start_server
 t_restart=$((SECONDS - t0))
 run_phase "persistence: check after restart" persistence_after
+run_phase "persistence: node project after restart" node_after_restart
 
 stop_server
+read -r n_passed n_failed < <(count_tests)
 say "timings: install ${t_install}s; first start ${t_start}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
+say "posthog (python) $py_version, posthog-node $node_version: $n_passed passed, $n_failed failed"
 if [[ ${#failures[@]} -gt 0 ]]; then
   die "$(printf '%s; ' "${failures[@]}")"
 fi
-say "all phases passed (posthog $py_version, posthog-node $node_version)"
+if [[ $n_passed -eq 0 || $n_failed -ne 0 ]]; then
+  die "the runners reported $n_passed passed and $n_failed failed"
+fi
+echo "compat: $n_passed passed, 0 failed"
