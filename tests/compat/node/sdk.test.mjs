@@ -4,7 +4,17 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { PostHog } from 'posthog-node'
 
-import { api, createFlag, createStaticCohort, inRollout, person, project, startProxy, variantFor } from './lib.mjs'
+import {
+  api,
+  createFlag,
+  createStaticCohort,
+  inRollout,
+  person,
+  project,
+  startProxy,
+  variantFor,
+  waitUntil,
+} from './lib.mjs'
 
 const DOMAIN = '@vexil.dev'
 const VARIANTS = [
@@ -19,13 +29,17 @@ const LOCAL_KEYS = ['beta-email', 'half-rollout', 'checkout-layout', 'company-fl
 const IDS = Array.from({ length: 40 }, (_, i) => `node-user-${i}`)
 
 const clients = []
-function client(options = {}) {
+// The SDK reports failed requests only through its 'error' event: collect them (a client made
+// with a wrong key on purpose passes expectErrors).
+const sdkErrors = []
+function client(options = {}, { expectErrors = false } = {}) {
   const c = new PostHog(project.token, {
     host: project.host,
     featureFlagsPollingInterval: 600000,
     requestTimeout: 10000,
     ...options,
   })
+  if (!expectErrors) c.on('error', (e) => sdkErrors.push(String(e?.stack ?? e)))
   clients.push(c)
   return c
 }
@@ -191,8 +205,18 @@ describe('local evaluation (personalApiKey)', () => {
     assert.equal(await local.getFeatureFlag('node-reload-probe', 'x', { onlyEvaluateLocally: true }), false)
   })
 
+  it('background polling picks up changes', async () => {
+    const local = client({ personalApiKey: project.secretKey, featureFlagsPollingInterval: 300 })
+    await local.waitForLocalEvaluationReady(10000)
+    const probe = await createFlag('node-poll-probe', { groups: [{ properties: [], rollout_percentage: 100 }] })
+    const evaluate = () => local.getFeatureFlag('node-poll-probe', 'p', { onlyEvaluateLocally: true })
+    await waitUntil(async () => (await evaluate()) === true, 'the poller to load the new flag')
+    await api('PATCH', `feature_flags/${probe.id}/`, { filters: { groups: [{ properties: [], rollout_percentage: 0 }] } })
+    await waitUntil(async () => (await evaluate()) === false, 'the poller to load the changed rollout')
+  })
+
   it('a wrong key loads nothing', async () => {
-    const local = client({ personalApiKey: 'phx_wrong' })
+    const local = client({ personalApiKey: 'phx_wrong' }, { expectErrors: true })
     assert.equal(await local.waitForLocalEvaluationReady(1000), false)
     assert.equal(await local.getFeatureFlag('half-rollout', 'x', { onlyEvaluateLocally: true }), undefined)
   })
@@ -221,6 +245,38 @@ describe('capture feeds evaluation', () => {
     c.identify({ distinctId: user, properties: { $anon_distinct_id: anon } })
     await c.flush()
     assert.equal(await remote.isFeatureEnabled('beta-email', user), true)
+  })
+
+  it('unsetPersonProperties removes a stored property', async () => {
+    const c = client()
+    const id = 'node-unset-1'
+    c.setPersonProperties({ distinctId: id, properties: { email: `un${DOMAIN}` } })
+    await c.flush()
+    assert.equal(await remote.isFeatureEnabled('beta-email', id), true)
+    c.unsetPersonProperties({ distinctId: id, properties: ['email'] })
+    await c.flush()
+    assert.equal(await remote.isFeatureEnabled('beta-email', id), false)
+    assert.equal('email' in (await person(id)).properties, false)
+  })
+
+  it('captureImmediate and identifyImmediate', async () => {
+    const c = client()
+    await c.identifyImmediate({ distinctId: 'node-immediate', properties: { plan: 'pro' } })
+    await c.captureImmediate({
+      distinctId: 'node-immediate',
+      event: 'bought',
+      properties: { $set: { email: `im${DOMAIN}` } },
+    })
+    assert.equal(await remote.isFeatureEnabled('beta-email', 'node-immediate'), true)
+    assert.equal((await person('node-immediate')).properties.plan, 'pro')
+  })
+
+  it('evaluateFlags snapshot', async () => {
+    const id = 'node-snapshot'
+    const flags = await remote.evaluateFlags(id, { personProperties: { email: `s${DOMAIN}` } })
+    assert.equal(flags.isEnabled('beta-email'), true)
+    assert.equal(flags.getFlag('checkout-layout'), variantFor('checkout-layout', id, VARIANTS))
+    assert.deepEqual(flags.getFlagPayload('beta-email'), BETA_PAYLOAD)
   })
 
   it('alias links a new distinct id', async () => {
@@ -305,5 +361,12 @@ describe('capture feeds evaluation', () => {
     } finally {
       await proxy.close()
     }
+  })
+})
+
+describe('the SDK reported no errors', () => {
+  it('no error events from any client (checked last)', async () => {
+    await Promise.all(clients.map((c) => c.flush()))
+    assert.deepEqual(sdkErrors, [])
   })
 })

@@ -3,6 +3,7 @@ and the flag catalog every test evaluates (created once per session through the 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -49,3 +50,16 @@ def catalog(project, api):
     client.group_identify("company", "globex", {"plan": "free", "name": "Globex"})
     client.shutdown()
     return build_catalog(api)
+
+
+@pytest.fixture(autouse=True)
+def no_sdk_errors(request, caplog):
+    """The SDK swallows failed requests and only logs them: fail a test that made it log an error,
+    unless the test is marked `sdk_errors_expected` (e.g. on purpose with a wrong key)."""
+    caplog.set_level(logging.WARNING, logger="posthog")
+    yield
+    if request.node.get_closest_marker("sdk_errors_expected"):
+        return
+    errors = [r.getMessage() for r in caplog.get_records("call") + caplog.get_records("teardown")
+              if r.name.startswith("posthog") and r.levelno >= logging.ERROR]
+    assert not errors, f"the posthog SDK logged errors: {errors}"

@@ -6,7 +6,7 @@ import requests
 
 from catalog import EMAIL_DOMAIN, LOCALLY_EVALUABLE, STATIC_MEMBERS
 from conftest import make_client
-from vexil_compat import RecordingProxy, definitions
+from vexil_compat import RecordingProxy, definitions, wait_until
 
 # Contexts that carry every property the catalog's flags read, so the SDK never has to give up.
 CONTEXTS = [
@@ -149,6 +149,21 @@ def test_sdk_polls_with_if_none_match_and_gets_304(project, api, catalog):
         proxy.close()
 
 
+def test_background_polling_picks_up_changes(project, api, catalog):
+    """The SDK's own poller (poll_interval) sees a change made through the management API."""
+    client = make_client(project, secret_key=project.secret_key, poll_interval=1)
+    try:
+        client.load_feature_flags()  # starts the poller
+        flag = api.create_flag("poll-probe", {"groups": [{"properties": [], "rollout_percentage": 100}]})
+        wait_until(lambda: client.get_feature_flag("poll-probe", "p", only_evaluate_locally=True) is True,
+                   "the poller to load the new flag")
+        api.patch_flag(flag["id"], filters={"groups": [{"properties": [], "rollout_percentage": 0}]})
+        wait_until(lambda: client.get_feature_flag("poll-probe", "p", only_evaluate_locally=True) is False,
+                   "the poller to load the changed rollout")
+    finally:
+        client.shutdown()
+
+
 @pytest.mark.parametrize("which", ["secret_key", "personal_key"])
 def test_both_key_kinds_authorise_local_evaluation(project, catalog, which):
     key = getattr(project, which)
@@ -162,6 +177,7 @@ def test_both_key_kinds_authorise_local_evaluation(project, catalog, which):
         client.shutdown()
 
 
+@pytest.mark.sdk_errors_expected
 def test_wrong_keys_are_refused(project, catalog):
     assert definitions(project, None).status_code == 401
     assert definitions(project, "phx_not_a_real_key").status_code == 401
