@@ -13,9 +13,12 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 started=$SECONDS
 
-# Known-good version ranges of the clients under test.
+# Known-good version ranges of the clients under test: the current majors, and older majors that
+# are still widely deployed and speak the legacy endpoints (/decide, /api/feature_flag/local_evaluation).
 PY_PACKAGES=('posthog>=7.11.2,<8' 'pytest>=8,<10' 'requests>=2.31,<3')
+PY_LEGACY_PACKAGES=('posthog>=3.11,<3.22' 'pytest>=8,<10' 'requests>=2.31,<3')
 NODE_PACKAGE='posthog-node@>=5.29.4 <6'
+NODE_LEGACY_PACKAGE='posthog-node@>=4.10 <5'
 
 say() { printf '== compat: %s\n' "$*"; }
 die() { printf 'compat: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -74,21 +77,33 @@ trap 'exit 143' TERM
 
 # ---- clients under test -----------------------------------------------------------------------
 t0=$SECONDS
-say "installing ${PY_PACKAGES[*]} into a virtualenv"
-python3 -m venv "$tmp/venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-py=$tmp/venv/bin/python
 # Registries can hiccup: one retry for each install.
 retry() { "$@" || { echo "compat: retrying: $*" >&2; sleep 3; "$@"; }; }
-retry "$py" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}" \
-  || die "pip install ${PY_PACKAGES[*]} failed"
-say "installing $NODE_PACKAGE"
-mkdir -p "$tmp/node"
-cp "$root"/tests/compat/node/package.json "$root"/tests/compat/node/*.mjs "$tmp/node/"
-(cd "$tmp/node" && retry npm install --no-audit --no-fund --loglevel=error "$NODE_PACKAGE" >/dev/null) \
-  || die "npm install $NODE_PACKAGE failed"
-py_version=$("$py" -c 'import posthog.version as v; print(v.VERSION)')
-node_version=$(node -p 'require(process.argv[1]).version' "$tmp/node/node_modules/posthog-node/package.json")
-say "clients: posthog (python) $py_version, posthog-node $node_version, node $(node --version)"
+python_env() { # dir, packages...
+  local dir=$1
+  shift
+  say "installing $* into a virtualenv"
+  python3 -m venv "$dir" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  retry "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" || die "pip install $* failed"
+}
+node_env() { # dir, package
+  say "installing $2"
+  mkdir -p "$1"
+  cp "$root"/tests/compat/node/package.json "$root"/tests/compat/node/*.mjs "$1/"
+  (cd "$1" && retry npm install --no-audit --no-fund --loglevel=error "$2" >/dev/null) || die "npm install $2 failed"
+}
+python_env "$tmp/venv" "${PY_PACKAGES[@]}"
+python_env "$tmp/venv-legacy" "${PY_LEGACY_PACKAGES[@]}"
+node_env "$tmp/node" "$NODE_PACKAGE"
+node_env "$tmp/node-legacy" "$NODE_LEGACY_PACKAGE"
+py=$tmp/venv/bin/python
+version_of() { "$1" -c 'import posthog.version as v; print(v.VERSION)'; }
+node_version_of() { node -p 'require(process.argv[1]).version' "$1/node_modules/posthog-node/package.json"; }
+py_version=$(version_of "$py")
+py_legacy_version=$(version_of "$tmp/venv-legacy/bin/python")
+node_version=$(node_version_of "$tmp/node")
+node_legacy_version=$(node_version_of "$tmp/node-legacy")
+say "clients: posthog (python) $py_version and $py_legacy_version, posthog-node $node_version and $node_legacy_version, node $(node --version)"
 t_install=$((SECONDS - t0))
 
 # ---- server -----------------------------------------------------------------------------------
@@ -145,7 +160,7 @@ export VEXIL_COMPAT_STATE=$tmp/state
 export PYTHONDONTWRITEBYTECODE=1
 export POSTHOG_DISABLE_TELEMETRY=1
 mkdir -p "$VEXIL_COMPAT_STATE"
-pytest_args=(-p no:cacheprovider -q -rfE --color=no)
+pytest_args=(-p no:cacheprovider -q -rfE --color=no --durations=3)
 failures=()
 timings=()
 
@@ -192,6 +207,14 @@ node_suite() {
   eval "$(project_env node)"
   cd "$tmp/node" && node --test --test-reporter=spec ./*.test.mjs
 }
+legacy_python_suite() {
+  eval "$(project_env python)"
+  "$tmp/venv-legacy/bin/python" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/legacy"
+}
+legacy_node_suite() {
+  eval "$(project_env node)"
+  cd "$tmp/node-legacy" && node --test --test-reporter=spec ./legacy.mjs
+}
 persistence_before() {
   eval "$(project_env python)"
   "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/persistence/test_before_restart.py"
@@ -213,6 +236,8 @@ t_start=$((SECONDS - t0))
 run_phase "python SDK suite" python_suite
 run_phase "README walkthrough" walkthrough_suite
 run_phase "node SDK suite" node_suite
+run_phase "legacy posthog (python) $py_legacy_version" legacy_python_suite
+run_phase "legacy posthog-node $node_legacy_version" legacy_node_suite
 run_phase "persistence: record before restart" persistence_before
 
 say "restarting the server (SIGTERM, then start again on the same data dir)"
@@ -226,7 +251,7 @@ run_phase "persistence: node project after restart" node_after_restart
 stop_server
 read -r n_passed n_failed < <(count_tests)
 say "timings: install ${t_install}s; first start ${t_start}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
-say "posthog (python) $py_version, posthog-node $node_version: $n_passed passed, $n_failed failed"
+say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version: $n_passed passed, $n_failed failed"
 if [[ ${#failures[@]} -gt 0 ]]; then
   die "$(printf '%s; ' "${failures[@]}")"
 fi
