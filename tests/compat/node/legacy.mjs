@@ -1,6 +1,7 @@
 // An older posthog-node (4.x, still widely deployed) against the node project, after the main
-// suite created its catalog: remote evaluation goes through `/decide/?v=4` or `/flags/?v=2` (4.x
-// picks one per token), definitions come from the legacy `/api/feature_flag/local_evaluation` path.
+// suite created its catalog: definitions come from the legacy `/api/feature_flag/local_evaluation`
+// path (no trailing slash); remote evaluation uses `/flags/?v=2` in late 4.x (`/decide/?v=4` only for
+// a list of excluded tokens; the legacy Python client covers `/decide`).
 import assert from 'node:assert/strict'
 import { after, it } from 'node:test'
 import { PostHog } from 'posthog-node'
