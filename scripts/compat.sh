@@ -42,18 +42,26 @@ vexil=$(cd "$(dirname "$vexil")" && pwd)/$(basename "$vexil")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vexil-compat.XXXXXX")
 server_pid=
+server_problems=()
+# Stops the server with SIGTERM and records it if it had died before or did not exit cleanly (0).
 stop_server() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+  [[ -n $server_pid ]] || return 0
+  local rc=0
+  if kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do
       kill -0 "$server_pid" 2>/dev/null || break
       sleep 0.1
     done
     if kill -0 "$server_pid" 2>/dev/null; then
-      echo "compat: server did not stop on SIGTERM within 10 s; killing it" >&2
+      server_problems+=("vexil serve did not stop within 10 s of SIGTERM")
       kill -KILL "$server_pid" 2>/dev/null || true
     fi
-    wait "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || rc=$?
+    [[ $rc -eq 0 ]] || server_problems+=("vexil serve exited with status $rc after SIGTERM")
+  else
+    wait "$server_pid" 2>/dev/null || rc=$?
+    server_problems+=("vexil serve died during the tests (status $rc)")
   fi
   server_pid=
 }
@@ -117,16 +125,17 @@ create_project() {
   "$vexil" project create --name "$1" --json --data-dir "$data" > "$tmp/project-$1.json" \
     || die "vexil project create --name $1 failed"
 }
-create_project python
-create_project node
-create_project walkthrough
+projects=(python node walkthrough)
+for name in "${projects[@]}"; do
+  create_project "$name"
+done
 
 start_server() {
   "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$data" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
-  "$py" - "$host" "$server_pid" <<'PY' || die "vexil serve did not become ready on $host"
+  "$py" - "$host" "$server_pid" "${#projects[@]}" <<'PY' || die "vexil serve did not become ready on $host"
 import os, sys, time, requests
-host, pid = sys.argv[1], int(sys.argv[2])
+host, pid, projects = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:
     try:
@@ -135,7 +144,7 @@ while time.monotonic() < deadline:
         sys.exit("vexil serve exited")
     try:
         r = requests.get(host + "/_readiness", timeout=2)
-        if r.status_code == 200 and r.json().get("loaded") == 3:
+        if r.status_code == 200 and r.json().get("loaded") == projects:
             sys.exit(0)
     except requests.RequestException:
         pass
@@ -252,6 +261,7 @@ stop_server
 read -r n_passed n_failed < <(count_tests)
 say "timings: install ${t_install}s; first start ${t_start}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
 say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version: $n_passed passed, $n_failed failed"
+failures+=("${server_problems[@]}")
 if [[ ${#failures[@]} -gt 0 ]]; then
   die "$(printf '%s; ' "${failures[@]}")"
 fi
