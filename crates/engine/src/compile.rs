@@ -42,6 +42,8 @@ pub struct CompiledProject {
     pub(crate) by_key: HashMap<Box<str>, usize>,
     pub(crate) cohorts: CohortSet,
     pub(crate) group_types: BTreeMap<i64, Box<str>>,
+    /// Whether any flag reads another (otherwise evaluation order is definition order).
+    pub(crate) has_dependencies: bool,
     requirements: Requirements,
 }
 
@@ -435,12 +437,16 @@ impl CompiledProject {
         let order = dependency_order(&mut flags);
         let mut requirements = Requirements::default();
         flags.iter().for_each(|f| requirements.add_flag(f));
+        let has_dependencies = flags
+            .iter()
+            .any(|f| matches!(&f.body, FlagBody::Rules(r) if !r.deps.is_empty()));
         CompiledProject {
             flags,
             order,
             by_key,
             cohorts,
             group_types,
+            has_dependencies,
             requirements,
         }
     }

@@ -19,64 +19,83 @@ use crate::outcome::{Evaluation, FlagResult, FlagValue};
 use crate::reason::{ErrorCode, Reason, ReasonCode, ReasonDetail};
 
 /// Evaluates every active flag (or only `ctx.flag_keys`) for one request.
+///
+/// Allocates the result vector (and, for projects with flag dependencies or a `flag_keys`
+/// selection, one scratch vector); never anything per flag.
 pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluation<'p> {
-    let n = project.flags.len();
-    let selected = selection(project, ctx);
-    // Dependency values: flags that are not evaluated count as `false`.
-    let mut values: Vec<FlagValue<'p>> = vec![FlagValue::False; n];
-    let mut slots: Vec<Option<(FlagValue<'p>, Reason, Option<&'p Value>)>> = vec![None; n];
     let mut cohort_memo = Vec::new();
     let mut errors = false;
-    for &i in &project.order {
-        if let Some(sel) = &selected {
-            if !sel[i] {
+    let included = |i: usize| {
+        let flag = &project.flags[i];
+        flag.active() && !ctx.include.is_some_and(|keep| !keep(flag))
+    };
+
+    if !project.has_dependencies && ctx.flag_keys.is_none() {
+        // No flag reads another: evaluate straight into the result, in definition order
+        // (which is then also the evaluation order).
+        let mut flags = Vec::with_capacity(project.flags.len());
+        for (i, flag) in project.flags.iter().enumerate() {
+            if !included(i) {
                 continue;
             }
+            let mut eval = FlagEval {
+                project,
+                ctx,
+                deps: &[],
+                cohort_memo: &mut cohort_memo,
+            };
+            let (value, reason, payload) = eval.outcome(&flag.body);
+            errors |= matches!(reason.code, ReasonCode::Error(_));
+            flags.push(FlagResult {
+                flag,
+                value,
+                reason,
+                payload,
+            });
         }
-        let flag = &project.flags[i];
-        if !flag.active() || ctx.include.is_some_and(|keep| !keep(flag)) {
+        return Evaluation {
+            flags,
+            errors_while_computing_flags: errors,
+        };
+    }
+
+    let selected = selection(project, ctx);
+    // Outcomes by flag index; flags that are not evaluated count as `false` for dependents.
+    let mut slots: Vec<Option<Outcome<'p>>> = vec![None; project.flags.len()];
+    for &i in &project.order {
+        if selected.as_ref().is_some_and(|sel| !sel[i]) || !included(i) {
             continue;
         }
         let mut eval = FlagEval {
             project,
             ctx,
-            values: &values,
+            deps: &slots,
             cohort_memo: &mut cohort_memo,
         };
-        let (value, reason, payload) = match &flag.body {
-            FlagBody::Rules(rules) => eval.flag(rules),
-            FlagBody::Defect(code, _) => (
-                FlagValue::False,
-                Reason::new(ReasonCode::Error(*code), None),
-                None,
-            ),
-            FlagBody::MissingDependency => (
-                FlagValue::False,
-                Reason::new(ReasonCode::MissingDependency, None),
-                None,
-            ),
-        };
-        errors |= matches!(reason.code, ReasonCode::Error(_));
-        values[i] = value;
-        slots[i] = Some((value, reason, payload));
+        let outcome = eval.outcome(&project.flags[i].body);
+        errors |= matches!(outcome.1.code, ReasonCode::Error(_));
+        slots[i] = Some(outcome);
     }
     let wanted = |i: usize| match ctx.flag_keys {
         Some(keys) => keys.iter().any(|k| k == project.flags[i].key()),
         None => true,
     };
-    let flags = slots
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, slot)| {
-            let (value, reason, payload) = slot?;
-            wanted(i).then(|| FlagResult {
-                flag: &project.flags[i],
-                value,
-                reason,
-                payload,
-            })
-        })
-        .collect();
+    let count = (0..slots.len())
+        .filter(|&i| slots[i].is_some() && wanted(i))
+        .count();
+    let mut flags = Vec::with_capacity(count);
+    for (i, slot) in slots.into_iter().enumerate() {
+        if let Some((value, reason, payload)) = slot {
+            if wanted(i) {
+                flags.push(FlagResult {
+                    flag: &project.flags[i],
+                    value,
+                    reason,
+                    payload,
+                });
+            }
+        }
+    }
     Evaluation {
         flags,
         errors_while_computing_flags: errors,
@@ -113,7 +132,8 @@ const NOT_EVALUATED: u8 = 3;
 struct FlagEval<'e, 'p, 'c> {
     project: &'p CompiledProject,
     ctx: &'e Context<'c>,
-    values: &'e [FlagValue<'p>],
+    /// Outcomes of flags evaluated so far (empty when the project has no dependencies).
+    deps: &'e [Option<Outcome<'p>>],
     cohort_memo: &'e mut Vec<u8>,
 }
 
@@ -129,6 +149,30 @@ enum CondOutcome {
 }
 
 impl<'p> FlagEval<'_, 'p, '_> {
+    fn outcome(&mut self, body: &'p FlagBody) -> Outcome<'p> {
+        match body {
+            FlagBody::Rules(rules) => self.flag(rules),
+            FlagBody::Defect(code, _) => (
+                FlagValue::False,
+                Reason::new(ReasonCode::Error(*code), None),
+                None,
+            ),
+            FlagBody::MissingDependency => (
+                FlagValue::False,
+                Reason::new(ReasonCode::MissingDependency, None),
+                None,
+            ),
+        }
+    }
+
+    fn dependency_value(&self, dep: usize) -> FlagValue<'p> {
+        self.deps
+            .get(dep)
+            .copied()
+            .flatten()
+            .map_or(FlagValue::False, |(value, ..)| value)
+    }
+
     fn flag(&mut self, rules: &'p FlagRules) -> Outcome<'p> {
         let payload = |variant: Option<&str>| rules.payloads.get(variant.unwrap_or("true"));
 
@@ -228,12 +272,14 @@ impl<'p> FlagEval<'_, 'p, '_> {
                     let value = self.property(*source, cond.aggregation, key);
                     test.matches(value.as_deref(), self.ctx.now)
                 }
-                ConditionFilter::Flag { dep, expect } => match (expect, self.values[*dep]) {
-                    (FlagExpect::Enabled, v) => v.is_enabled(),
-                    (FlagExpect::Disabled, v) => !v.is_enabled(),
-                    (FlagExpect::Variant(want), FlagValue::Variant(got)) => **want == *got,
-                    (FlagExpect::Variant(_), _) => false,
-                },
+                ConditionFilter::Flag { dep, expect } => {
+                    match (expect, self.dependency_value(*dep)) {
+                        (FlagExpect::Enabled, v) => v.is_enabled(),
+                        (FlagExpect::Disabled, v) => !v.is_enabled(),
+                        (FlagExpect::Variant(want), FlagValue::Variant(got)) => **want == *got,
+                        (FlagExpect::Variant(_), _) => false,
+                    }
+                }
                 ConditionFilter::Never => false,
             };
             if !ok {

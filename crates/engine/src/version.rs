@@ -5,7 +5,27 @@ use semver::{Version, VersionReq};
 
 /// `"v3.08"` → `3.8.0`; pre-release and build suffixes are kept.
 pub(crate) fn parse(raw: &str) -> Option<Version> {
-    Version::parse(&canonical(normalize(raw))).ok()
+    let normalized = normalize(raw);
+    // Fast path, allocation-free: plain numeric `X[.Y[.Z]]`, the common case on the hot path.
+    if let Some(v) = parse_numeric(normalized) {
+        return Some(v);
+    }
+    Version::parse(&canonical(normalized)).ok()
+}
+
+/// `X`, `X.Y` or `X.Y.Z` with only ASCII digits (leading zeros allowed, as [`canonical`]
+/// strips them); anything else is left to the general path.
+fn parse_numeric(s: &str) -> Option<Version> {
+    let mut parts = [0u64; 3];
+    let mut count = 0;
+    for part in s.split('.') {
+        if count == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        parts[count] = part.parse().ok()?;
+        count += 1;
+    }
+    Some(Version::new(parts[0], parts[1], parts[2]))
 }
 
 /// `~X.Y.Z`: `>=X.Y.Z, <X.(Y+1).0`.
@@ -68,5 +88,8 @@ mod tests {
         assert!(parse("1.2.3-beta").unwrap() < Version::new(1, 2, 3));
         assert!(parse("1.2.3.4").is_none());
         assert!(wildcard("1.*").unwrap().matches(&Version::new(1, 9, 0)));
+        assert_eq!(parse("007.1").unwrap(), Version::new(7, 1, 0));
+        assert!(parse("1..2").is_none());
+        assert!(parse("").is_none());
     }
 }
