@@ -27,7 +27,7 @@ pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluati
     let mut errors = false;
     let included = |i: usize| {
         let flag = &project.flags[i];
-        flag.active() && !ctx.include.is_some_and(|keep| !keep(flag))
+        flag.active() && ctx.include.is_none_or(|keep| keep(flag))
     };
 
     if !project.has_dependencies && ctx.flag_keys.is_none() {

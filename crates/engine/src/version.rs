@@ -17,13 +17,11 @@ pub(crate) fn parse(raw: &str) -> Option<Version> {
 /// strips them); anything else is left to the general path.
 fn parse_numeric(s: &str) -> Option<Version> {
     let mut parts = [0u64; 3];
-    let mut count = 0;
-    for part in s.split('.') {
-        if count == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    for (i, part) in s.split('.').enumerate() {
+        if i == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        parts[count] = part.parse().ok()?;
-        count += 1;
+        parts[i] = part.parse().ok()?;
     }
     Some(Version::new(parts[0], parts[1], parts[2]))
 }
