@@ -1,5 +1,6 @@
-//! Event capture (spec §10.4): `/batch/`, `/capture/`, `/e/`, `/i/v0/e/` and `/track/`, each with
-//! and without the trailing slash.
+//! Event capture (spec §10.4): `/batch/`, `/capture/`, `/e/`, `/i/v0/e/`, `/track/` and the AI
+//! events path `/i/v0/ai/batch/` (posthog-python's `capture_ai`, same batch body), each with and
+//! without the trailing slash.
 //!
 //! A request is read as PostHog's capture reads it: the body goes through the one decoder (JSON,
 //! gzip by header, parameter or magic bytes, base64 and form `data=`), then
@@ -39,7 +40,14 @@ use crate::routes::{body_rejection, json_response};
 use crate::state::AppState;
 
 /// The capture paths PostHog serves, without their trailing slash.
-const PATHS: [&str; 5] = ["/batch", "/capture", "/e", "/i/v0/e", "/track"];
+const PATHS: [&str; 6] = [
+    "/batch",
+    "/capture",
+    "/e",
+    "/i/v0/e",
+    "/i/v0/ai/batch",
+    "/track",
+];
 
 /// Methods a capture path answers.
 const ALLOW: &str = "GET, POST, OPTIONS";

@@ -133,3 +133,19 @@ def test_gzip_batches(project, remote, catalog):
     client.flush()
     client.shutdown()
     assert remote.feature_enabled("beta-email", "gzip-1") is True
+
+
+def test_capture_ai_uses_the_ai_batch_path(project, remote, catalog):
+    """posthog-python's `capture_ai` posts the usual batch body to /i/v0/ai/batch/."""
+    proxy = RecordingProxy(project.host)
+    client = make_client(project, host=proxy.url)
+    try:
+        client.capture_ai("$ai_generation", distinct_id="ai-user-1",
+                          properties={"$ai_model": "small", "$set": {"email": f"ai{EMAIL_DOMAIN}"}})
+        client.flush()
+    finally:
+        client.shutdown()
+        proxy.close()
+    posts = proxy.matching("/i/v0/ai/batch")
+    assert posts and all(e.status == 200 for e in posts), [(e.path, e.status) for e in proxy.exchanges]
+    assert remote.feature_enabled("beta-email", "ai-user-1") is True
