@@ -279,6 +279,24 @@ describe('capture feeds evaluation', () => {
     assert.deepEqual(flags.getFlagPayload('beta-email'), BETA_PAYLOAD)
   })
 
+  it('captureAiImmediate posts to /i/v0/ai/batch/', async () => {
+    const proxy = await startProxy()
+    try {
+      const c = client({ host: proxy.url })
+      await c.captureAiImmediate({
+        distinctId: 'node-ai-1',
+        event: '$ai_generation',
+        properties: { $ai_model: 'small', $set: { email: `ai${DOMAIN}` } },
+      })
+      const posts = proxy.matching('/i/v0/ai/batch')
+      assert.ok(posts.length > 0, JSON.stringify(proxy.exchanges.map((e) => e.path)))
+      assert.ok(posts.every((e) => e.status === 200), JSON.stringify(posts.map((e) => e.status)))
+      assert.equal(await remote.isFeatureEnabled('beta-email', 'node-ai-1'), true)
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('alias links a new distinct id', async () => {
     const c = client()
     c.setPersonProperties({ distinctId: 'node-alias-old', properties: { email: `al${DOMAIN}` } })
