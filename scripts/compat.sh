@@ -165,6 +165,8 @@ PY
 }
 
 export VEXIL_HOST=$host
+# The SDKs read these; a developer's setting must not change what is tested.
+unset POSTHOG_CAPTURE_MODE POSTHOG_CAPTURE_COMPRESSION POSTHOG_LOCAL_EVALUATION_ENDPOINT
 export VEXIL_COMPAT_STATE=$tmp/state
 export PYTHONDONTWRITEBYTECODE=1
 export POSTHOG_DISABLE_TELEMETRY=1
