@@ -56,6 +56,13 @@ python3 bench/seed.py "$host" "$PHX" 50 >/dev/null
 sleep 0.5
 echo -n "vexil /flags?v=2, 50 flags, realistic body: "
 wrk -t$threads -c$conns -d${duration}s --latency -s bench/flags.lua "$host" | summary
+resp_bytes=$(curl -s -XPOST "$host/flags/?v=2" -H 'content-type: application/json' -d "{\"token\":\"$VEXIL_TOKEN\",\"distinct_id\":\"u\",\"person_properties\":{\"email\":\"u@example.com\",\"plan\":\"pro\",\"country\":\"US\",\"age\":34,\"\$app_version\":\"3.4.1\",\"signup_date\":\"2025-06-01\"}}" | wc -c)
+cport2=$(free_port)
+./target/release/examples/ceiling "127.0.0.1:$cport2" "$resp_bytes" &
+pids+=($!)
+wait_ready "http://127.0.0.1:$cport2/"
+echo -n "ceiling with a ${resp_bytes}-byte response (same size as vexil's): "
+VEXIL_TOKEN=x wrk -t$threads -c$conns -d${duration}s --latency -s bench/flags.lua "http://127.0.0.1:$cport2/" | summary
 
 echo -n "vexil /batch/ capture, 10 events per request (durable ack): "
 wrk -t$threads -c$conns -d${duration}s --latency -s bench/capture.lua "$host" | summary

@@ -16,6 +16,10 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::CliError;
 
+/// mimalloc: measured faster than the system allocator on the `/flags` path (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Vexil: a fast, PostHog-compatible feature-flag service.
 #[derive(Debug, Parser)]
 #[command(name = "vexil", version, about)]

@@ -19,7 +19,7 @@ use vexil_wire::response::{ConfigFields, Envelope, FlagsResponse};
 
 use crate::error::ApiError;
 use crate::extract::body::decode_body;
-use crate::routes::{body_rejection, json_response};
+use crate::routes::{body_rejection, json_response, json_response_with_capacity};
 use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
@@ -175,7 +175,8 @@ async fn handle(
         evaluation.errors_while_computing_flags || lookup_failed,
         envelope,
     );
-    json_response(StatusCode::OK, &response)
+    // A v2 record is ~200 bytes.
+    json_response_with_capacity(StatusCode::OK, &response, 256 + 256 * evaluation.flags.len())
 }
 
 /// Reads stored person/group data for the request within the configured deadline. On timeout

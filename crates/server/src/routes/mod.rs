@@ -20,7 +20,18 @@ use crate::state::AppState;
 
 /// Serialises `body` as a JSON response.
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
+    json_response_with_capacity(status, body, 256)
+}
+
+/// Like [`json_response`], pre-sizing the output buffer (large bodies then serialise without
+/// re-allocating and copying as they grow).
+pub fn json_response_with_capacity<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    capacity: usize,
+) -> Response {
+    let mut bytes = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut bytes, body).map(|()| bytes) {
         Ok(bytes) => (
             status,
             [(
