@@ -19,7 +19,10 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8399".to_owned());
-    let body = match std::env::args().nth(2).and_then(|n| n.parse::<usize>().ok()) {
+    let body = match std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse::<usize>().ok())
+    {
         Some(len) => Bytes::from(vec![b'x'; len]),
         None => Bytes::from_static(b"hello world"),
     };

@@ -176,7 +176,11 @@ async fn handle(
         envelope,
     );
     // A v2 record is ~200 bytes.
-    json_response_with_capacity(StatusCode::OK, &response, 256 + 256 * evaluation.flags.len())
+    json_response_with_capacity(
+        StatusCode::OK,
+        &response,
+        256 + 256 * evaluation.flags.len(),
+    )
 }
 
 /// Reads stored person/group data for the request within the configured deadline. On timeout
