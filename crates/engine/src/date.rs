@@ -91,6 +91,9 @@ const FALLBACK_FORMATS: &[&str] = &[
 
 fn parse_absolute(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
+    if let Some(d) = bare_date(s) {
+        return Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?));
+    }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(d.with_timezone(&Utc));
     }
@@ -114,6 +117,19 @@ fn parse_absolute(s: &str) -> Option<DateTime<Utc>> {
         return Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?));
     }
     None
+}
+
+/// `YYYY-MM-DD` without chrono's format-string machinery (the common case on the hot path).
+fn bare_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
 }
 
 /// A property value as an instant: numbers and numeric strings are Unix seconds; other strings
@@ -163,6 +179,8 @@ mod tests {
             Utc.with_ymd_and_hms(2023, 3, 31, 12, 0, 0).unwrap()
         );
         assert_eq!(DateFilter::parse("-10000d"), DateFilter::Invalid);
+        assert_eq!(DateFilter::parse("2024-02-30"), DateFilter::Invalid);
+        assert_eq!(DateFilter::parse("2024-0a-01"), DateFilter::Invalid);
     }
 
     #[test]
