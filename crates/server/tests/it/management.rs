@@ -1158,3 +1158,58 @@ async fn schema_documents_the_routes() {
     assert!(yaml.contains("openapi:") && yaml.contains("feature_flags"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn remote_config_payload_by_id_or_key_with_personal_or_secret_key() {
+    let app = TestApp::spawn().await;
+    let (status, flag) = app
+        .api(
+            Method::POST,
+            "/api/projects/@current/feature_flags/",
+            Some(&json!({"key": "settings", "is_remote_configuration": true,
+                         "filters": {"groups": [{"properties": [], "rollout_percentage": 100}],
+                                     "payloads": {"true": "{\"theme\":\"dark\"}"}}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{flag}");
+    create(&app, "plain", everyone()).await;
+    let by_key = format!(
+        "/api/projects/@current/feature_flags/settings/remote_config?token={}",
+        app.token()
+    );
+    let (status, body) = app.api(Method::GET, &by_key, None).await;
+    assert_eq!((status, body), (200, json!("{\"theme\":\"dark\"}")));
+    let by_id = format!(
+        "/api/projects/@current/feature_flags/{}/remote_config?token={}",
+        flag["id"],
+        app.token()
+    );
+    let resp = app
+        .client
+        .get(app.url(&by_id))
+        .bearer_auth(&app.project.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // Not a remote-configuration flag, a wrong secret, a public token: refused.
+    let (status, _) = app
+        .api(
+            Method::GET,
+            "/api/projects/@current/feature_flags/plain/remote_config",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    for key in ["phs_wrong", app.token()] {
+        let resp = app
+            .client
+            .get(app.url(&by_id))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+    }
+    app.stop().await;
+}

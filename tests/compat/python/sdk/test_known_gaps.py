@@ -2,34 +2,9 @@
 `xfail(strict=True)`, so it shows as "xfailed" in every run and turns into a failure (XPASS) the
 day the gap is closed — then drop the marker."""
 
-import json
-
 import pytest
 
 from conftest import make_client
-
-SETTINGS = {"max_items": 5, "theme": "dark"}
-
-
-@pytest.mark.sdk_errors_expected
-@pytest.mark.xfail(strict=True, reason=(
-    "GAP: GET /api/projects/@current/feature_flags/{id or key}/remote_config?token=phc_… is not "
-    "served (404). PostHog answers it for is_remote_configuration flags with the stored "
-    "filters.payloads['true'] (a JSON string), authenticated by a personal key or the project "
-    "secret key; posthog-python get_remote_config_payload() and posthog-node "
-    "getRemoteConfigPayload() call it."))
-def test_remote_config_payload(project, api, catalog):
-    api.create_flag("remote-settings",
-                    {"groups": [{"properties": [], "rollout_percentage": 100}],
-                     "payloads": {"true": json.dumps(SETTINGS)}},
-                    is_remote_configuration=True)
-    client = make_client(project, secret_key=project.secret_key)
-    try:
-        payload = client.get_remote_config_payload("remote-settings")
-    finally:
-        client.shutdown()
-    assert payload is not None
-    assert (json.loads(payload) if isinstance(payload, str) else payload) == SETTINGS
 
 
 @pytest.mark.sdk_errors_expected

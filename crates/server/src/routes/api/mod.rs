@@ -18,6 +18,7 @@ mod flags;
 mod keys;
 mod paging;
 mod persons;
+mod remote_config;
 mod request;
 mod schema;
 mod validation;
@@ -99,6 +100,10 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         (
             "/feature_flags/{id}/activity",
             get(activity::flag_activity).fallback(refuse(read)),
+        ),
+        (
+            "/feature_flags/{id}/remote_config",
+            get(remote_config::remote_config).fallback(refuse(read)),
         ),
         (
             "/feature_flags/{id}/dependent_flags",
