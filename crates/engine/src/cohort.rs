@@ -175,9 +175,10 @@ impl CohortSet {
                 ))
             }
         };
+        // `negation` is honoured only inside cohort definitions, never on a flag's filter.
         Ok(CohortRef {
             target: self.target(id),
-            negate: negate != f.negation.unwrap_or(false),
+            negate,
         })
     }
 

@@ -612,3 +612,13 @@ fn requirements_list_what_stored_data_flags_read() {
     assert!(!req.covered_by(person.as_object(), |_| GroupCoverage::Properties(None)));
     assert!(!req.covered_by(None, |_| GroupCoverage::NotInRequest));
 }
+
+#[test]
+fn negation_on_a_flag_level_cohort_filter_is_ignored() {
+    let p = project(json!({
+        "cohorts": {"1": {"type": "AND", "values": [{"key": "vip", "type": "person", "value": true}]}},
+        "flags": [flag("f", json!({"groups": [{"properties": [
+            {"key": "id", "type": "cohort", "value": 1, "negation": true}]}]}))]
+    }));
+    assert_eq!(check(&p, "f", person(json!({"vip": true}))).value, json!(true));
+}
