@@ -155,35 +155,49 @@ pub struct ReasonDescription(Reason);
 
 impl fmt::Display for ReasonDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = self.0;
-        match r.code {
-            ReasonCode::ConditionMatch => {
-                write!(f, "Matched condition set {}", r.condition_index.unwrap_or(0) + 1)
-            }
-            ReasonCode::NoConditionMatch => match r.detail {
-                ReasonDetail::None => f.write_str("No matching condition set"),
-                ReasonDetail::GroupsNotEvaluated => f.write_str(
-                    "No matching condition set (group conditions not evaluated: group not provided)",
-                ),
-                ReasonDetail::CohortNotEvaluated => f.write_str(
-                    "No matching condition set (behavioral or realtime cohort not evaluated)",
-                ),
-            },
-            ReasonCode::OutOfRolloutBound => f.write_str("Out of rollout bound"),
-            ReasonCode::NoGroupType => f.write_str("No group type"),
-            ReasonCode::SuperConditionValue => f.write_str("Super condition value"),
-            ReasonCode::HoldoutConditionValue => f.write_str("Holdout condition value"),
-            ReasonCode::FlagDisabled => f.write_str("Feature flag is disabled"),
-            ReasonCode::MissingDependency => {
-                f.write_str("Flag cannot be evaluated due to missing dependency")
-            }
-            ReasonCode::Error(e) => f.write_str(e.description()),
+        match self.fixed() {
+            Some(text) => f.write_str(text),
+            None => write!(
+                f,
+                "Matched condition set {}",
+                self.0.condition_index.unwrap_or(0) + 1
+            ),
         }
+    }
+}
+
+impl ReasonDescription {
+    /// The text when it has no number in it (every code but `condition_match`).
+    fn fixed(&self) -> Option<&'static str> {
+        let r = self.0;
+        Some(match r.code {
+            ReasonCode::ConditionMatch => return None,
+            ReasonCode::NoConditionMatch => match r.detail {
+                ReasonDetail::None => "No matching condition set",
+                ReasonDetail::GroupsNotEvaluated => {
+                    "No matching condition set (group conditions not evaluated: group not provided)"
+                }
+                ReasonDetail::CohortNotEvaluated => {
+                    "No matching condition set (behavioral or realtime cohort not evaluated)"
+                }
+            },
+            ReasonCode::OutOfRolloutBound => "Out of rollout bound",
+            ReasonCode::NoGroupType => "No group type",
+            ReasonCode::SuperConditionValue => "Super condition value",
+            ReasonCode::HoldoutConditionValue => "Holdout condition value",
+            ReasonCode::FlagDisabled => "Feature flag is disabled",
+            ReasonCode::MissingDependency => "Flag cannot be evaluated due to missing dependency",
+            ReasonCode::Error(e) => e.description(),
+        })
     }
 }
 
 impl Serialize for ReasonDescription {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // Serialising a `&'static str` skips the formatting machinery on the hot path.
+        match self.fixed() {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }

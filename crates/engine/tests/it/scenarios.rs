@@ -620,5 +620,8 @@ fn negation_on_a_flag_level_cohort_filter_is_ignored() {
         "flags": [flag("f", json!({"groups": [{"properties": [
             {"key": "id", "type": "cohort", "value": 1, "negation": true}]}]}))]
     }));
-    assert_eq!(check(&p, "f", person(json!({"vip": true}))).value, json!(true));
+    assert_eq!(
+        check(&p, "f", person(json!({"vip": true}))).value,
+        json!(true)
+    );
 }
