@@ -6,7 +6,8 @@
 //!
 //! * `application/json` and `text/plain` (also the default when no content type is sent): gzip when
 //!   `compression=gzip|gzip-js`, when `Content-Encoding` mentions gzip, or when the body starts with
-//!   the gzip magic bytes `1f 8b` (posthog-js sends gzip as `text/plain` with no other hint); then
+//!   the gzip magic bytes `1f 8b` (posthog-js sends gzip as `text/plain` with no other hint); zlib
+//!   when `Content-Encoding` is `deflate` (capture v1); then
 //!   JSON, tolerating bare `NaN`/`Infinity`/`-Infinity` (read as `null`); if that fails, the body
 //!   is tried as percent-encoded base64 of JSON.
 //! * `application/x-www-form-urlencoded`: `data=<percent-encoded base64 of JSON>` (old posthog-js).
@@ -19,7 +20,7 @@ use std::io::Read;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use flate2::read::GzDecoder;
+use flate2::read::{GzDecoder, ZlibDecoder};
 use percent_encoding::percent_decode;
 use serde_json::Value;
 
@@ -82,8 +83,8 @@ pub enum DecodeError {
     /// `compression=gzip` was combined with a form body.
     #[error("Gzip compression not supported for form-urlencoded data")]
     GzipFormBody,
-    /// The body claimed (or looked like) gzip but did not inflate.
-    #[error("gzip decompression failed: {0}")]
+    /// The body claimed (or looked like) gzip or deflate but did not inflate.
+    #[error("decompression failed: {0}")]
     Gzip(#[source] std::io::Error),
     /// A form body's `data` field is not valid base64.
     #[error("Base64 decoding error: {0}")]
@@ -123,6 +124,15 @@ pub fn decode(encoding: BodyEncoding<'_>, body: &[u8]) -> Result<Value, DecodeEr
     Decoder::default().decode(encoding, body)
 }
 
+/// A compressed body's format.
+#[derive(Clone, Copy)]
+enum Codec {
+    /// gzip (by parameter, `Content-Encoding` or magic bytes).
+    Gzip,
+    /// zlib-wrapped deflate (`Content-Encoding: deflate`, capture v1).
+    Zlib,
+}
+
 enum ContentKind {
     Json,
     Form,
@@ -154,23 +164,29 @@ impl Decoder {
         compression: Option<Compression>,
         body: &[u8],
     ) -> Result<Value, DecodeError> {
-        let gzip = match compression {
-            Some(Compression::Gzip) => true,
+        let codec = match compression {
+            Some(Compression::Gzip) => Some(Codec::Gzip),
             Some(Compression::Unsupported) => return Err(DecodeError::UnsupportedCompression),
             // Base64 is handled by the fallback below, like PostHog's decoder.
-            Some(Compression::Base64) => false,
+            Some(Compression::Base64) => None,
             None => {
-                encoding
-                    .content_encoding
-                    .is_some_and(|e| e.to_ascii_lowercase().contains("gzip"))
-                    || body.starts_with(&[0x1f, 0x8b])
+                let declared = encoding.content_encoding.map(str::to_ascii_lowercase);
+                let declared = declared.as_deref().unwrap_or("");
+                if declared.contains("gzip") || body.starts_with(&[0x1f, 0x8b]) {
+                    Some(Codec::Gzip)
+                } else if declared.contains("deflate") {
+                    Some(Codec::Zlib)
+                } else {
+                    None
+                }
             }
         };
-        let bytes: Cow<'_, [u8]> = if gzip {
-            Cow::Owned(self.gunzip(body)?)
-        } else {
-            self.check_size(body.len())?;
-            Cow::Borrowed(body)
+        let bytes: Cow<'_, [u8]> = match codec {
+            Some(codec) => Cow::Owned(self.inflate(codec, body)?),
+            None => {
+                self.check_size(body.len())?;
+                Cow::Borrowed(body)
+            }
         };
         if let Some(value) = parse_json(&bytes) {
             return Ok(value);
@@ -213,17 +229,22 @@ impl Decoder {
         parse_json(&decoded).ok_or(DecodeError::InvalidJson)
     }
 
-    /// Inflates gzip, stopping one byte past the cap.
-    fn gunzip(&self, compressed: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    /// Inflates gzip or zlib, stopping one byte past the cap.
+    fn inflate(&self, codec: Codec, compressed: &[u8]) -> Result<Vec<u8>, DecodeError> {
         let limit = self.max_decoded_bytes;
         let read_limit = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
         // Reserve modestly: the compressed size says little about the inflated size.
         let mut out =
             Vec::with_capacity(compressed.len().saturating_mul(4).min(limit).min(1 << 20));
-        GzDecoder::new(compressed)
-            .take(read_limit)
-            .read_to_end(&mut out)
-            .map_err(DecodeError::Gzip)?;
+        let result = match codec {
+            Codec::Gzip => GzDecoder::new(compressed)
+                .take(read_limit)
+                .read_to_end(&mut out),
+            Codec::Zlib => ZlibDecoder::new(compressed)
+                .take(read_limit)
+                .read_to_end(&mut out),
+        };
+        result.map_err(DecodeError::Gzip)?;
         self.check_size(out.len())?;
         Ok(out)
     }

@@ -1,6 +1,6 @@
 //! Event capture (spec §10.4): `/batch/`, `/capture/`, `/e/`, `/i/v0/e/`, `/track/` and the AI
 //! events path `/i/v0/ai/batch/` (posthog-python's `capture_ai`, same batch body), each with and
-//! without the trailing slash.
+//! without the trailing slash; and capture v1 `/i/v1/analytics/events` (see [`super::capture_v1`]).
 //!
 //! A request is read as PostHog's capture reads it: the body goes through the one decoder (JSON,
 //! gzip by header, parameter or magic bytes, base64 and form `data=`), then
@@ -25,7 +25,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, post};
 use axum::Router;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
@@ -58,11 +58,17 @@ const MAX_FUTURE: TimeDelta = TimeDelta::hours(23);
 
 /// Capture routes (merged into the main router).
 pub fn router() -> Router<AppState> {
-    PATHS.iter().fold(Router::new(), |router, path| {
-        router
-            .route(path, any(capture))
-            .route(&format!("{path}/"), any(capture))
-    })
+    let v1 = post(super::capture_v1::capture_v1)
+        .fallback(|| async { ApiError::method_not_allowed("Use POST to send events.") });
+    PATHS
+        .iter()
+        .fold(Router::new(), |router, path| {
+            router
+                .route(path, any(capture))
+                .route(&format!("{path}/"), any(capture))
+        })
+        .route("/i/v1/analytics/events", v1.clone())
+        .route("/i/v1/analytics/events/", v1)
 }
 
 /// Every capture path and method: decode → parse → resolve the project → store → `{"status": 1}`.
@@ -106,6 +112,17 @@ async fn store_events(
     let body = body.map_err(body_rejection)?;
     let query = FlagsQuery::parse(uri.query().unwrap_or(""));
     let decoded = decode_body(&state.decoder, headers, &query, &body)?;
+    store_batch(state, decoded, query.sent_at).await
+}
+
+/// Parses a decoded capture body, resolves its project and stores its events (durably) through
+/// the capture pipeline. `sent_at_ms` is posthog-js's `_` query parameter, used when the body
+/// carries no `sent_at`.
+pub(crate) async fn store_batch(
+    state: &AppState,
+    decoded: Value,
+    sent_at_ms: Option<i64>,
+) -> Result<(), ApiError> {
     let batch = vexil_wire::capture::parse(decoded).map_err(capture_error)?;
     let snapshot = state.catalog.by_token(&batch.token).ok_or_else(|| {
         ApiError::authentication_failed(
@@ -117,7 +134,7 @@ async fn store_events(
         .sent_at
         .as_deref()
         .and_then(parse_timestamp)
-        .or_else(|| query.sent_at.and_then(sent_at_millis));
+        .or_else(|| sent_at_ms.and_then(sent_at_millis));
     let now = Utc::now();
     let events = batch
         .events

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod capture;
+pub mod capture_v1;
 pub mod definitions;
 pub mod flags;
 pub mod health;

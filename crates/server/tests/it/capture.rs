@@ -575,3 +575,74 @@ async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     }
     out
 }
+
+#[tokio::test]
+async fn capture_v1_protocol_with_bearer_token_options_and_compression() {
+    let app = TestApp::spawn().await;
+    let body = json!({"created_at": Utc::now().to_rfc3339(), "batch": [
+        {"event": "signed_up", "uuid": "00000000-0000-4000-8000-0000000000a1", "distinct_id": "v1-user",
+         "timestamp": Utc::now().to_rfc3339(), "options": {}, "properties": {"$set": {"plan": "pro"}}},
+        {"event": "$pageview", "uuid": "00000000-0000-4000-8000-0000000000a2", "distinct_id": "v1-anon",
+         "timestamp": Utc::now().to_rfc3339(), "session_id": "s-1",
+         "options": {"process_person_profile": false}, "properties": {"$set": {"plan": "x"}}}
+    ]});
+    let send = |encoding: &'static str, bytes: Vec<u8>, auth: String| {
+        let req = app
+            .client
+            .post(app.url("/i/v1/analytics/events"))
+            .header("content-type", "application/json")
+            .header("posthog-sdk-info", "posthog-python/7.91.1")
+            .header("authorization", auth);
+        let req = if encoding.is_empty() {
+            req
+        } else {
+            req.header("content-encoding", encoding)
+        };
+        req.body(bytes).send()
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(body.to_string().as_bytes()).unwrap();
+    let resp = send(
+        "deflate",
+        z.finish().unwrap(),
+        format!("Bearer {}", app.token()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"results": {}}));
+    assert_eq!(count(&app, "v1-user", "signed_up").await, 1);
+    assert_eq!(
+        person_properties(&app, "v1-user").await["plan"],
+        json!("pro")
+    );
+    // `process_person_profile: false` keeps the anonymous event personless.
+    assert_eq!(count(&app, "v1-anon", "$pageview").await, 1);
+    assert!(app
+        .store
+        .get_person(app.project.project.id, "v1-anon")
+        .await
+        .unwrap()
+        .is_none());
+    // gzip works too; a retry of the same uuids is stored once.
+    let resp = send("gzip", gzip(&body), format!("Bearer {}", app.token()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(count(&app, "v1-user", "signed_up").await, 1);
+    // No or a wrong token, zstd: refused with JSON errors.
+    let resp = send("", body.to_string().into_bytes(), String::new())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = send("", body.to_string().into_bytes(), "Bearer phc_nope".into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = send("zstd", vec![1, 2, 3], format!("Bearer {}", app.token()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    assert!(resp.json::<Value>().await.is_ok());
+    app.stop().await;
+}
