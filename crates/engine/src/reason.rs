@@ -155,7 +155,7 @@ pub struct ReasonDescription(Reason);
 
 impl fmt::Display for ReasonDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.fixed() {
+        match self.static_text() {
             Some(text) => f.write_str(text),
             None => write!(
                 f,
@@ -167,8 +167,9 @@ impl fmt::Display for ReasonDescription {
 }
 
 impl ReasonDescription {
-    /// The text when it has no number in it (every code but `condition_match`).
-    fn fixed(&self) -> Option<&'static str> {
+    /// The text when it has no number in it (every code but `condition_match`), so callers can
+    /// write it without formatting.
+    pub fn static_text(&self) -> Option<&'static str> {
         let r = self.0;
         Some(match r.code {
             ReasonCode::ConditionMatch => return None,
@@ -195,7 +196,7 @@ impl ReasonDescription {
 impl Serialize for ReasonDescription {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // Serialising a `&'static str` skips the formatting machinery on the hot path.
-        match self.fixed() {
+        match self.static_text() {
             Some(text) => s.serialize_str(text),
             None => s.collect_str(self),
         }

@@ -21,32 +21,25 @@ use crate::state::AppState;
 
 /// Serialises `body` as a JSON response.
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    json_response_with_capacity(status, body, 256)
-}
-
-/// Like [`json_response`], pre-sizing the output buffer (large bodies then serialise without
-/// re-allocating and copying as they grow).
-pub fn json_response_with_capacity<T: Serialize>(
-    status: StatusCode,
-    body: &T,
-    capacity: usize,
-) -> Response {
-    let mut bytes = Vec::with_capacity(capacity);
-    match serde_json::to_writer(&mut bytes, body).map(|()| bytes) {
-        Ok(bytes) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, json_bytes(bytes)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "response serialisation failed");
             ApiError::internal().into_response()
         }
     }
+}
+
+/// A 200 response carrying already-serialised JSON.
+pub fn json_bytes(bytes: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 /// Every route of the service, with permissive CORS (origin and headers mirrored, credentials

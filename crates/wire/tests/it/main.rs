@@ -10,3 +10,4 @@ mod query;
 mod request;
 mod support;
 mod wire_examples;
+mod writer;
