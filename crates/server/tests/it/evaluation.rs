@@ -341,3 +341,51 @@ async fn garbage_bodies_never_cause_server_errors() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_method_of_flags_answers_as_posthog_does() {
+    let app = TestApp::spawn().await;
+    app.put_flag("on", json!({"groups": [{}]})).await;
+    app.put_flag("off", json!({"groups": [{"rollout_percentage": 0}]}))
+        .await;
+    let req = json!({"token": app.token(), "distinct_id": "u"});
+    let (_, decide2) = app.post("/decide/?v=2", &req).await;
+    assert_eq!(decide2["featureFlags"], json!({"on": true}));
+    let (_, v1) = app.post("/flags?v=1", &req).await;
+    assert_eq!(v1["featureFlags"], json!({"on": true, "off": false}));
+    // GET never evaluates: the minimal body with config fields.
+    let get: serde_json::Value = app
+        .client
+        .get(app.url("/flags?v=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(get["flags"], json!({}));
+    assert_eq!(get["supportedCompression"], json!(["gzip", "gzip-js"]));
+    let head = app.client.head(app.url("/flags")).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head.headers()["content-type"], "application/json");
+    // `config=true` adds the remote-config fields.
+    let (_, config) = app.post("/flags?v=2&config=true", &req).await;
+    assert_eq!(config["hasFeatureFlags"], json!(true));
+    // `disable_flags` evaluates nothing and needs no distinct id.
+    let (status, disabled) = app
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "disable_flags": true}),
+        )
+        .await;
+    assert_eq!((status, disabled["flags"].clone()), (200, json!({})));
+    // `flag_keys` limits the answer.
+    let (_, only) = app
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "distinct_id": "u", "flag_keys": ["off"]}),
+        )
+        .await;
+    assert_eq!(only["flags"].as_object().unwrap().len(), 1);
+    app.stop().await;
+}
