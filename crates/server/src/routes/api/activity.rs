@@ -17,22 +17,9 @@ use crate::extract::auth::ManagedProject;
 use crate::routes::json_response;
 use crate::state::AppState;
 
-/// Flag fields whose changes the log shows (bookkeeping fields such as `version` and
-/// `updated_at` change on every write and are left out).
-const TRACKED: &[&str] = &[
-    "key",
-    "name",
-    "filters",
-    "active",
-    "deleted",
-    "ensure_experience_continuity",
-    "evaluation_runtime",
-    "evaluation_tags",
-    "tags",
-    "bucketing_identifier",
-    "is_remote_configuration",
-    "has_encrypted_payloads",
-];
+/// Flag fields whose changes the log shows: the editable ones (bookkeeping fields such as
+/// `version` and `updated_at` change on every write and are left out).
+const TRACKED: &[&str] = super::flag_input::EDITABLE;
 
 /// `GET feature_flags/{id}/activity/`.
 pub async fn flag_activity(

@@ -8,8 +8,8 @@ use super::request::Fields;
 use super::validation::normalise_payloads;
 use crate::error::ApiError;
 
-/// Fields a client may change, compared by the version rule.
-const EDITABLE: &[&str] = &[
+/// Fields a client may change, compared by the version rule (and shown in the activity log).
+pub(super) const EDITABLE: &[&str] = &[
     "key",
     "name",
     "filters",
