@@ -484,6 +484,11 @@ impl CompiledProject {
         &self.requirements
     }
 
+    /// The group type mapping: `(index, name)` in index order.
+    pub fn group_types(&self) -> impl Iterator<Item = (i64, &str)> {
+        self.group_types.iter().map(|(i, n)| (*i, &**n))
+    }
+
     /// Group type name for an index.
     pub fn group_type(&self, index: i64) -> Option<&str> {
         self.group_types.get(&index).map(|s| &**s)

@@ -289,7 +289,7 @@ impl Writer {
         let mapped = self
             .catalog
             .by_id(project)
-            .is_some_and(|s| s.group_types.iter().any(|(i, n)| *i == index && n == name));
+            .is_some_and(|s| s.compiled.group_type(index) == Some(name));
         *stale |= !mapped;
         self.group_types
             .entry(project)

@@ -2,7 +2,6 @@
 //! stored person/group data (with a deadline) → pure evaluation on the project's snapshot →
 //! projection into the requested response shape.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -11,7 +10,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use vexil_engine::{evaluate, CompiledFlag, Context, GroupCoverage};
 use vexil_store::{EvalInputs, ProjectId};
 use vexil_wire::request::{FlagFilter, FlagsQuery, FlagsRequest, ResponseShape, RuntimeHints};
@@ -156,7 +155,7 @@ async fn handle(
         Ok(inputs) => (Some(inputs), false),
         Err(()) => (None, true),
     };
-    let stored_groups = inputs.map(|i| group_maps(&snapshot, i));
+    let stored_groups = inputs.map(|i| snapshot.stored_groups(i));
     let mut ctx: Context<'_> = request.context(Utc::now());
     ctx.include = Some(&keep);
     if let Some(inputs) = inputs {
@@ -195,19 +194,13 @@ async fn load_inputs(
     request: &FlagsRequest,
     distinct_id: &str,
 ) -> Result<EvalInputs, ()> {
-    let groups: Vec<(i64, &str)> = match &request.groups {
-        Some(groups) => snapshot
-            .group_types
-            .iter()
-            .filter_map(|(index, name)| Some((*index, groups.get(name)?.as_str()?)))
-            .collect(),
-        None => Vec::new(),
-    };
+    let group_keys = snapshot.group_keys(request.groups.as_ref());
+    let groups: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
     let project: ProjectId = snapshot.project.id;
     let anon = request.effective_anon_distinct_id();
     let store = &state.store;
     let lookup = async {
-        if snapshot.uses_continuity {
+        if snapshot.uses_continuity() {
             if let Some(anon) = anon.filter(|a| *a != distinct_id) {
                 let keys: Vec<&str> = snapshot
                     .compiled
@@ -226,7 +219,7 @@ async fn load_inputs(
                 project,
                 distinct_id,
                 &groups,
-                snapshot.uses_continuity,
+                snapshot.uses_continuity(),
                 anon,
             )
             .await
@@ -271,25 +264,6 @@ fn group_coverage<'r>(
             .and_then(|g| g.get(name))
             .and_then(Value::as_object),
     )
-}
-
-/// Stored group rows keyed like the request's `group_properties` (`{name: {props}}`).
-fn group_maps(snapshot: &ProjectSnapshot, inputs: &EvalInputs) -> Map<String, Value> {
-    let names: HashMap<i64, &str> = snapshot
-        .group_types
-        .iter()
-        .map(|(i, n)| (*i, n.as_str()))
-        .collect();
-    inputs
-        .group_properties
-        .iter()
-        .filter_map(|(index, props)| {
-            Some((
-                (*names.get(index)?).to_owned(),
-                Value::Object(props.clone()),
-            ))
-        })
-        .collect()
 }
 
 fn snapshot_config(snapshot: &ProjectSnapshot) -> vexil_wire::response::FullConfig {

@@ -389,3 +389,39 @@ async fn every_method_of_flags_answers_as_posthog_does() {
     assert_eq!(only["flags"].as_object().unwrap().len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stored_group_properties_are_found_for_numeric_group_keys() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let index = app
+        .store
+        .ensure_group_type(project, "company")
+        .await
+        .unwrap();
+    let props = json!({"seats": 50});
+    app.store
+        .upsert_group(project, index, "42", props.as_object().unwrap())
+        .await
+        .unwrap();
+    app.put_flag(
+        "big-orgs",
+        json!({"aggregation_group_type_index": index, "groups": [{"properties": [
+            {"key": "seats", "type": "group", "group_type_index": index, "operator": "gte", "value": "10"}]}]}),
+    )
+    .await;
+    for key in [json!(42), json!("42")] {
+        let (_, body) = app
+            .post(
+                "/flags?v=2",
+                &json!({"token": app.token(), "distinct_id": "u", "groups": {"company": key}}),
+            )
+            .await;
+        assert_eq!(
+            body["flags"]["big-orgs"]["enabled"],
+            json!(true),
+            "group key {key}"
+        );
+    }
+    app.stop().await;
+}

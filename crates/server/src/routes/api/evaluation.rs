@@ -43,18 +43,7 @@ pub async fn evaluation_reasons(
     };
     let project = caller.project.id;
     let snapshot = snapshot(&state, project).await?;
-    let group_keys: Vec<(i64, String)> = snapshot
-        .group_types
-        .iter()
-        .filter_map(|(index, name)| {
-            let key = match groups.get(name)? {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            Some((*index, key))
-        })
-        .collect();
+    let group_keys = snapshot.group_keys(Some(&groups));
     let lookup: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
     let inputs = state
         .store
@@ -62,19 +51,11 @@ pub async fn evaluation_reasons(
             project,
             distinct_id,
             &lookup,
-            snapshot.uses_continuity,
+            snapshot.uses_continuity(),
             None,
         )
         .await?;
-    // Stored group rows keyed like a request's `group_properties` (`{name: {props}}`).
-    let stored_groups: Map<String, Value> = snapshot
-        .group_types
-        .iter()
-        .filter_map(|(index, name)| {
-            let props = inputs.group_properties.get(index)?;
-            Some((name.clone(), Value::Object(props.clone())))
-        })
-        .collect();
+    let stored_groups = snapshot.stored_groups(&inputs);
 
     let mut ctx = Context::new(distinct_id, Utc::now());
     ctx.groups = Some(&groups);
