@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde_json::{json, Value};
-use vexil_engine::{evaluate, CompiledProject, Context, Definitions, FlagValue, ReasonCode};
+use serde_json::Value;
+use vexil_engine::{evaluate, CompiledProject, Context, Definitions};
 
 /// Reads `conformance/<name>` from the repository root.
 pub fn vectors(name: &str) -> Value {
@@ -35,7 +35,6 @@ pub struct Got {
 
 /// Evaluates `key` for a request described as a `/flags` body subset.
 pub fn check(project: &CompiledProject, key: &str, request: Value) -> Got {
-    let empty = json!({});
     let req = request.as_object().unwrap();
     let distinct_id = req.get("distinct_id").and_then(Value::as_str).unwrap_or("");
     let mut ctx = Context::new(distinct_id, now());
@@ -44,7 +43,6 @@ pub fn check(project: &CompiledProject, key: &str, request: Value) -> Got {
     ctx.group_properties = req.get("group_properties").and_then(Value::as_object);
     ctx.device_id = req.get("$device_id").and_then(Value::as_str);
     ctx.anon_distinct_id = req.get("$anon_distinct_id").and_then(Value::as_str);
-    let _ = &empty;
     let eval = evaluate(project, &ctx);
     let r = eval
         .get(key)
@@ -57,17 +55,10 @@ pub fn check(project: &CompiledProject, key: &str, request: Value) -> Got {
     }
 }
 
-pub fn value_of(project: &CompiledProject, key: &str, distinct_id: &str) -> FlagValue<'static> {
+/// The flag's value (`false`, `true` or the variant) for a bare distinct id.
+pub fn value_of(project: &CompiledProject, key: &str, distinct_id: &str) -> Value {
     let ctx = Context::new(distinct_id, now());
-    let eval = evaluate(project, &ctx);
-    match eval.get(key).map(|r| r.value) {
-        Some(FlagValue::False) | None => FlagValue::False,
-        Some(FlagValue::True) => FlagValue::True,
-        Some(FlagValue::Variant(v)) => FlagValue::Variant(Box::leak(v.to_owned().into_boxed_str())),
-    }
-}
-
-#[allow(dead_code)]
-pub fn is_error(code: ReasonCode) -> bool {
-    matches!(code, ReasonCode::Error(_))
+    evaluate(project, &ctx)
+        .get(key)
+        .map_or(Value::Bool(false), |r| r.value.to_json())
 }
