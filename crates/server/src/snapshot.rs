@@ -26,8 +26,6 @@ pub struct ProjectSnapshot {
     pub definitions_body: Bytes,
     /// Strong ETag of `definitions_body` (quoted).
     pub etag: String,
-    /// Reload counter: increases with every refresh of any project.
-    pub generation: u64,
 }
 
 impl ProjectSnapshot {
@@ -35,7 +33,6 @@ impl ProjectSnapshot {
     pub fn build(
         project: Project,
         definitions: &Definitions,
-        generation: u64,
     ) -> Result<ProjectSnapshot, vexil_wire::definitions::DefinitionsError> {
         let compiled = CompiledProject::compile(definitions);
         let definitions_body = Bytes::from(vexil_wire::definitions::body(
@@ -48,7 +45,6 @@ impl ProjectSnapshot {
             compiled,
             definitions_body,
             etag,
-            generation,
         })
     }
 }
@@ -100,7 +96,7 @@ struct Index {
 /// All projects' snapshots; lock-free reads, serialised refreshes.
 pub struct Catalog {
     index: ArcSwap<Index>,
-    refresh_lock: Mutex<u64>,
+    refresh_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -116,7 +112,7 @@ impl Catalog {
     pub async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
         let catalog = Catalog {
             index: ArcSwap::from_pointee(Index::default()),
-            refresh_lock: Mutex::new(0),
+            refresh_lock: Mutex::new(()),
         };
         for project in store.list_projects().await? {
             catalog.refresh(store, project.id).await?;
@@ -161,13 +157,12 @@ impl Catalog {
     /// serialised and always read the latest stored state, so the last one wins with the newest
     /// data.
     pub async fn refresh(&self, store: &dyn Store, id: ProjectId) -> Result<(), StoreError> {
-        let mut generation = self.refresh_lock.lock().await;
-        *generation += 1;
+        let _serialised = self.refresh_lock.lock().await;
         let Some(project) = store.get_project(id).await? else {
             return Err(StoreError::NotFound { entity: "project" });
         };
         let definitions = store.definitions(id).await?;
-        let snapshot = ProjectSnapshot::build(project, &definitions, *generation)
+        let snapshot = ProjectSnapshot::build(project, &definitions)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let snapshot = Arc::new(snapshot);
         let current = self.index.load_full();
