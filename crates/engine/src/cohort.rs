@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Months, Utc};
 use serde_json::Value;
 
 use crate::compile::{parse_operator, DefinitionError, PropertyKey, Source};
-use crate::model::PropertyFilter;
+use crate::graph;
+use crate::model::{PropertyFilter, PropertyGroup};
 use crate::property::{MatchOptions, Test};
 
 /// All dynamic cohorts of a project, compiled.
@@ -130,14 +131,6 @@ impl CountRule {
     }
 }
 
-fn cohort_id(value: Option<&Value>) -> Option<i64> {
-    match value? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 impl CohortSet {
     pub(crate) fn compile(raw: &BTreeMap<String, Value>, opts: MatchOptions) -> CohortSet {
         let ids: Vec<(i64, &Value)> = raw
@@ -154,7 +147,10 @@ impl CohortSet {
             by_id,
         };
         for (_, def) in &ids {
-            let root = set.node(def, opts, 0).ok_or(CohortDefect::Unparseable);
+            let root = PropertyGroup::parse(def)
+                .ok()
+                .and_then(|group| set.node(&group, opts))
+                .ok_or(CohortDefect::Unparseable);
             set.cohorts.push(Cohort { root });
         }
         set.mark_cycles();
@@ -163,7 +159,8 @@ impl CohortSet {
 
     /// A flag condition's cohort filter.
     pub(crate) fn reference(&self, f: &PropertyFilter) -> Result<CohortRef, DefinitionError> {
-        let id = cohort_id(f.value.as_ref())
+        let id = f
+            .cohort_id()
             .ok_or_else(|| DefinitionError::new("value", "cohort filter needs a cohort id"))?;
         let negate = match f.operator.as_deref() {
             None | Some("in") => false,
@@ -189,38 +186,28 @@ impl CohortSet {
         }
     }
 
-    fn node(&self, value: &Value, opts: MatchOptions, depth: usize) -> Option<Node> {
-        if depth > 64 {
-            return None;
-        }
-        let obj = value.as_object()?;
-        // Stored cohorts wrap the group as `{"properties": {...}}`.
-        if let (Some(inner @ Value::Object(_)), false) =
-            (obj.get("properties"), obj.contains_key("values"))
-        {
-            return self.node(inner, opts, depth + 1);
-        }
-        if let Some(values) = obj.get("values") {
-            let children = values
-                .as_array()?
-                .iter()
-                .map(|v| self.node(v, opts, depth + 1))
-                .collect::<Option<Vec<_>>>()?;
-            return Some(match obj.get("type").and_then(Value::as_str) {
-                Some("OR") => Node::Any(children),
-                _ => Node::All(children),
-            });
-        }
-        if obj.is_empty() {
-            return Some(Node::All(Vec::new()));
-        }
-        let f: PropertyFilter = serde_json::from_value(value.clone()).ok()?;
+    fn node(&self, group: &PropertyGroup, opts: MatchOptions) -> Option<Node> {
+        let f = match group {
+            PropertyGroup::Wrapped(inner) => return self.node(inner, opts),
+            PropertyGroup::Group { values, .. } => {
+                let children = values
+                    .iter()
+                    .map(|v| self.node(v, opts))
+                    .collect::<Option<Vec<_>>>()?;
+                return Some(if group.is_or() {
+                    Node::Any(children)
+                } else {
+                    Node::All(children)
+                });
+            }
+            PropertyGroup::Filter(f) => f,
+        };
         let negate = f.negation.unwrap_or(false);
-        let leaf = match f.kind.as_deref().unwrap_or("person") {
-            "cohort" => Leaf::Cohort(self.target(cohort_id(f.value.as_ref())?)),
-            "behavioral" => Leaf::Behavioral(behavior(&f)?),
+        let leaf = match f.kind() {
+            "cohort" => Leaf::Cohort(self.target(f.cohort_id()?)),
+            "behavioral" => Leaf::Behavioral(behavior(f)?),
             "person" | "person_metadata" => {
-                let op = parse_operator(&f, "").ok()?;
+                let op = parse_operator(f, "").ok()?;
                 Leaf::Property {
                     key: PropertyKey::new(&f.key, Source::Person),
                     test: Test::compile(op, f.value.as_ref(), opts).ok()?,
@@ -231,15 +218,8 @@ impl CohortSet {
         Some(Node::Leaf { leaf, negate })
     }
 
-    /// Marks every cohort that is in, or reaches, a reference cycle.
+    /// Marks every cohort that is in, or reaches, a reference cycle ([`graph::sort`]).
     fn mark_cycles(&mut self) {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Active,
-            Clean,
-            Cyclic,
-        }
         fn refs(node: &Node, out: &mut Vec<usize>) {
             match node {
                 Node::All(c) | Node::Any(c) => c.iter().for_each(|n| refs(n, out)),
@@ -250,7 +230,7 @@ impl CohortSet {
                 Node::Leaf { .. } => {}
             }
         }
-        let edges: Vec<Vec<usize>> = self
+        let deps: Vec<Vec<usize>> = self
             .cohorts
             .iter()
             .map(|c| {
@@ -261,33 +241,9 @@ impl CohortSet {
                 out
             })
             .collect();
-        fn visit(i: usize, edges: &[Vec<usize>], marks: &mut [Mark]) -> bool {
-            match marks[i] {
-                Mark::Active | Mark::Cyclic => {
-                    marks[i] = Mark::Cyclic;
-                    return true;
-                }
-                Mark::Clean => return false,
-                Mark::New => {}
-            }
-            marks[i] = Mark::Active;
-            let mut cyclic = false;
-            for &j in &edges[i] {
-                cyclic |= visit(j, edges, marks);
-            }
-            marks[i] = if cyclic || marks[i] == Mark::Cyclic {
-                Mark::Cyclic
-            } else {
-                Mark::Clean
-            };
-            marks[i] == Mark::Cyclic
-        }
-        let mut marks = vec![Mark::New; self.cohorts.len()];
-        for i in 0..self.cohorts.len() {
-            visit(i, &edges, &mut marks);
-        }
-        for (c, m) in self.cohorts.iter_mut().zip(marks) {
-            if m == Mark::Cyclic {
+        let stuck = graph::sort(&deps).stuck;
+        for (c, cyclic) in self.cohorts.iter_mut().zip(stuck) {
+            if cyclic {
                 c.root = Err(CohortDefect::Cycle);
             }
         }

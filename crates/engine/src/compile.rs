@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::cohort::{self, CohortSet};
+use crate::graph;
 use crate::model::{Condition, Definitions, Filters, FlagDefinition, PropertyFilter};
 use crate::property::{MatchOptions, Operator, Test};
 use crate::reason::ErrorCode;
@@ -533,12 +534,17 @@ fn compile_rules(
     resolver: &Resolver<'_>,
     cohorts: &CohortSet,
 ) -> Result<FlagRules, Defect> {
-    let filters: Filters = match &def.filters {
-        Value::Null => Filters::default(),
-        raw => {
-            serde_json::from_value(raw.clone()).map_err(|e| parsing("filters", e.to_string()))?
-        }
-    };
+    let filters = Filters::parse(&def.filters).map_err(|e| (ErrorCode::FlagDataParsingError, e))?;
+    compile_filters(def, &filters, opts, resolver, cohorts)
+}
+
+fn compile_filters(
+    def: &FlagDefinition,
+    filters: &Filters,
+    opts: MatchOptions,
+    resolver: &Resolver<'_>,
+    cohorts: &CohortSet,
+) -> Result<FlagRules, Defect> {
     if let Some(v) = filters.version {
         if v != 1 {
             return Err(parsing(
@@ -556,13 +562,14 @@ fn compile_rules(
         .flat_map(|m| &m.variants)
         .enumerate()
     {
-        if !v.rollout_percentage.is_finite() {
+        let rollout = v.rollout_percentage.unwrap_or(0.0);
+        if !rollout.is_finite() {
             return Err(parsing(
                 format!("filters.multivariate.variants[{i}].rollout_percentage"),
                 "must be a finite number",
             ));
         }
-        boundary += v.rollout_percentage / 100.0;
+        boundary += rollout / 100.0;
         variants.push((v.key.as_str().into(), boundary));
     }
 
@@ -637,8 +644,8 @@ fn compile_rules(
         variants,
         payloads: filters
             .payloads
-            .into_iter()
-            .map(|(k, v)| (k.into(), v))
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.clone()))
             .collect(),
         enrollment,
         holdout,
@@ -748,58 +755,29 @@ pub(crate) fn parse_operator(f: &PropertyFilter, path: &str) -> Result<Operator,
     }
 }
 
-/// Kahn's algorithm over flag dependencies. Flags with a missing target, in a cycle, or depending
-/// on such a flag are marked [`FlagBody::MissingDependency`]. Returns an evaluation order in which
-/// every flag comes after its dependencies.
+/// Orders flags after their dependencies ([`graph::sort`]). Flags with a missing target, in a
+/// cycle, or depending on such a flag are marked [`FlagBody::MissingDependency`].
 fn dependency_order(flags: &mut [CompiledFlag]) -> Vec<usize> {
-    let n = flags.len();
-    let deps_of = |f: &CompiledFlag| -> Vec<usize> {
-        match &f.body {
+    let deps: Vec<Vec<usize>> = flags
+        .iter()
+        .map(|f| match &f.body {
             FlagBody::Rules(r) => r.deps.clone(),
             _ => Vec::new(),
-        }
-    };
-    let mut broken = vec![false; n];
-    let mut indegree = vec![0usize; n];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, f) in flags.iter().enumerate() {
-        for d in deps_of(f) {
-            if d == usize::MAX {
-                broken[i] = true;
-            } else {
-                indegree[i] += 1;
-                dependents[d].push(i);
-            }
-        }
-    }
-    let mut order = Vec::with_capacity(n);
-    let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut head = 0;
-    while head < queue.len() {
-        let i = queue[head];
-        head += 1;
-        order.push(i);
-        for &j in &dependents[i] {
-            if broken[i] {
-                broken[j] = true;
-            }
-            indegree[j] -= 1;
-            if indegree[j] == 0 {
-                queue.push(j);
-            }
-        }
-    }
-    // Cycle participants (and their dependents) never reach indegree 0.
-    for (i, seen) in indegree.iter().enumerate() {
-        if *seen > 0 {
-            broken[i] = true;
-            order.push(i);
-        }
+        })
+        .collect();
+    let sorted = graph::sort(&deps);
+    let mut broken = sorted.stuck;
+    for &i in &sorted.order {
+        // `usize::MAX` marks an unresolvable target; dependencies come first in the order.
+        let dep_broken = deps[i]
+            .iter()
+            .any(|&d| broken.get(d).copied().unwrap_or(true));
+        broken[i] |= dep_broken;
     }
     for (i, f) in flags.iter_mut().enumerate() {
         if broken[i] && matches!(f.body, FlagBody::Rules(_)) {
             f.body = FlagBody::MissingDependency;
         }
     }
-    order
+    sorted.order
 }

@@ -36,6 +36,7 @@ mod compile;
 mod context;
 mod date;
 mod eval;
+mod graph;
 pub mod hash;
 pub mod model;
 mod outcome;

@@ -1,13 +1,23 @@
 //! Flag definitions as PostHog stores and ships them (the local-evaluation payload).
 //!
 //! These types mirror the wire/storage JSON and are deliberately permissive: unknown fields are
-//! ignored and anything semantic (operators, types, references) is checked by [`crate::compile`],
-//! which reports problems per flag with the JSON path of the offending field.
+//! ignored and anything semantic (operators, types, references) is checked by [`crate::compile`]
+//! (per flag, for evaluation) and by the write rules (per write, PostHog's API rules). Both read
+//! definitions through the parsers here ([`Filters::parse`], [`PropertyGroup::parse`]), which
+//! name the offending field by its JSON path.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+use crate::compile::DefinitionError;
+
+/// Highest group type index a project may use (PostHog allows five group types).
+pub const MAX_GROUP_TYPE_INDEX: i64 = 4;
+
+/// Deepest nesting of cohort property groups.
+pub const MAX_GROUP_DEPTH: usize = 64;
 
 /// A project's complete definition set: the `/flags/definitions` payload shape.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,7 +83,7 @@ pub struct FlagDefinition {
     pub evaluation_tags: Option<Vec<String>>,
 }
 
-/// Typed view of a flag's `filters` object (parsed during compilation).
+/// Typed view of a flag's `filters` object: see [`Filters::parse`].
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Filters {
     /// Release conditions, OR'ed in stored order.
@@ -144,9 +154,9 @@ pub struct Variant {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Share of users (0..=100).
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub rollout_percentage: f64,
+    /// Share of users (0..=100); absent or null reads as 0 (the API requires it).
+    #[serde(default)]
+    pub rollout_percentage: Option<f64>,
 }
 
 /// `{"id": 42, "exclusion_percentage": 10}`.
@@ -194,6 +204,199 @@ pub struct PropertyFilter {
     pub operator_value: Option<Value>,
 }
 
+impl Filters {
+    /// Parses a flag's `filters` (`null` is an empty definition). On a shape error, the error's
+    /// path names the field from `filters` down, e.g. `filters.groups[0].rollout_percentage`.
+    pub fn parse(raw: &Value) -> Result<Filters, DefinitionError> {
+        if raw.is_null() {
+            return Ok(Filters::default());
+        }
+        serde_path_to_error::deserialize(raw).map_err(|e| shape_error("filters", &e))
+    }
+
+    /// Ids of the cohorts the release conditions (super groups and holdout groups included)
+    /// target.
+    pub fn cohort_references(&self) -> impl Iterator<Item = i64> + '_ {
+        let conditions = self
+            .groups
+            .iter()
+            .chain(self.super_groups.iter().flatten())
+            .chain(self.holdout_groups.iter().flatten());
+        conditions
+            .flat_map(|c| c.properties.iter().flatten())
+            .filter_map(PropertyFilter::cohort_id)
+    }
+
+    /// Ids of the flags the release conditions depend on (stored form: the key is the id).
+    pub fn flag_dependencies(&self) -> impl Iterator<Item = i64> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|c| c.properties.iter().flatten())
+            .filter_map(PropertyFilter::flag_id)
+    }
+}
+
+impl PropertyFilter {
+    /// `type`, with PostHog's default `person`.
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or("person")
+    }
+
+    /// The cohort a `type: "cohort"` filter names (`value`: a number or numeric string).
+    pub fn cohort_id(&self) -> Option<i64> {
+        if self.kind() != "cohort" {
+            return None;
+        }
+        id_value(self.value.as_ref()?)
+    }
+
+    /// The flag a `type: "flag"` filter depends on, when its key is an id (stored form).
+    pub fn flag_id(&self) -> Option<i64> {
+        if self.kind() != "flag" {
+            return None;
+        }
+        self.key.trim().parse().ok()
+    }
+}
+
+/// An id given as a JSON number or a numeric string.
+pub(crate) fn id_value(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A cohort's rules: AND/OR property groups nested to any depth, with criteria as leaves.
+#[derive(Debug, Clone)]
+pub enum PropertyGroup {
+    /// `{"type": "AND"|"OR", "values": [...]}`; any type other than `OR` reads as AND, and `{}`
+    /// is an empty AND (everyone).
+    Group {
+        /// `type` as sent (a non-string type reads as absent).
+        kind: Option<String>,
+        /// Nested groups and criteria.
+        values: Vec<PropertyGroup>,
+    },
+    /// `{"properties": {...}}`: the stored form's wrapper around a group.
+    Wrapped(Box<PropertyGroup>),
+    /// One criterion: person property, cohort or behavioural filter.
+    Filter(PropertyFilter),
+}
+
+impl PropertyGroup {
+    /// Parses a property group; an error's path is relative to `value` (`values[0].key`, or
+    /// empty for `value` itself).
+    pub fn parse(value: &Value) -> Result<PropertyGroup, DefinitionError> {
+        Self::parse_at(value, String::new(), 0)
+    }
+
+    fn parse_at(
+        value: &Value,
+        path: String,
+        depth: usize,
+    ) -> Result<PropertyGroup, DefinitionError> {
+        if depth > MAX_GROUP_DEPTH {
+            return Err(DefinitionError::new(
+                path,
+                "Property groups are nested too deeply.",
+            ));
+        }
+        let Some(obj) = value.as_object() else {
+            return Err(DefinitionError::new(
+                path,
+                "Expected a property group object.",
+            ));
+        };
+        if let (Some(inner @ Value::Object(_)), false) =
+            (obj.get("properties"), obj.contains_key("values"))
+        {
+            let inner = Self::parse_at(inner, join(&path, "properties"), depth + 1)?;
+            return Ok(PropertyGroup::Wrapped(Box::new(inner)));
+        }
+        if let Some(values) = obj.get("values") {
+            let values_path = join(&path, "values");
+            let Some(values) = values.as_array() else {
+                return Err(DefinitionError::new(values_path, "Expected a list."));
+            };
+            let values = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Self::parse_at(v, format!("{values_path}[{i}]"), depth + 1))
+                .collect::<Result<_, _>>()?;
+            let kind = obj.get("type").and_then(Value::as_str).map(str::to_owned);
+            return Ok(PropertyGroup::Group { kind, values });
+        }
+        if obj.is_empty() {
+            return Ok(PropertyGroup::Group {
+                kind: None,
+                values: Vec::new(),
+            });
+        }
+        serde_path_to_error::deserialize(value)
+            .map(PropertyGroup::Filter)
+            .map_err(|e| shape_error(&path, &e))
+    }
+
+    /// Whether the group is an OR (otherwise AND).
+    pub fn is_or(&self) -> bool {
+        matches!(self, PropertyGroup::Group { kind: Some(k), .. } if k == "OR")
+    }
+
+    /// Every criterion, depth first.
+    pub fn filters(&self) -> Vec<&PropertyFilter> {
+        fn walk<'a>(g: &'a PropertyGroup, out: &mut Vec<&'a PropertyFilter>) {
+            match g {
+                PropertyGroup::Group { values, .. } => values.iter().for_each(|v| walk(v, out)),
+                PropertyGroup::Wrapped(inner) => walk(inner, out),
+                PropertyGroup::Filter(f) => out.push(f),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
+    /// Ids of the cohorts this group references.
+    pub fn cohort_references(&self) -> Vec<i64> {
+        self.filters()
+            .into_iter()
+            .filter_map(PropertyFilter::cohort_id)
+            .collect()
+    }
+}
+
+/// `parent.child`, or `child` at the root.
+fn join(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_owned()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+/// A serde error located under `root`; "missing field `x`" names `x` itself.
+fn shape_error(root: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> DefinitionError {
+    let mut path = root.to_owned();
+    if e.path().iter().next().is_some() {
+        let inner = e.path().to_string();
+        path = if path.is_empty() || inner.starts_with('[') {
+            format!("{path}{inner}")
+        } else {
+            format!("{path}.{inner}")
+        };
+    }
+    let message = e.inner().to_string();
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+    {
+        path = join(&path, field);
+    }
+    DefinitionError::new(path, message)
+}
+
 fn default_true() -> bool {
     true
 }
@@ -217,4 +420,58 @@ where
     T: Deserialize<'de>,
 {
     Ok(Some(Option::<T>::deserialize(d)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn references_are_read_from_the_typed_model() {
+        let filters = Filters::parse(&json!({
+            "groups": [{"properties": [
+                {"key": "id", "type": "cohort", "value": 7},
+                {"key": "id", "type": "cohort", "value": " 8 "},
+                {"key": "12", "type": "flag", "operator": "flag_evaluates_to", "value": true},
+                {"key": "email", "type": "person", "value": "x"}
+            ]}],
+            "super_groups": [{"properties": [{"key": "id", "type": "cohort", "value": 9}]}]
+        }))
+        .unwrap();
+        assert_eq!(filters.cohort_references().collect::<Vec<_>>(), [7, 8, 9]);
+        assert_eq!(filters.flag_dependencies().collect::<Vec<_>>(), [12]);
+
+        let group = PropertyGroup::parse(&json!({"properties": {"type": "OR", "values": [
+            {"key": "id", "type": "cohort", "value": 3},
+            {"type": "AND", "values": [{"key": "id", "type": "cohort", "value": "4"}, {}]}
+        ]}}))
+        .unwrap();
+        assert_eq!(group.cohort_references(), [3, 4]);
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let path = |v: Value| Filters::parse(&v).unwrap_err().path;
+        assert_eq!(path(json!("x")), "filters");
+        assert_eq!(
+            path(json!({"groups": [{}, {"properties": [{"key": 5}]}]})),
+            "filters.groups[1].properties[0].key"
+        );
+        assert_eq!(
+            path(json!({"multivariate": {"variants": [{}]}})),
+            "filters.multivariate.variants[0].key"
+        );
+        let group_path = |v: Value| PropertyGroup::parse(&v).unwrap_err().path;
+        assert_eq!(group_path(json!([])), "");
+        assert_eq!(
+            group_path(json!({"values": [{"key": "a", "type": 1}]})),
+            "values[0].type"
+        );
+        assert_eq!(
+            group_path(json!({"properties": {"values": 1}})),
+            "properties.values"
+        );
+    }
 }

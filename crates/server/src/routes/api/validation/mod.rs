@@ -145,14 +145,15 @@ mod tests {
             )),
             Some("filters.groups[0].properties[0].type".into())
         );
-        // The engine's own check backs the explicit ones: a malformed condition list.
+        // The engine's own check backs the explicit ones: a malformed condition list, named by
+        // its path.
         assert_eq!(
             attr(flag(
                 0,
                 "k",
                 json!({"groups": [{"properties": [], "rollout_percentage": 10}], "super_groups": 5})
             )),
-            Some("filters".into())
+            Some("filters.super_groups".into())
         );
     }
 
