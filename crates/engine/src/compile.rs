@@ -452,24 +452,6 @@ impl CompiledProject {
         }
     }
 
-    /// Parses and compiles a single flag in isolation against this project's cohorts and flags,
-    /// returning the first definition problem. Used to validate writes before they are stored.
-    pub fn check_flag(&self, def: &FlagDefinition) -> Result<(), DefinitionError> {
-        let by_id: HashMap<i64, usize> = self
-            .flags
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.id, i))
-            .collect();
-        let resolver = Resolver {
-            by_key: &self.by_key,
-            by_id: &by_id,
-        };
-        compile_rules(def, MatchOptions::default(), &resolver, &self.cohorts)
-            .map(|_| ())
-            .map_err(|(_, e)| e)
-    }
-
     /// All flags in definition order (deleted flags excluded).
     pub fn flags(&self) -> &[CompiledFlag] {
         &self.flags
@@ -526,6 +508,27 @@ fn parsing(path: impl Into<String>, message: impl Into<String>) -> Defect {
         ErrorCode::FlagDataParsingError,
         DefinitionError::new(path, message),
     )
+}
+
+/// Compiles `filters` (parsed from `def`) in isolation, as the write rules' last check: no other
+/// flags or cohorts are needed to tell whether the definition itself can be evaluated.
+pub(crate) fn check_compiles(
+    def: &FlagDefinition,
+    filters: &Filters,
+) -> Result<(), DefinitionError> {
+    let resolver = Resolver {
+        by_key: &HashMap::new(),
+        by_id: &HashMap::new(),
+    };
+    compile_filters(
+        def,
+        filters,
+        MatchOptions::default(),
+        &resolver,
+        &CohortSet::default(),
+    )
+    .map(|_| ())
+    .map_err(|(_, e)| e)
 }
 
 fn compile_rules(

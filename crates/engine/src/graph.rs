@@ -38,9 +38,50 @@ pub(crate) fn sort(deps: &[Vec<usize>]) -> Sorted {
     Sorted { order, stuck }
 }
 
+/// A path `start → … → start` through `deps`, if `start` is in a cycle (iterative depth-first
+/// search, so deep graphs cannot overflow the stack).
+pub(crate) fn cycle_through(start: usize, deps: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let mut path = vec![start];
+    let mut next_child = vec![0usize];
+    let mut visited = vec![false; deps.len()];
+    *visited.get_mut(start)? = true;
+    while let (Some(&node), Some(child)) = (path.last(), next_child.last_mut()) {
+        let next = deps.get(node).and_then(|d| d.get(*child)).copied();
+        *child += 1;
+        match next {
+            None => {
+                path.pop();
+                next_child.pop();
+            }
+            Some(n) if n == start => {
+                path.push(start);
+                return Some(path);
+            }
+            Some(n) => {
+                if visited.get(n) == Some(&false) {
+                    visited[n] = true;
+                    path.push(n);
+                    next_child.push(0);
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cycles_are_found_with_their_path() {
+        // 0 → 1 → {2, 3}, 3 → 0; 4 → 4.
+        let deps = vec![vec![1], vec![2, 3], vec![], vec![0], vec![4]];
+        assert_eq!(cycle_through(0, &deps), Some(vec![0, 1, 3, 0]));
+        assert_eq!(cycle_through(2, &deps), None);
+        assert_eq!(cycle_through(4, &deps), Some(vec![4, 4]));
+        assert_eq!(cycle_through(9, &deps), None);
+    }
 
     #[test]
     fn order_puts_dependencies_first_and_cycles_last() {

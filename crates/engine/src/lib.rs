@@ -42,6 +42,7 @@ pub mod model;
 mod outcome;
 pub mod property;
 pub mod reason;
+pub mod rules;
 mod version;
 
 pub use compile::{CompiledFlag, CompiledProject, DefinitionError, GroupCoverage, Requirements};

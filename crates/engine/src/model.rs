@@ -2,7 +2,7 @@
 //!
 //! These types mirror the wire/storage JSON and are deliberately permissive: unknown fields are
 //! ignored and anything semantic (operators, types, references) is checked by [`crate::compile`]
-//! (per flag, for evaluation) and by the write rules (per write, PostHog's API rules). Both read
+//! (per flag, for evaluation) and [`crate::rules`] (per write, PostHog's API rules). Both read
 //! definitions through the parsers here ([`Filters::parse`], [`PropertyGroup::parse`]), which
 //! name the offending field by its JSON path.
 

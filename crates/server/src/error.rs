@@ -183,6 +183,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A broken write rule: 400 naming the field.
+impl From<vexil_engine::rules::Violation> for ApiError {
+    fn from(v: vexil_engine::rules::Violation) -> Self {
+        ApiError::validation(v.code.as_str(), v.detail).attr(v.attr)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
+use vexil_engine::model::{Filters, PropertyGroup};
 use vexil_engine::{Definitions, FlagDefinition};
 
 use crate::{Cohort, FeatureFlag, GroupType};
@@ -29,14 +30,19 @@ pub(crate) fn build(
         .map(|c| (c.id, c))
         .collect();
     let mut wanted = HashSet::new();
-    let mut pending = Vec::new();
-    for f in &flags {
-        cohort_refs(&f.filters, &mut pending);
-    }
+    // A definition that does not parse references nothing (the engine fails that flag alone).
+    let mut pending: Vec<i64> = flags
+        .iter()
+        .filter_map(|f| Filters::parse(&f.filters).ok())
+        .flat_map(|f| f.cohort_references().collect::<Vec<_>>())
+        .collect();
     while let Some(id) = pending.pop() {
         if let Some(c) = dynamic.get(&id) {
             if wanted.insert(id) {
-                cohort_refs(&c.filters, &mut pending);
+                let group = c
+                    .property_group()
+                    .and_then(|g| PropertyGroup::parse(g).ok());
+                pending.extend(group.iter().flat_map(PropertyGroup::cohort_references));
             }
         }
     }
@@ -49,7 +55,7 @@ pub(crate) fn build(
         .collect();
 
     Definitions {
-        flags: flags.into_iter().map(to_definition).collect(),
+        flags: flags.iter().map(FeatureFlag::definition).collect(),
         group_type_mapping: group_types
             .into_iter()
             .map(|g| (g.group_type_index.to_string(), g.name))
@@ -59,59 +65,23 @@ pub(crate) fn build(
     }
 }
 
-fn to_definition(f: FeatureFlag) -> FlagDefinition {
-    FlagDefinition {
-        id: f.id,
-        team_id: Some(f.project_id.0),
-        key: f.key,
-        name: Some(f.name),
-        filters: f.filters,
-        active: f.active,
-        deleted: f.deleted,
-        ensure_experience_continuity: f.ensure_experience_continuity,
-        version: f.version,
-        has_experiment: f.has_experiment,
-        bucketing_identifier: f.bucketing_identifier,
-        evaluation_runtime: Some(f.evaluation_runtime.as_str().to_owned()),
-        evaluation_tags: Some(f.evaluation_tags),
-    }
-}
-
-/// Collects the ids of every `{"type": "cohort", "value": <id>}` filter anywhere in `v`.
-fn cohort_refs(v: &Value, out: &mut Vec<i64>) {
-    match v {
-        Value::Object(m) => {
-            if m.get("type").and_then(Value::as_str) == Some("cohort") {
-                let id = match m.get("value") {
-                    Some(Value::Number(n)) => n.as_i64(),
-                    Some(Value::String(s)) => s.trim().parse().ok(),
-                    _ => None,
-                };
-                out.extend(id);
-            }
-            m.values().for_each(|x| cohort_refs(x, out));
+impl FeatureFlag {
+    /// The flag as the engine reads it (a local-evaluation definition).
+    pub fn definition(&self) -> FlagDefinition {
+        FlagDefinition {
+            id: self.id,
+            team_id: Some(self.project_id.0),
+            key: self.key.clone(),
+            name: Some(self.name.clone()),
+            filters: self.filters.clone(),
+            active: self.active,
+            deleted: self.deleted,
+            ensure_experience_continuity: self.ensure_experience_continuity,
+            version: self.version,
+            has_experiment: self.has_experiment,
+            bucketing_identifier: self.bucketing_identifier.clone(),
+            evaluation_runtime: Some(self.evaluation_runtime.as_str().to_owned()),
+            evaluation_tags: Some(self.evaluation_tags.clone()),
         }
-        Value::Array(a) => a.iter().for_each(|x| cohort_refs(x, out)),
-        _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn finds_nested_cohort_references() {
-        let mut out = Vec::new();
-        cohort_refs(
-            &json!({"groups": [{"properties": [
-                {"key": "id", "type": "cohort", "value": 7},
-                {"key": "id", "type": "cohort", "value": "8"},
-                {"key": "email", "type": "person", "value": "x"}
-            ]}]}),
-            &mut out,
-        );
-        assert_eq!(out, vec![7, 8]);
     }
 }

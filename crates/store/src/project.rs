@@ -52,7 +52,7 @@ impl fmt::Debug for CreatedProject {
 }
 
 /// Highest group type index PostHog allows (indexes are 0 to 4).
-pub const MAX_GROUP_TYPE_INDEX: i64 = 4;
+pub const MAX_GROUP_TYPE_INDEX: i64 = vexil_engine::model::MAX_GROUP_TYPE_INDEX;
 
 /// One entry of a project's group type mapping (`{"0": "company"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,5 +2,6 @@
 
 mod conformance;
 mod properties;
+mod rules;
 mod scenarios;
 mod support;

@@ -4,43 +4,35 @@
 //! Every successful write refreshes the project's snapshot, so flags targeting the cohort
 //! evaluate against the change immediately.
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
-use vexil_store::{Cohort, CohortUpdate, NewCohort, ProjectId};
+use vexil_engine::model::PropertyGroup;
+use vexil_engine::rules::{self, StoredCohort};
+use vexil_store::{Cohort, CohortUpdate, NewCohort};
 
 use super::cohort_members::requested_members;
 use super::flag_view::timestamp;
 use super::keys::user_json;
 use super::paging::{offset_envelope, offset_page, Links};
 use super::persons::person_json;
-use super::refresh;
 use super::request::{Fields, ItemId, Params, Payload};
-use super::validation::{check_cohort_filters, cohort_references, CohortNode};
+use super::{all_cohorts, refresh};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
 use crate::routes::json_response;
 use crate::state::AppState;
-
-/// Most cohorts a reference check follows (a guard against pathological graphs).
-const MAX_REACHABLE: usize = 10_000;
 
 fn not_found() -> ApiError {
     ApiError::not_found("Cohort")
 }
 
 fn has_behavioral(filters: &Value) -> bool {
-    match filters {
-        Value::Object(m) => {
-            m.get("type").and_then(Value::as_str) == Some("behavioral")
-                || m.values().any(has_behavioral)
-        }
-        Value::Array(a) => a.iter().any(has_behavioral),
-        _ => false,
-    }
+    filters
+        .get("properties")
+        .and_then(|p| PropertyGroup::parse(p).ok())
+        .is_some_and(|g| g.filters().iter().any(|f| f.kind() == "behavioral"))
 }
 
 /// The cohort object; `count` is the member count of a static cohort (null for dynamic ones,
@@ -91,34 +83,24 @@ async fn cohort_response(
     Ok(json_response(status, &cohort_json(cohort, count)))
 }
 
-/// Every non-deleted cohort reachable from the references in `filters`.
-async fn reachable_cohorts(
+/// The engine's write rules ([`rules::check_cohort`]) on `filters` written to cohort `id`
+/// (`None` on create), against the project's stored cohorts.
+async fn check_filters(
     state: &AppState,
-    project: ProjectId,
+    project: vexil_store::ProjectId,
     filters: &Value,
-) -> Result<HashMap<i64, CohortNode>, ApiError> {
-    let mut known = HashMap::new();
-    let mut pending = cohort_references(filters);
-    let mut visited = std::collections::HashSet::new();
-    while let Some(id) = pending.pop() {
-        if !visited.insert(id) || visited.len() > MAX_REACHABLE {
-            continue;
-        }
-        if let Some(c) = state.store.get_cohort(project, id).await? {
-            if !c.deleted {
-                let references = cohort_references(&c.filters);
-                pending.extend(references.iter().copied());
-                known.insert(
-                    id,
-                    CohortNode {
-                        name: c.name,
-                        references,
-                    },
-                );
-            }
-        }
-    }
-    Ok(known)
+    id: Option<i64>,
+) -> Result<(), ApiError> {
+    let cohorts = all_cohorts(state, project).await?;
+    let stored: Vec<StoredCohort<'_>> = cohorts
+        .iter()
+        .map(|c| StoredCohort {
+            id: c.id,
+            name: &c.name,
+            filters: &c.filters,
+        })
+        .collect();
+    Ok(rules::check_cohort(filters, id, &stored)?)
 }
 
 /// The `filters` of a request, which must be an object when present.
@@ -185,7 +167,7 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
     }
     let filters = match filters {
         Some(f) if !is_static => {
-            check_cohort_filters(&f, None, &reachable_cohorts(&state, project, &f).await?)?;
+            check_filters(&state, project, &f, None).await?;
             f
         }
         _ => Value::Object(Map::new()),
@@ -253,7 +235,7 @@ pub async fn update(
         if before.is_static {
             return Err(ApiError::invalid("Static cohorts have no filters.").attr("filters"));
         }
-        check_cohort_filters(f, Some(id), &reachable_cohorts(&state, project, f).await?)?;
+        check_filters(&state, project, f, Some(id)).await?;
     }
     let update = CohortUpdate {
         name: fields.string_field("name")?,

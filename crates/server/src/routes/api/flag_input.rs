@@ -5,7 +5,6 @@ use serde_json::{Map, Value};
 use vexil_store::{EvaluationRuntime, FeatureFlag, FlagUpdate, NewFlag, ProjectId, StoreError};
 
 use super::request::Fields;
-use super::validation::normalise_payloads;
 use crate::error::ApiError;
 
 /// Fields a client may change, compared by the version rule (and shown in the activity log).
@@ -183,6 +182,19 @@ impl FlagWrite {
     }
 }
 
+/// Replaces object, list, number and boolean payload values by their JSON text (PostHog stores
+/// payloads as JSON strings) and drops `null` ones.
+pub fn normalise_payloads(filters: &mut Value) {
+    if let Some(Value::Object(payloads)) = filters.get_mut("payloads") {
+        payloads.retain(|_, v| !v.is_null());
+        for v in payloads.values_mut() {
+            if !v.is_string() {
+                *v = Value::String(v.to_string());
+            }
+        }
+    }
+}
+
 /// The flag a create request would store, for validation before the write (id 0).
 pub fn candidate(new: &NewFlag, project: ProjectId) -> FeatureFlag {
     let now = chrono::Utc::now();
@@ -207,5 +219,23 @@ pub fn candidate(new: &NewFlag, project: ProjectId) -> FeatureFlag {
         last_modified_by: new.created_by.clone(),
         created_at: now,
         updated_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn payloads_become_json_text() {
+        let mut filters =
+            json!({"payloads": {"true": {"a": [1]}, "x": null, "n": 3, "s": "\"q\""}});
+        normalise_payloads(&mut filters);
+        assert_eq!(
+            filters["payloads"],
+            json!({"true": "{\"a\":[1]}", "n": "3", "s": "\"q\""})
+        );
     }
 }

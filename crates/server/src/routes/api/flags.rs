@@ -5,13 +5,14 @@
 //! the change immediately.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
+use vexil_engine::rules::{self, FlagWrite as RuleWrite, Stored};
+use vexil_engine::FlagDefinition;
 use vexil_store::{FeatureFlag, FlagQuery, Page, ProjectId, StoreError};
 
 use super::flag_input::{self, FlagWrite};
@@ -19,12 +20,10 @@ use super::flag_list::ListQuery;
 use super::flag_view::flag_json;
 use super::paging::{offset_envelope, offset_page, Links};
 use super::request::{ItemId, Params, Payload};
-use super::validation::{self, cohort_references, Known};
-use super::{all_flags, refresh, snapshot};
+use super::{all_cohorts, all_flags, refresh, snapshot};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
 use crate::routes::json_response;
-use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
 /// How often an update is re-read, re-validated and retried when another writer got in
@@ -70,34 +69,39 @@ async fn flag_response(
 
 /// What a write is validated against, loaded before it.
 struct ProjectData {
-    flags: Vec<FeatureFlag>,
+    flags: Vec<FlagDefinition>,
     cohorts: HashSet<i64>,
-    snapshot: Arc<ProjectSnapshot>,
 }
 
 impl ProjectData {
-    async fn load(state: &AppState, project: ProjectId, filters: &Value) -> Result<Self, ApiError> {
-        let mut cohorts = HashSet::new();
-        for id in cohort_references(filters) {
-            if let Some(c) = state.store.get_cohort(project, id).await? {
-                if !c.deleted {
-                    cohorts.insert(id);
-                }
-            }
-        }
+    async fn load(state: &AppState, project: ProjectId) -> Result<Self, ApiError> {
+        let flags = all_flags(state, project).await?;
+        let cohorts = all_cohorts(state, project).await?;
         Ok(ProjectData {
-            flags: all_flags(state, project).await?,
-            cohorts,
-            snapshot: snapshot(state, project).await?,
+            flags: flags.iter().map(FeatureFlag::definition).collect(),
+            cohorts: cohorts.iter().map(|c| c.id).collect(),
         })
     }
 
-    fn known(&self) -> Known<'_> {
-        Known {
+    /// The engine's write rules ([`rules::check_flag`]) on `candidate`.
+    fn check(
+        &self,
+        candidate: &FeatureFlag,
+        before: Option<&FeatureFlag>,
+        filters_sent: bool,
+    ) -> Result<(), ApiError> {
+        let flag = candidate.definition();
+        let before = before.map(FeatureFlag::definition);
+        let write = RuleWrite {
+            flag: &flag,
+            before: before.as_ref(),
+            filters_sent,
+        };
+        let stored = Stored {
             flags: &self.flags,
             cohorts: &self.cohorts,
-            compiled: &self.snapshot.compiled,
-        }
+        };
+        Ok(rules::check_flag(&write, &stored)?)
     }
 }
 
@@ -165,8 +169,8 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
     {
         return Err(store_error(StoreError::Duplicate { field: "key" }));
     }
-    let data = ProjectData::load(&state, project, &new.filters).await?;
-    validation::check_flag(&candidate, None, true, data.known())?;
+    let data = ProjectData::load(&state, project).await?;
+    data.check(&candidate, None, true)?;
     let flag = state
         .store
         .create_flag(project, &new)
@@ -242,9 +246,9 @@ async fn apply_update(
                 }
             }
         }
-        let data = ProjectData::load(state, project, &candidate.filters).await?;
+        let data = ProjectData::load(state, project).await?;
         let filters_sent = write.update.filters.is_some();
-        validation::check_flag(&candidate, Some(&before), filters_sent, data.known())?;
+        data.check(&candidate, Some(&before), filters_sent)?;
         match state
             .store
             .update_flag(
@@ -295,10 +299,14 @@ pub async fn dependent_flags(
         .get_flag(project, id)
         .await?
         .ok_or_else(not_found)?;
-    let flags = all_flags(&state, project).await?;
-    let dependents: Vec<Value> = validation::dependents(id, &flags)
+    let flags: Vec<FlagDefinition> = all_flags(&state, project)
+        .await?
         .iter()
-        .map(|f| json!({"id": f.id, "key": f.key, "name": f.name}))
+        .map(FeatureFlag::definition)
+        .collect();
+    let dependents: Vec<Value> = rules::dependents(id, &flags)
+        .iter()
+        .map(|f| json!({"id": f.id, "key": f.key, "name": f.name.as_deref().unwrap_or_default()}))
         .collect();
     Ok(json_response(StatusCode::OK, &dependents))
 }

@@ -5,7 +5,8 @@
 //! Every route authenticates with the [`ManagedProject`](crate::extract::auth::ManagedProject)
 //! extractor (a personal key, scoped to the `{project_id}` of the path), answers errors in
 //! PostHog's JSON shape, and accepts its path with or without the trailing slash. One module per
-//! resource; request plumbing, paging and validation each have their own.
+//! resource; request plumbing and paging each have their own. Write rules are the engine's
+//! (`vexil_engine::rules`), answered as 400s naming the field.
 
 mod activity;
 mod cohort_members;
@@ -21,7 +22,6 @@ mod persons;
 mod remote_config;
 mod request;
 mod schema;
-mod validation;
 
 use std::sync::Arc;
 
@@ -176,6 +176,18 @@ async fn refresh(state: &AppState, project: ProjectId) {
     if let Err(e) = state.catalog.refresh(state.store.as_ref(), project).await {
         tracing::error!(error = %e, project = %project, "snapshot refresh after a write failed");
     }
+}
+
+/// Every non-deleted cohort of the project (static ones included).
+async fn all_cohorts(
+    state: &AppState,
+    project: ProjectId,
+) -> Result<Vec<vexil_store::Cohort>, ApiError> {
+    Ok(state
+        .store
+        .list_cohorts(project, Page::new(u32::MAX, 0))
+        .await?
+        .items)
 }
 
 /// Every non-deleted flag of the project.
