@@ -42,6 +42,26 @@ async fn evaluate(app: &TestApp, distinct_id: &str) -> Value {
     body["flags"].clone()
 }
 
+/// The write rules read a typed model of `filters`, but the flag stores and returns exactly
+/// what the client sent: unknown fields, integer percentages, explicit nulls.
+#[tokio::test]
+async fn filters_round_trip_unchanged() {
+    let app = TestApp::spawn().await;
+    let filters = json!({
+        "groups": [{"properties": [{"key": "email", "type": "person", "operator": "icontains",
+            "value": "@x.com", "custom": {"a": [1, 2]}}], "rollout_percentage": 50,
+            "variant": null, "description": "beta users"}],
+        "aggregation_group_type_index": null,
+        "future_setting": {"nested": true},
+        "payloads": {}
+    });
+    let id = create(&app, "kept", filters.clone()).await;
+    let (status, body) = app.api(Method::GET, &flag_path(&id), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["filters"], filters);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn create_list_search_and_follow_next_links() {
     let app = TestApp::spawn().await;
