@@ -214,6 +214,13 @@ impl Filters {
         serde_path_to_error::deserialize(raw).map_err(|e| shape_error("filters", &e))
     }
 
+    /// The multivariate variants (empty for a boolean flag).
+    pub fn variants(&self) -> &[Variant] {
+        self.multivariate
+            .as_ref()
+            .map_or(&[], |m| m.variants.as_slice())
+    }
+
     /// Ids of the cohorts the release conditions (super groups and holdout groups included)
     /// target.
     pub fn cohort_references(&self) -> impl Iterator<Item = i64> + '_ {

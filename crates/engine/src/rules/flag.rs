@@ -88,10 +88,9 @@ fn check_percentage(value: Option<f64>, path: &str) -> Result<(), Violation> {
 
 /// The variant keys, after checking the multivariate block.
 fn check_variants(filters: &Filters) -> Result<Vec<&str>, Violation> {
-    let variants = filters.multivariate.iter().flat_map(|m| &m.variants);
     let mut keys = Vec::new();
     let mut sum = 0.0;
-    for (i, variant) in variants.enumerate() {
+    for (i, variant) in filters.variants().iter().enumerate() {
         let path = format!("filters.multivariate.variants[{i}]");
         let key = variant.key.as_str();
         if key.is_empty() {

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use vexil_store::{EvaluationRuntime, FeatureFlag};
 
-use super::flag_view::{variants, FlagStatus};
+use super::flag_view::{stored_filters, FlagStatus};
 use super::keys::user_id;
 use super::request::Params;
 use crate::error::ApiError;
@@ -152,12 +152,13 @@ impl ListQuery {
         last_called: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> bool {
+        let filters = stored_filters(flag);
         if self.active == Some(ActiveFilter::Stale)
-            && FlagStatus::of(flag, last_called, now) != FlagStatus::Stale
+            && FlagStatus::of(flag, &filters, last_called, now) != FlagStatus::Stale
         {
             return false;
         }
-        let multivariate = !variants(&flag.filters).is_empty();
+        let multivariate = !filters.variants().is_empty();
         let kind_ok = match self.kind {
             None => true,
             Some(FlagKind::Boolean) => !multivariate,

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
+use vexil_engine::model::{Condition, Filters};
 use vexil_store::FeatureFlag;
 
 use super::keys::user_json;
@@ -30,8 +31,14 @@ impl FlagStatus {
         }
     }
 
-    /// The status of `flag` given when it was last reported called.
-    pub fn of(flag: &FeatureFlag, last_called: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+    /// The status of `flag` (with `filters`, its parsed filters) given when it was last
+    /// reported called.
+    pub fn of(
+        flag: &FeatureFlag,
+        filters: &Filters,
+        last_called: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Self {
         if flag.deleted {
             return FlagStatus::Deleted;
         }
@@ -40,7 +47,7 @@ impl FlagStatus {
             Some(at) => at < cutoff,
             None => flag.created_at < cutoff,
         };
-        if unused && is_fully_rolled_out(&flag.filters) {
+        if unused && is_fully_rolled_out(filters) {
             FlagStatus::Stale
         } else {
             FlagStatus::Active
@@ -48,44 +55,33 @@ impl FlagStatus {
     }
 }
 
-fn percentage(v: Option<&Value>) -> Option<f64> {
-    match v {
-        None | Some(Value::Null) => Some(100.0),
-        Some(v) => v.as_f64(),
-    }
+/// A stored flag's filters, typed (stored filters were checked when written; any that do not
+/// parse read as empty: no condition, so neither simple nor rolled out).
+pub fn stored_filters(flag: &FeatureFlag) -> Filters {
+    Filters::parse(&flag.filters).unwrap_or_default()
+}
+
+/// A condition without properties; `None` when it has some, else its rollout (absent = 100).
+fn open_rollout(c: &Condition) -> Option<f64> {
+    let no_properties = c.properties.as_ref().is_none_or(Vec::is_empty);
+    no_properties.then(|| c.rollout_percentage.unwrap_or(100.0))
 }
 
 /// Whether every user gets the same enabled value: a condition without properties at 100 %
 /// and, for a multivariate flag, one variant at 100 % or a variant override on that condition.
-pub fn is_fully_rolled_out(filters: &Value) -> bool {
-    let groups = filters.get("groups").and_then(Value::as_array);
-    let open_groups = || {
-        groups.into_iter().flatten().filter(|g| {
-            let no_properties = g
-                .get("properties")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty);
-            no_properties && percentage(g.get("rollout_percentage")) == Some(100.0)
-        })
-    };
-    let variants = variants(filters);
+pub fn is_fully_rolled_out(filters: &Filters) -> bool {
+    let mut open_groups = filters
+        .groups
+        .iter()
+        .filter(|g| open_rollout(g) == Some(100.0));
+    let variants = filters.variants();
     if variants.is_empty() {
-        return open_groups().next().is_some();
+        return open_groups.next().is_some();
     }
     let one_variant_everywhere = variants
         .iter()
-        .any(|v| percentage(v.get("rollout_percentage")) == Some(100.0));
-    open_groups()
-        .any(|g| one_variant_everywhere || g.get("variant").and_then(Value::as_str).is_some())
-}
-
-/// The multivariate variants of `filters` (empty for boolean flags).
-pub fn variants(filters: &Value) -> &[Value] {
-    filters
-        .get("multivariate")
-        .and_then(|m| m.get("variants"))
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+        .any(|v| v.rollout_percentage.unwrap_or(100.0) == 100.0);
+    open_groups.any(|g| one_variant_everywhere || g.variant.is_some())
 }
 
 /// ISO-8601 UTC with microseconds, as PostHog renders timestamps.
@@ -104,23 +100,13 @@ pub fn flag_json(
     last_called: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Value {
-    let groups = flag.filters.get("groups").and_then(Value::as_array);
-    let is_simple = variants(&flag.filters).is_empty()
-        && groups.is_some_and(|g| {
-            g.len() == 1
-                && g[0]
-                    .get("properties")
-                    .and_then(Value::as_array)
-                    .is_none_or(Vec::is_empty)
-        });
-    let rollout = if is_simple {
-        groups
-            .and_then(|g| g.first())
-            .and_then(|g| g.get("rollout_percentage"))
-            .cloned()
-            .unwrap_or(Value::Null)
-    } else {
-        Value::Null
+    let filters = stored_filters(flag);
+    let is_simple = filters.variants().is_empty()
+        && matches!(filters.groups.as_slice(), [only] if open_rollout(only).is_some());
+    // Echoed as sent (`10` stays `10`, not `10.0`).
+    let rollout = match flag.filters.pointer("/groups/0/rollout_percentage") {
+        Some(sent) if is_simple => sent.clone(),
+        _ => Value::Null,
     };
     json!({
         "id": flag.id,
@@ -140,7 +126,7 @@ pub fn flag_json(
         "evaluation_tags": flag.evaluation_tags,
         "evaluation_runtime": flag.evaluation_runtime.as_str(),
         "bucketing_identifier": flag.bucketing_identifier,
-        "status": FlagStatus::of(flag, last_called, now).as_str(),
+        "status": FlagStatus::of(flag, &filters, last_called, now).as_str(),
         "is_remote_configuration": flag.is_remote_configuration,
         "has_encrypted_payloads": flag.has_encrypted_payloads,
         "last_called_at": last_called.map(timestamp),
@@ -160,6 +146,10 @@ pub fn flag_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_fully_rolled_out(filters: &Value) -> bool {
+        super::is_fully_rolled_out(&Filters::parse(filters).unwrap())
+    }
 
     #[test]
     fn fully_rolled_out_rules() {
