@@ -37,21 +37,124 @@ fn threshold_vectors() {
     }
 }
 
+/// The variant-boundary vectors, through a compiled flag. The vectors state their hash directly
+/// (0.5, 0.3, …), which no identifier produces except `0.0` (the engine's empty identifier), so
+/// each rule is realised on `user-61`, whose `checkout-layout` variant hash is a published vector:
+/// the percentages are chosen so that a boundary lands exactly on (or next to) that hash.
 #[test]
 fn variant_boundary_vectors() {
     let v = vectors("hash_vectors.json");
-    for case in v["variant_vectors"].as_array().unwrap() {
-        let hash = case["hash01"].as_f64().unwrap();
-        let mut boundary = 0.0;
-        let mut selected = Value::Null;
-        for pair in case["variants"].as_array().unwrap() {
-            boundary += pair[1].as_f64().unwrap() / 100.0;
-            if hash < boundary {
-                selected = pair[0].clone();
-                break;
-            }
-        }
-        assert_eq!(selected, case["selected"], "{}", case["id"]);
+    let anchor = v["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "hash.variant.ascii")
+        .unwrap();
+    assert_eq!(anchor["prefix"], "checkout-layout.");
+    assert_eq!(anchor["salt"], "variant");
+    let (id, h) = (anchor["identifier"].as_str().unwrap(), 0.5698252224547713);
+    assert_eq!(anchor["hash01"].as_f64().unwrap(), h);
+
+    // The binary64 facts the rows below rely on.
+    assert_eq!(56.98252224547713 / 100.0, h); // a boundary exactly at the hash
+    assert!(56.98252224547714 / 100.0 > h); // the next boundary up
+    assert!(10.0 / 100.0 + 46.982522245477135 / 100.0 > h); // accumulated left to right, past h…
+    assert_eq!((10.0 + 46.982522245477135) / 100.0, h); // …where summing first lands on h
+    assert!(10.0 / 100.0 + 20.0 / 100.0 + 26.982522245477135 / 100.0 > h);
+    assert_eq!((10.0 + 20.0 + 26.982522245477135) / 100.0, h);
+    assert_eq!(28.491261122738564 / 100.0 + 28.491261122738564 / 100.0, h);
+    assert_eq!(50.0 / 100.0 + 6.98252224547713 / 100.0, h); // the last boundary is h
+    assert!(1.01 / 100.0 + 10.02 / 100.0 + 45.95 / 100.0 < h); // every boundary below h
+
+    type Row<'a> = (&'a str, &'a str, &'a [(&'a str, f64)], Option<&'a str>);
+    let rows: &[Row] = &[
+        (
+            "variant.zero_hash_first_variant",
+            "",
+            &[("control", 50.0), ("test", 50.0)],
+            Some("control"),
+        ),
+        (
+            "variant.boundary_is_exclusive",
+            id,
+            &[("control", 56.98252224547713), ("test", 43.01747775452287)],
+            Some("test"),
+        ),
+        (
+            "variant.just_below_boundary",
+            id,
+            &[("control", 56.98252224547714), ("test", 43.01747775452286)],
+            Some("control"),
+        ),
+        (
+            "variant.accumulated_boundary_left_to_right",
+            id,
+            &[
+                ("ten", 10.0),
+                ("twenty", 46.982522245477135),
+                ("thirty", 23.0),
+                ("forty", 20.017477754522865),
+            ],
+            Some("twenty"),
+        ),
+        (
+            "variant.accumulated_boundary_third",
+            id,
+            &[
+                ("ten", 10.0),
+                ("twenty", 20.0),
+                ("thirty", 26.982522245477135),
+                ("forty", 43.017477754522865),
+            ],
+            Some("thirty"),
+        ),
+        (
+            "variant.two_decimal_weights_boundary",
+            id,
+            &[
+                ("a", 28.491261122738564),
+                ("b", 28.491261122738564),
+                ("c", 43.01747775452287),
+            ],
+            Some("c"),
+        ),
+        (
+            "variant.hash_one_off_the_end",
+            id,
+            &[("control", 50.0), ("test", 6.98252224547713)],
+            None,
+        ),
+        (
+            "variant.sum_below_one_off_the_end",
+            id,
+            &[("a", 1.01), ("b", 10.02), ("c", 45.95)],
+            None,
+        ),
+    ];
+    let named: Vec<&str> = v["variant_vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let realised: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(realised, named, "every variant vector has a row");
+    // The zero-hash vector is taken verbatim.
+    assert_eq!(v["variant_vectors"][0]["hash01"], 0.0);
+    assert_eq!(v["variant_vectors"][0]["selected"], "control");
+
+    for (name, distinct_id, variants, selected) in rows {
+        let variants: Vec<Value> = variants
+            .iter()
+            .map(|(key, pct)| json!({"key": key, "rollout_percentage": pct}))
+            .collect();
+        let p = project(
+            json!({"flags": [{"id": 1, "key": "checkout-layout", "active": true,
+            "filters": {"groups": [{"rollout_percentage": 100}],
+                        "multivariate": {"variants": variants}}}]}),
+        );
+        let want = selected.map_or(json!(true), |s| json!(s));
+        assert_eq!(value_of(&p, "checkout-layout", distinct_id), want, "{name}");
     }
 }
 
