@@ -267,23 +267,67 @@ fn legacy_super_groups_only_when_their_keys_are_present() {
 
 #[test]
 fn device_id_bucketing() {
-    let filters =
+    let by_device =
         json!({"bucketing_identifier": "device_id", "groups": [{"rollout_percentage": 50}]});
-    let without = one(filters.clone(), json!({"distinct_id": "u"}));
+    let by_user = json!({"groups": [{"rollout_percentage": 50}]});
+    let without = one(by_device.clone(), json!({"distinct_id": "u"}));
     assert_eq!(
         short(without),
         got(json!(false), "out_of_rollout_bound", Some(0))
     );
-    // Same device, different users: same answer.
+    // The ids are chosen so that the two identifiers disagree at 50%: hash01("f.", id) is
+    // u4 0.879 (out), u1 0.252 (in), dev-1 0.336 (in), dev-3 0.594 (out).
+    for (user, in_rollout) in [("u4", false), ("u1", true)] {
+        let g = one(
+            by_user.clone(),
+            json!({"distinct_id": user, "$device_id": "dev-3"}),
+        );
+        assert_eq!(g.value, json!(in_rollout), "{user} by distinct_id");
+    }
+    // The device decides, not the user: u4 is in on dev-1, u1 is out on dev-3.
     let a = one(
-        filters.clone(),
-        json!({"distinct_id": "u1", "$device_id": "dev-1"}),
+        by_device.clone(),
+        json!({"distinct_id": "u4", "$device_id": "dev-1"}),
     );
+    assert_eq!(
+        short(a.clone()),
+        got(json!(true), "condition_match", Some(0))
+    );
+    let out = one(
+        by_device.clone(),
+        json!({"distinct_id": "u1", "$device_id": "dev-3"}),
+    );
+    assert_eq!(
+        short(out),
+        got(json!(false), "out_of_rollout_bound", Some(0))
+    );
+    // Same device, different users (one in, one out by distinct_id): same answer, also when the
+    // device id comes from `person_properties.$device_id`.
     let b = one(
-        filters.clone(),
-        json!({"distinct_id": "u2", "person_properties": {"$device_id": "dev-1"}}),
+        by_device.clone(),
+        json!({"distinct_id": "u1", "person_properties": {"$device_id": "dev-1"}}),
     );
     assert_eq!(a.value, b.value);
+    let b_out = one(
+        by_device,
+        json!({"distinct_id": "u4", "person_properties": {"$device_id": "dev-3"}}),
+    );
+    assert_eq!(b_out.value, json!(false));
+    // Variants hash the device too: variant hash01 of u4 is 0.882 ("test"), of dev-2 0.161.
+    let variants = json!({"variants": [{"key": "control", "rollout_percentage": 50},
+                                        {"key": "test", "rollout_percentage": 50}]});
+    let request = json!({"distinct_id": "u4", "$device_id": "dev-2"});
+    let user = one(
+        json!({"groups": [{"rollout_percentage": 100}], "multivariate": variants}),
+        request.clone(),
+    );
+    assert_eq!(user.value, json!("test"));
+    let device = one(
+        json!({"bucketing_identifier": "device_id", "groups": [{"rollout_percentage": 100}],
+               "multivariate": variants}),
+        request,
+    );
+    assert_eq!(device.value, json!("control"));
 }
 
 #[test]
