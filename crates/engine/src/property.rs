@@ -579,7 +579,24 @@ mod tests {
     #[test]
     fn catastrophic_regex_is_bounded() {
         let hay = "a".repeat(64) + "!";
+        // No lookaround or backreference: fancy-regex hands this to the linear `regex` crate,
+        // so it never reaches the backtrack limit.
         assert!(!check("regex", json!("^(a+)+$"), Some(json!(hay))));
+
+        // The lookahead forces fancy-regex's backtracking VM, where `(a+)+` on n `a`s that never
+        // reach a `b` costs about 2^(n+1) steps (fancy-regex 0.14: n = 12 → 8,204; n = 14 →
+        // 32,782).
+        let vm = json!("^(a+)+(?=b)");
+        let hostile = |n: usize| Some(json!("a".repeat(n) + "!"));
+        // Within the budget: evaluated to a real non-match, so `not_regex` holds.
+        assert!(!check("regex", vm.clone(), hostile(12)));
+        assert!(check("not_regex", vm.clone(), hostile(12)));
+        // Over REGEX_BACKTRACK_LIMIT, under fancy-regex's default of 1,000,000: the limit
+        // that applies is ours, and hitting it is "no match" both ways.
+        assert!(!check("not_regex", vm.clone(), hostile(14)));
+        // About 2^65 steps: only the limit lets this return (in milliseconds).
+        assert!(!check("regex", vm.clone(), hostile(64)));
+        assert!(!check("not_regex", vm, hostile(64)));
     }
 
     #[test]
