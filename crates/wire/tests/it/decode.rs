@@ -304,3 +304,128 @@ fn deflate_content_encoding_is_zlib() {
         .unwrap_err();
     assert!(err.is_too_large(), "{err:?}");
 }
+
+/// A compressed body that inflates to `mib` MiB of spaces, built without compressing them: one
+/// sync-flushed deflate chunk (1 MiB of spaces, about 1 KiB compressed, byte-aligned) repeated,
+/// then an empty final block and the container's trailer.
+struct Bomb {
+    header: &'static [u8],
+    chunk: Vec<u8>,
+    zlib: bool,
+}
+
+const MIB: usize = 1024 * 1024;
+
+impl Bomb {
+    fn new(zlib: bool) -> Bomb {
+        use std::io::Write;
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b' '; MIB]).unwrap();
+        e.flush().unwrap(); // a sync flush: complete, byte-aligned, non-final blocks
+        let chunk = e.get_ref().clone();
+        let header: &[u8] = if zlib {
+            &[0x78, 0xda]
+        } else {
+            &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 0xff]
+        };
+        Bomb {
+            header,
+            chunk,
+            zlib,
+        }
+    }
+
+    /// The header and the first `mib` chunks: a valid stream cut off after `mib` MiB.
+    fn prefix(&self, mib: usize) -> Vec<u8> {
+        let mut out = self.header.to_vec();
+        for _ in 0..mib {
+            out.extend_from_slice(&self.chunk);
+        }
+        out
+    }
+
+    /// The whole stream.
+    fn complete(&self, mib: usize) -> Vec<u8> {
+        let mut out = self.prefix(mib);
+        out.extend_from_slice(&[0x03, 0x00]); // final fixed-Huffman block holding only end-of-block
+        let n = (mib * MIB) as u64;
+        if self.zlib {
+            // Adler-32 of n spaces: a = 1 + 32n, b = Σ a_i = n + 32·n(n+1)/2, both mod 65521.
+            let n = u128::from(n);
+            let a = (1 + 32 * n) % 65521;
+            let b = (n + 16 * n * (n + 1)) % 65521;
+            out.extend_from_slice(&(((b << 16) | a) as u32).to_be_bytes());
+        } else {
+            let mut one = flate2::Crc::new();
+            one.update(&vec![b' '; MIB]);
+            let mut crc = flate2::Crc::new();
+            for _ in 0..mib {
+                crc.combine(&one);
+            }
+            out.extend_from_slice(&crc.sum().to_le_bytes());
+            out.extend_from_slice(&(n as u32).to_le_bytes()); // ISIZE is the size mod 2^32
+        }
+        out
+    }
+}
+
+/// The bomb construction is a valid stream of exactly the promised size (checked small).
+#[test]
+fn bomb_construction_is_valid() {
+    use std::io::Read;
+    for zlib in [false, true] {
+        let bomb = Bomb::new(zlib);
+        assert!(bomb.chunk.len() < 2048, "{}", bomb.chunk.len());
+        let body = bomb.complete(3);
+        let mut out = Vec::new();
+        if zlib {
+            flate2::read::ZlibDecoder::new(&body[..]).read_to_end(&mut out)
+        } else {
+            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out)
+        }
+        .unwrap();
+        assert_eq!(out.len(), 3 * MIB);
+        assert!(out.iter().all(|&b| b == b' '));
+        // A cut-off stream is an inflation error when read to the end.
+        let mut out = Vec::new();
+        let cut = bomb.prefix(2);
+        let err = if zlib {
+            flate2::read::ZlibDecoder::new(&cut[..]).read_to_end(&mut out)
+        } else {
+            flate2::read::GzDecoder::new(&cut[..]).read_to_end(&mut out)
+        };
+        assert!(err.is_err(), "zlib {zlib}");
+    }
+}
+
+/// Inflation stops at the cap: a stream cut off after 2 MiB is `TooLarge` for a 1 MiB cap, not a
+/// truncated-stream error, so the decoder never inflated past (about) the cap. A complete 4 GiB
+/// bomb (about 4 MiB compressed) is then `TooLarge` too, without inflating it.
+#[test]
+fn bombs_stop_inflating_at_the_cap() {
+    let decoder = Decoder::new(MIB);
+    for (zlib, encoding) in [
+        (false, enc(Some("text/plain"), None, None)),
+        (true, enc(Some("application/json"), Some("deflate"), None)),
+    ] {
+        let bomb = Bomb::new(zlib);
+        let err = decoder.decode(encoding, &bomb.prefix(2)).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::TooLarge { limit: MIB }),
+            "zlib {zlib}: {err:?}"
+        );
+        // Within the cap, the same cut-off stream is reported as broken.
+        let err = Decoder::new(4 * MIB)
+            .decode(encoding, &bomb.prefix(2))
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::Gzip(_)), "zlib {zlib}: {err:?}");
+
+        let full = bomb.complete(4096);
+        assert!(full.len() < 8 * MIB, "{}", full.len());
+        let err = decoder.decode(encoding, &full).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::TooLarge { limit: MIB }),
+            "zlib {zlib}: {err:?}"
+        );
+    }
+}
