@@ -345,8 +345,9 @@ async fn garbage_bodies_never_cause_server_errors() {
 #[tokio::test]
 async fn every_method_of_flags_answers_as_posthog_does() {
     let app = TestApp::spawn().await;
-    app.put_flag("on", json!({"groups": [{}]})).await;
-    app.put_flag("off", json!({"groups": [{"rollout_percentage": 0}]}))
+    let on = app.put_flag("on", json!({"groups": [{}]})).await;
+    let off = app
+        .put_flag("off", json!({"groups": [{"rollout_percentage": 0}]}))
         .await;
     let req = json!({"token": app.token(), "distinct_id": "u"});
     let (_, decide2) = app.post("/decide/?v=2", &req).await;
@@ -387,6 +388,37 @@ async fn every_method_of_flags_answers_as_posthog_does() {
         )
         .await;
     assert_eq!(only["flags"].as_object().unwrap().len(), 1);
+    assert_eq!(only["flags"]["off"]["key"], "off");
+    assert_eq!(only["flags"]["off"]["enabled"], false);
+    // A requested flag's dependencies are evaluated (so it can match) but not returned; unknown
+    // keys are ignored.
+    let depends_on = |id: i64| {
+        json!({"groups": [{"properties": [{"key": id.to_string(), "type": "flag",
+            "operator": "flag_evaluates_to", "value": true}]}]})
+    };
+    app.put_flag("needs-on", depends_on(on)).await;
+    app.put_flag("needs-off", depends_on(off)).await;
+    let req = json!({"token": app.token(), "distinct_id": "u",
+        "flag_keys": ["needs-on", "needs-off", "no-such-flag"]});
+    let (_, v1) = app.post("/flags?v=1", &req).await;
+    assert_eq!(
+        v1["featureFlags"],
+        json!({"needs-on": true, "needs-off": false})
+    );
+    let (_, v2) = app.post("/flags?v=2", &req).await;
+    let mut keys: Vec<&str> = v2["flags"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["needs-off", "needs-on"]);
+    assert_eq!(v2["flags"]["needs-on"]["reason"]["code"], "condition_match");
+    assert_eq!(
+        v2["flags"]["needs-off"]["reason"]["code"],
+        "no_condition_match"
+    );
     app.stop().await;
 }
 
