@@ -164,6 +164,36 @@ describe('local evaluation (personalApiKey)', () => {
     },
   }))
 
+  // [value, payload] of a LOCAL_KEYS flag for one of `contexts`, from its definition above and
+  // PostHog's hashing (lib.mjs's own implementation): a server that served wrong definitions and
+  // answered wrongly the same way would not pass.
+  const expected = (key, id, options) => {
+    const beta = options.personProperties.email.toLowerCase().includes(DOMAIN)
+    switch (key) {
+      case 'beta-email':
+        return [beta, beta ? BETA_PAYLOAD : undefined]
+      case 'half-rollout':
+        return [inRollout(key, id, 50), undefined]
+      case 'checkout-layout': {
+        const variant = variantFor(key, id, VARIANTS)
+        return [variant, PAYLOADS[variant]]
+      }
+      case 'company-flag':
+        return [options.groupProperties.company.plan === 'enterprise', undefined]
+      case 'depends-on-beta':
+        return [beta, undefined]
+      default:
+        throw new Error(`no expectation for ${key}`)
+    }
+  }
+
+  it('the contexts tell a wrong answer from a right one', () => {
+    for (const key of LOCAL_KEYS) {
+      const answers = new Set(contexts.map(({ id, options }) => expected(key, id, options)[0]))
+      assert.ok(answers.size >= 2, `${key}: ${[...answers]}`)
+    }
+  })
+
   for (const which of ['personalKey', 'secretKey']) {
     it(`answers equal the server's (${which})`, async () => {
       const local = client({ personalApiKey: project[which] })
@@ -174,14 +204,23 @@ describe('local evaluation (personalApiKey)', () => {
           const there = await remote.getFeatureFlag(key, id, options)
           assert.notEqual(here, undefined, `${key} not evaluable locally`)
           assert.equal(here, there, `${key} for ${id}`)
+          const [want, wantPayload] = expected(key, id, options)
+          assert.equal(here, want, `${key} for ${id}`)
+          const payload = await local.getFeatureFlagPayload(key, id, undefined, { ...options, onlyEvaluateLocally: true })
           assert.deepEqual(
-            await local.getFeatureFlagPayload(key, id, undefined, { ...options, onlyEvaluateLocally: true }),
+            payload,
             await remote.getFeatureFlagPayload(key, id, undefined, options),
             `payload of ${key} for ${id}`,
           )
+          assert.deepEqual(payload ?? undefined, wantPayload, `payload of ${key} for ${id}`)
         }
         const all = await local.getAllFlags(id, { ...options, onlyEvaluateLocally: true })
         assert.equal('vip-only' in all, false, 'a static-cohort flag cannot be evaluated locally')
+        assert.deepEqual(
+          Object.fromEntries(LOCAL_KEYS.map((key) => [key, all[key]])),
+          Object.fromEntries(LOCAL_KEYS.map((key) => [key, expected(key, id, options)[0]])),
+          `getAllFlags for ${id}`,
+        )
       }
     })
   }
@@ -191,6 +230,9 @@ describe('local evaluation (personalApiKey)', () => {
     await local.waitForLocalEvaluationReady(10000)
     assert.equal(await local.getFeatureFlag('vip-only', VIPS[0], { onlyEvaluateLocally: true }), undefined)
     assert.equal(await local.getFeatureFlag('vip-only', VIPS[0]), true)
+    // The cohort's members are known (created above), so is everyone else's answer.
+    assert.equal(await local.getFeatureFlag('vip-only', VIPS[1]), true)
+    assert.equal(await local.getFeatureFlag('vip-only', 'not-a-vip'), false)
   })
 
   it('reloadFeatureFlags picks up a change', async () => {

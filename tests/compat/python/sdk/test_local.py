@@ -1,12 +1,14 @@
 """Local evaluation: the posthog SDK with a personal (phx_) or secret (phs_) key downloads the
-definitions (/flags/definitions) and evaluates flags itself; its answers must equal the server's."""
+definitions (/flags/definitions) and evaluates flags itself; its answers must equal the server's,
+and both must equal the answer worked out here from the catalog's definitions (so a server that
+served wrong definitions and answered wrongly the same way would not pass)."""
 
 import pytest
 import requests
 
-from catalog import EMAIL_DOMAIN, LOCALLY_EVALUABLE, STATIC_MEMBERS
+from catalog import BETA_PAYLOAD, EMAIL_DOMAIN, LOCALLY_EVALUABLE, STATIC_MEMBERS, VARIANT_PAYLOADS, VARIANTS
 from conftest import make_client
-from vexil_compat import RecordingProxy, definitions, wait_until
+from vexil_compat import RecordingProxy, definitions, in_rollout, variant_for, wait_until
 
 # Contexts that carry every property the catalog's flags read, so the SDK never has to give up.
 CONTEXTS = [
@@ -21,6 +23,36 @@ CONTEXTS = [
         ("d@example.com", "free", "US", "hooli", "free"),
     ] * 5)
 ]
+
+
+def expected(key, ctx):
+    """(value, payload) of a LOCALLY_EVALUABLE flag for one of CONTEXTS, from its definition in
+    catalog.py and PostHog's hashing (vexil_compat's own implementation)."""
+    person, company = ctx["person_properties"], ctx["groups"]["company"]
+    beta = EMAIL_DOMAIN in person["email"].lower()
+    if key == "beta-email":
+        return beta, BETA_PAYLOAD if beta else None
+    if key == "half-rollout":
+        return in_rollout(key, ctx["distinct_id"], 50), None
+    if key == "checkout-layout":
+        variant = "compact" if person["plan"] == "pro" else variant_for(key, ctx["distinct_id"], VARIANTS)
+        return variant, VARIANT_PAYLOADS[variant]
+    if key == "company-flag":
+        return ctx["group_properties"]["company"]["plan"] == "enterprise", None
+    if key == "company-half":
+        return in_rollout(key, company, 50), None
+    if key == "depends-on-beta":
+        return beta, None
+    if key == "nz-cohort-flag":
+        return person["country"] == "NZ", None
+    raise AssertionError(f"no expectation for {key}")
+
+
+def test_expectations_cover_both_answers():
+    """The contexts tell a wrong answer from a right one: every boolean flag is on for some and
+    off for others, and more than one variant is served."""
+    for key in LOCALLY_EVALUABLE:
+        assert len({expected(key, ctx)[0] for ctx in CONTEXTS}) >= 2, key
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +79,12 @@ def test_local_equals_remote(local, remote, catalog, key):
         there = remote.get_feature_flag(key, **ctx, send_feature_flag_events=False)
         assert here is not None, f"{key} was not evaluable locally for {ctx}"
         assert here == there, f"{key} for {ctx}: local {here!r}, remote {there!r}"
+        want, want_payload = expected(key, ctx)
+        assert here == want, f"{key} for {ctx}: {here!r}, expected {want!r}"
         local_payload = local.get_feature_flag_payload(key, **ctx, only_evaluate_locally=True)
         remote_payload = remote.get_feature_flag_payload(key, **ctx)
         assert local_payload == remote_payload, key
+        assert local_payload == want_payload, key
 
 
 def test_get_all_flags_locally(local, remote, catalog):
@@ -59,6 +94,7 @@ def test_get_all_flags_locally(local, remote, catalog):
         # A static cohort cannot be evaluated from definitions: the SDK leaves the flag out.
         assert "vip-only" not in here
         assert {k: here[k] for k in LOCALLY_EVALUABLE} == {k: there[k] for k in LOCALLY_EVALUABLE}
+        assert {k: here[k] for k in LOCALLY_EVALUABLE} == {k: expected(k, ctx)[0] for k in LOCALLY_EVALUABLE}
         both = local.get_all_flags_and_payloads(**ctx, only_evaluate_locally=True)
         assert both["featureFlags"] == here
 
@@ -73,9 +109,14 @@ def test_static_cohort_falls_back_to_the_server(local, catalog):
 
 
 def test_experience_continuity_falls_back_to_the_server(local, remote, catalog):
-    for d in ("sticky-1", "sticky-2", "sticky-3"):
+    # With no stored hash-key override the server buckets on the distinct id: sticky-2 is in the
+    # 50% rollout, sticky-1 and sticky-3 are not.
+    want = {d: in_rollout("sticky-rollout", d, 50) for d in ("sticky-1", "sticky-2", "sticky-3")}
+    assert want == {"sticky-1": False, "sticky-2": True, "sticky-3": False}
+    for d, answer in want.items():
         assert local.get_feature_flag("sticky-rollout", d, only_evaluate_locally=True) is None
         assert local.get_feature_flag("sticky-rollout", d) == remote.get_feature_flag("sticky-rollout", d)
+        assert local.get_feature_flag("sticky-rollout", d) is answer, d
 
 
 def test_deleted_flag_disappears_everywhere(project, api, remote, catalog):
