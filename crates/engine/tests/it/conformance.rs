@@ -27,12 +27,82 @@ fn threshold_vectors() {
     for case in v["threshold_vectors"].as_array().unwrap() {
         let hash = case["hash01"].as_f64().unwrap();
         let pct = case["rollout_percentage"].as_f64().unwrap();
-        let included = pct >= 100.0 || in_rollout(hash, pct);
         assert_eq!(
-            included,
+            in_rollout(hash, pct),
             case["included"].as_bool().unwrap(),
             "{}",
             case["id"]
+        );
+    }
+
+    // The same vectors through a compiled flag. As with the variant vectors, only the zero hash
+    // is taken verbatim (the empty identifier); the rest is realised on user-17, whose
+    // beta-search rollout hash is the published vector hash.rollout.ascii_division_edge.
+    let anchor = v["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "hash.rollout.ascii_division_edge")
+        .unwrap();
+    assert_eq!(anchor["prefix"], "beta-search.");
+    assert_eq!(anchor["salt"], "");
+    let (id, h) = (anchor["identifier"].as_str().unwrap(), 0.009101217133290002);
+    assert_eq!(anchor["hash01"].as_f64().unwrap(), h);
+    // The binary64 facts the rows rely on.
+    assert_eq!(0.9101217133290002 / 100.0, h); // the bound is exactly the hash…
+    assert!(h * 100.0 > 0.9101217133290002); // …which comparing hash × 100 would exclude
+    assert!(0.910121713329 / 100.0 < h); // the next bound down
+
+    let rows: &[(&str, &str, f64, bool)] = &[
+        ("threshold.equal_is_included", id, 0.9101217133290002, true),
+        (
+            "threshold.next_binary64_above_is_excluded",
+            id,
+            0.910121713329,
+            false,
+        ),
+        ("threshold.zero_percent_zero_hash", "", 0.0, true),
+        ("threshold.zero_percent_smallest_hash", id, 0.0, false),
+        ("threshold.hundred_percent_short_circuit", id, 100.0, true),
+        (
+            "threshold.two_decimal_division_equal",
+            id,
+            0.9101217133290002,
+            true,
+        ),
+        (
+            "threshold.two_decimal_division_excluded",
+            id,
+            0.910121713329,
+            false,
+        ),
+        (
+            "threshold.two_decimal_division_included_below_quotient",
+            id,
+            1.0,
+            true,
+        ),
+    ];
+    let named: Vec<&str> = v["threshold_vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let realised: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(realised, named, "every threshold vector has a row");
+    assert_eq!(v["threshold_vectors"][2]["hash01"], 0.0);
+    assert_eq!(v["threshold_vectors"][2]["rollout_percentage"], 0);
+
+    for (name, distinct_id, pct, included) in rows {
+        let p = project(
+            json!({"flags": [{"id": 1, "key": "beta-search", "active": true,
+            "filters": {"groups": [{"rollout_percentage": pct}]}}]}),
+        );
+        assert_eq!(
+            value_of(&p, "beta-search", distinct_id),
+            json!(included),
+            "{name}"
         );
     }
 }
