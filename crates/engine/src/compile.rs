@@ -14,6 +14,7 @@ use crate::graph;
 use crate::model::{Condition, Definitions, Filters, FlagDefinition, PropertyFilter};
 use crate::property::{MatchOptions, Operator, Test};
 use crate::reason::ErrorCode;
+use crate::runtime::EvaluationRuntime;
 
 /// A problem with one flag's definition, with the JSON path of the offending field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,7 +151,7 @@ pub struct CompiledFlag {
     active: bool,
     has_experiment: bool,
     ensure_experience_continuity: bool,
-    evaluation_runtime: Option<Box<str>>,
+    runtime: EvaluationRuntime,
     evaluation_tags: Vec<Box<str>>,
     pub(crate) body: FlagBody,
 }
@@ -355,9 +356,14 @@ impl CompiledFlag {
     pub fn ensure_experience_continuity(&self) -> bool {
         self.ensure_experience_continuity
     }
-    /// `"server"`, `"client"`, `"all"` or `None`.
-    pub fn evaluation_runtime(&self) -> Option<&str> {
-        self.evaluation_runtime.as_deref()
+    /// Where the flag may be evaluated, parsed once at compile time (null and unrecognised
+    /// values read as [`EvaluationRuntime::All`], as PostHog reads them).
+    pub fn runtime(&self) -> EvaluationRuntime {
+        self.runtime
+    }
+    /// The name of [`CompiledFlag::runtime`] (`"server"`, `"client"` or `"all"`).
+    pub fn evaluation_runtime(&self) -> Option<&'static str> {
+        Some(self.runtime.as_str())
     }
     /// Evaluation tags.
     pub fn evaluation_tags(&self) -> impl Iterator<Item = &str> {
@@ -423,7 +429,10 @@ impl CompiledProject {
                     active: def.active,
                     has_experiment: def.has_experiment,
                     ensure_experience_continuity: def.ensure_experience_continuity,
-                    evaluation_runtime: def.evaluation_runtime.as_deref().map(Into::into),
+                    runtime: def
+                        .evaluation_runtime
+                        .as_deref()
+                        .map_or(EvaluationRuntime::All, EvaluationRuntime::lenient),
                     evaluation_tags: def
                         .evaluation_tags
                         .iter()

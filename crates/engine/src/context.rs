@@ -81,13 +81,9 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The key of the group of type `name`, if supplied as a non-empty string or a number.
+    /// The key of the group of type `name` (see [`GroupKey::from_value`]).
     pub(crate) fn group_key(&self, name: &str) -> Option<GroupKey<'a>> {
-        match self.groups?.get(name)? {
-            Value::String(s) if !s.is_empty() => Some(GroupKey::Str(s)),
-            Value::Number(n) => Some(GroupKey::Num(n)),
-            _ => None,
-        }
+        GroupKey::from_value(self.groups?.get(name)?)
     }
 
     pub(crate) fn device_id(&self) -> Option<&'a str> {
@@ -104,20 +100,54 @@ impl<'a> Context<'a> {
     }
 }
 
-/// A group key as sent: strings as-is, numbers in their decimal JSON form.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum GroupKey<'a> {
+/// A group key as sent (`groups: {type: key}`, `$group_key` of a `$groupidentify` event).
+///
+/// The one group-key rule: a non-empty string, or a number read as its decimal text
+/// ([`id_text`]); anything else (an empty string, `null`, a bool, an object) names no group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKey<'a> {
+    /// A non-empty string key.
     Str(&'a str),
+    /// A numeric key, formatted when read.
     Num(&'a serde_json::Number),
 }
 
-impl GroupKey<'_> {
+impl<'a> GroupKey<'a> {
+    /// Applies the group-key rule to a sent value.
+    pub fn from_value(value: &'a Value) -> Option<Self> {
+        match value {
+            Value::String(s) if !s.is_empty() => Some(GroupKey::Str(s)),
+            Value::Number(n) => Some(GroupKey::Num(n)),
+            _ => None,
+        }
+    }
+
     /// Calls `f` with the key's text (numbers are formatted on demand; strings are borrowed).
-    pub(crate) fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         match self {
             GroupKey::Str(s) => f(s),
             GroupKey::Num(n) => f(&n.to_string()),
         }
+    }
+}
+
+impl std::fmt::Display for GroupKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupKey::Str(s) => f.write_str(s),
+            GroupKey::Num(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The one numeric-id rule: an id sent as a JSON string is that string; one sent as a number is
+/// its decimal JSON text (`8675309` → `"8675309"`, `123.45` → `"123.45"`), as PostHog
+/// stringifies distinct ids, group keys and flag ids; anything else is no id.
+pub fn id_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match value {
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
+        _ => None,
     }
 }
 

@@ -43,11 +43,13 @@ mod outcome;
 pub mod property;
 pub mod reason;
 pub mod rules;
+mod runtime;
 mod version;
 
 pub use compile::{CompiledFlag, CompiledProject, DefinitionError, GroupCoverage, Requirements};
-pub use context::{BehavioralData, Context, Properties};
+pub use context::{id_text, BehavioralData, Context, GroupKey, Properties};
 pub use eval::evaluate;
 pub use model::{Definitions, FlagDefinition};
 pub use outcome::{Evaluation, FlagResult, FlagValue};
 pub use reason::{ErrorCode, Reason, ReasonCode, ReasonDetail};
+pub use runtime::{EvaluationRuntime, RuntimeHints};

@@ -83,6 +83,8 @@ pub struct FlagDefinition {
     pub evaluation_tags: Option<Vec<String>>,
 }
 
+pub use crate::runtime::EvaluationRuntime;
+
 /// Typed view of a flag's `filters` object: see [`Filters::parse`].
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Filters {

@@ -14,39 +14,7 @@ use crate::Page;
 /// Longest flag key accepted (PostHog's column limit).
 pub const MAX_FLAG_KEY_LEN: usize = 400;
 
-/// Where a flag may be evaluated (`evaluation_runtime`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EvaluationRuntime {
-    /// Only by server-side SDKs and `/flags` calls from servers.
-    Server,
-    /// Only by client-side SDKs.
-    Client,
-    /// Everywhere (the default).
-    #[default]
-    All,
-}
-
-impl EvaluationRuntime {
-    /// The stored and wire form: `server`, `client` or `all`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvaluationRuntime::Server => "server",
-            EvaluationRuntime::Client => "client",
-            EvaluationRuntime::All => "all",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "server" => Some(EvaluationRuntime::Server),
-            "client" => Some(EvaluationRuntime::Client),
-            "all" => Some(EvaluationRuntime::All),
-            _ => None,
-        }
-    }
-}
+pub use vexil_engine::EvaluationRuntime;
 
 /// A stored feature flag with PostHog's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -210,11 +210,7 @@ impl<'a> DependencyGraph<'a> {
 /// The flag a dependency filter names: by key when it is already in feed form (has a
 /// `dependency_chain`), else by id, falling back to key (the engine's rule).
 fn resolve(graph: &DependencyGraph<'_>, filter: &Map<String, Value>) -> Option<usize> {
-    let key = match filter.get("key")? {
-        Value::String(s) => Cow::Borrowed(s.as_str()),
-        Value::Number(n) => Cow::Owned(n.to_string()),
-        _ => return None,
-    };
+    let key = vexil_engine::id_text(filter.get("key")?)?;
     let by_key = || graph.by_key.get(key.as_ref()).copied();
     if filter.contains_key("dependency_chain") {
         return by_key();

@@ -13,8 +13,10 @@ pub const MAX_DISTINCT_ID_CHARS: usize = 200;
 pub(crate) fn from_value(name: &'static str, value: Value) -> Result<String, FieldError> {
     let mut id = match value {
         Value::String(s) => s,
-        Value::Number(n) => n.to_string(),
-        _ => return Err(FieldError::new(name, "a string or number")),
+        other => match vexil_engine::id_text(&other) {
+            Some(text) => text.into_owned(),
+            None => return Err(FieldError::new(name, "a string or number")),
+        },
     };
     truncate(&mut id);
     Ok(id)

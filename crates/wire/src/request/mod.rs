@@ -115,7 +115,7 @@ impl FlagsRequest {
                 field::string_list,
             )?,
             evaluation_runtime: field::optional(m, &["evaluation_runtime"], |name, v| {
-                field::string(name, v).map(|s| EvaluationRuntime::parse(&s))
+                field::string(name, v).map(|s| EvaluationRuntime::lenient(&s))
             })?,
             timezone: field::optional(m, &["timezone"], field::string)?,
             cookieless_hash_extra: field::optional(m, &["cookieless_hash_extra"], field::string)?,

@@ -2,80 +2,9 @@
 //! runtime (explicit or detected from headers) and evaluation-context tags.
 
 use vexil_engine::CompiledFlag;
+pub use vexil_engine::{EvaluationRuntime, RuntimeHints};
 
 use super::{FlagsQuery, FlagsRequest};
-
-/// The runtime a request evaluates for (`evaluation_runtime`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EvaluationRuntime {
-    /// Every flag.
-    All,
-    /// Browser and mobile clients.
-    Client,
-    /// Server SDKs.
-    Server,
-}
-
-impl EvaluationRuntime {
-    /// Case-insensitive `all` / `client` / `server`; anything else reads as `All`.
-    pub fn parse(value: &str) -> Self {
-        let v = value.trim();
-        if v.eq_ignore_ascii_case("client") {
-            EvaluationRuntime::Client
-        } else if v.eq_ignore_ascii_case("server") {
-            EvaluationRuntime::Server
-        } else {
-            EvaluationRuntime::All
-        }
-    }
-
-    /// Detects the runtime from request headers; `None` when it cannot be told.
-    pub fn detect(hints: &RuntimeHints<'_>) -> Option<Self> {
-        if let Some(ua) = hints.user_agent {
-            const BROWSERS: [&str; 5] = ["Mozilla/", "Chrome/", "Safari/", "Firefox/", "Edge/"];
-            const SERVER_SDKS: [&str; 8] = [
-                "posthog-python/",
-                "posthog-ruby/",
-                "posthog-php/",
-                "posthog-java/",
-                "posthog-go/",
-                "posthog-node/",
-                "posthog-dotnet/",
-                "posthog-elixir/",
-            ];
-            const MOBILE_SDKS: [&str; 4] = [
-                "posthog-android/",
-                "posthog-ios/",
-                "posthog-react-native/",
-                "posthog-flutter/",
-            ];
-            if BROWSERS.iter().any(|b| ua.contains(b)) {
-                return Some(EvaluationRuntime::Client);
-            }
-            if SERVER_SDKS.iter().any(|s| ua.starts_with(s))
-                || ua.contains("python-requests/")
-                || ua.contains("curl/")
-            {
-                return Some(EvaluationRuntime::Server);
-            }
-            if MOBILE_SDKS.iter().any(|s| ua.starts_with(s)) {
-                return Some(EvaluationRuntime::Client);
-            }
-        }
-        hints
-            .has_browser_headers
-            .then_some(EvaluationRuntime::Client)
-    }
-}
-
-/// What runtime detection reads from a request's headers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RuntimeHints<'a> {
-    /// The `User-Agent` header.
-    pub user_agent: Option<&'a str>,
-    /// Whether any of `Origin`, `Referer`, `Sec-Fetch-Mode`, `Sec-Fetch-Site` is present.
-    pub has_browser_headers: bool,
-}
 
 /// The per-request flag filter of spec §1.5 step 8.
 ///
@@ -99,11 +28,18 @@ impl<'a> FlagFilter<'a> {
         query: &FlagsQuery,
         hints: &RuntimeHints<'_>,
     ) -> Self {
+        Self::with_detected(request, query, EvaluationRuntime::detect(hints))
+    }
+
+    /// Like [`FlagFilter::for_request`], with the runtime already detected from the headers.
+    pub fn with_detected(
+        request: &'a FlagsRequest,
+        query: &FlagsQuery,
+        detected: Option<EvaluationRuntime>,
+    ) -> Self {
         FlagFilter {
             survey_only: query.only_evaluate_survey_feature_flags.unwrap_or(false),
-            runtime: request
-                .evaluation_runtime
-                .or_else(|| EvaluationRuntime::detect(hints)),
+            runtime: request.evaluation_runtime.or(detected),
             evaluation_contexts: request.evaluation_contexts.as_deref(),
         }
     }
@@ -113,13 +49,7 @@ impl<'a> FlagFilter<'a> {
         if self.survey_only && !flag.key().starts_with("survey-targeting-") {
             return false;
         }
-        let flag_runtime = flag.evaluation_runtime().map(EvaluationRuntime::parse);
-        let runtime_ok = match (self.runtime, flag_runtime) {
-            (_, None | Some(EvaluationRuntime::All)) | (Some(EvaluationRuntime::All), _) => true,
-            (Some(wanted), Some(declared)) => wanted == declared,
-            (None, Some(_)) => false,
-        };
-        if !runtime_ok {
+        if !flag.runtime().allows(self.runtime) {
             return false;
         }
         match self.evaluation_contexts {
