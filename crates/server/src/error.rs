@@ -20,6 +20,8 @@ pub struct ApiError {
     pub detail: String,
     /// The field at fault, when there is one.
     pub attr: Option<String>,
+    /// The `Allow` header of a 405: the methods the path answers.
+    pub allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -44,6 +46,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             attr: None,
+            allow: None,
         }
     }
 
@@ -128,14 +131,18 @@ impl ApiError {
         )
     }
 
-    /// 405.
-    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            "method_not_allowed",
-            detail,
-        )
+    /// 405, naming the methods the path answers (the `Allow` header). The only way a 405 is
+    /// made: routers use [`refuse`] as their method fallback.
+    pub fn method_not_allowed(allow: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "method_not_allowed",
+                detail,
+            )
+        }
     }
 
     /// 409.
@@ -173,11 +180,10 @@ impl IntoResponse for ApiError {
             attr: self.attr.as_deref(),
         };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            response.headers_mut().insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, POST, OPTIONS, HEAD"),
-            );
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }
@@ -211,4 +217,14 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+/// A method fallback for a route answering `allow`: 405 in the JSON error shape with that
+/// `Allow` header and `detail`.
+pub fn refuse(
+    allow: &'static str,
+    detail: impl Into<String>,
+) -> impl FnOnce() -> std::future::Ready<ApiError> + Clone + Send + Sync + 'static {
+    let detail = detail.into();
+    move || std::future::ready(ApiError::method_not_allowed(allow, detail))
 }

@@ -18,10 +18,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use vexil_engine::GroupKey;
 use vexil_store::{NewEvent, PersonUpdate, ProjectId, Properties, Store, StoreError};
 
 use crate::snapshot::Catalog;
-use crate::state::Settings;
 
 /// Why a capture request could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +62,20 @@ impl std::fmt::Debug for Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer task.
-    pub fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>, settings: &Settings) -> Ingest {
+    /// Starts the writer task: at most `max_events` events per transaction, a request waiting
+    /// at most `delay` for others to share its transaction.
+    pub fn start(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        max_events: usize,
+        delay: std::time::Duration,
+    ) -> Ingest {
         let (tx, rx) = mpsc::channel(4_096);
         let writer = Writer {
             store,
             catalog,
-            max_events: settings.ingest_batch_events.max(1),
-            delay: settings.ingest_batch_delay,
+            max_events: max_events.max(1),
+            delay,
             group_types: HashMap::new(),
         };
         let stop = Arc::new(Notify::new());
@@ -319,11 +325,7 @@ fn str_prop<'a>(props: &'a Properties, key: &str) -> Option<&'a str> {
 }
 
 fn group_key(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    GroupKey::from_value(value?).map(|key| key.to_string())
 }
 
 /// `$set`, `$set_once` and `$unset` carried in an event's properties.

@@ -14,11 +14,13 @@
 //! ```
 
 mod error;
-pub mod extract;
+mod evaluate;
+mod extract;
 mod ingest;
 mod openapi;
-pub mod routes;
-pub mod snapshot;
+mod response;
+mod routes;
+mod snapshot;
 mod state;
 
 use std::future::Future;

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use vexil_engine::{CompiledProject, Definitions};
-use vexil_store::{EvalInputs, Project, ProjectId, Store, StoreError};
+use vexil_store::{Project, ProjectId, Store, StoreError};
 
 /// One project's definitions, compiled, with the local-evaluation payload pre-serialised.
 #[derive(Debug)]
@@ -53,37 +52,6 @@ impl ProjectSnapshot {
     /// Whether any active flag uses experience continuity (hash-key overrides are then read).
     pub fn uses_continuity(&self) -> bool {
         self.compiled.requirements().continuity
-    }
-
-    /// `(group type index, group key)` for each group of `groups` whose type the project knows,
-    /// with keys as the engine reads them (non-empty strings, numbers in decimal).
-    pub fn group_keys(&self, groups: Option<&Map<String, Value>>) -> Vec<(i64, String)> {
-        let Some(groups) = groups else {
-            return Vec::new();
-        };
-        self.compiled
-            .group_types()
-            .filter_map(|(index, name)| {
-                let key = match groups.get(name)? {
-                    Value::String(s) if !s.is_empty() => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => return None,
-                };
-                Some((index, key))
-            })
-            .collect()
-    }
-
-    /// Stored group rows keyed like a request's `group_properties` (`{name: {props}}`), for
-    /// the engine's `Context::stored_group_properties`.
-    pub fn stored_groups(&self, inputs: &EvalInputs) -> Map<String, Value> {
-        self.compiled
-            .group_types()
-            .filter_map(|(index, name)| {
-                let props = inputs.group_properties.get(&index)?;
-                Some((name.to_owned(), Value::Object(props.clone())))
-            })
-            .collect()
     }
 }
 

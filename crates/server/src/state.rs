@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vexil_store::Store;
+use vexil_store::{ProjectId, Store};
 use vexil_wire::decode::Decoder;
 
+use crate::error::ApiError;
 use crate::ingest::Ingest;
-use crate::snapshot::Catalog;
+use crate::snapshot::{Catalog, ProjectSnapshot};
 
 /// Tunables of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -57,7 +58,12 @@ impl AppState {
         settings: Settings,
     ) -> Result<Self, vexil_store::StoreError> {
         let catalog = Arc::new(Catalog::load(store.as_ref()).await?);
-        let ingest = Ingest::start(Arc::clone(&store), Arc::clone(&catalog), &settings);
+        let ingest = Ingest::start(
+            Arc::clone(&store),
+            Arc::clone(&catalog),
+            settings.ingest_batch_events,
+            settings.ingest_batch_delay,
+        );
         Ok(AppState {
             decoder: Decoder::new(settings.max_body_bytes),
             store,
@@ -65,5 +71,24 @@ impl AppState {
             ingest,
             settings: Arc::new(settings),
         })
+    }
+
+    /// The project's compiled snapshot, loading it if this process has not yet.
+    pub async fn snapshot(&self, project: ProjectId) -> Result<Arc<ProjectSnapshot>, ApiError> {
+        if let Some(s) = self.catalog.by_id(project) {
+            return Ok(s);
+        }
+        self.catalog.refresh(self.store.as_ref(), project).await?;
+        self.catalog.by_id(project).ok_or_else(|| {
+            ApiError::unavailable("Flag definitions are not loaded yet; retry shortly.")
+        })
+    }
+
+    /// Recompiles the project's snapshot after a committed write. The write stands either way; a
+    /// failed refresh is logged (the next successful one catches up).
+    pub async fn refresh(&self, project: ProjectId) {
+        if let Err(e) = self.catalog.refresh(self.store.as_ref(), project).await {
+            tracing::error!(error = %e, project = %project, "snapshot refresh after a write failed");
+        }
     }
 }

@@ -1,4 +1,11 @@
-//! Request extraction shared by the routes: body decoding and credentials.
+//! The only place HTTP becomes typed input: request bodies, credentials, path ids and query
+//! parameters, each as an extractor (or the one function behind it).
 
 pub mod auth;
 pub mod body;
+pub mod flags;
+mod params;
+mod payload;
+
+pub use params::{ItemId, Params, RawId};
+pub use payload::{Fields, Payload};

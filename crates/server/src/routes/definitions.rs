@@ -2,39 +2,26 @@
 //! `/api/feature_flag/local_evaluation`, served from the in-memory snapshot with a strong ETag.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
 
-use crate::error::ApiError;
+use crate::error::{refuse, ApiError};
 use crate::extract::auth::{definitions_access, token_param};
 use crate::state::AppState;
 
 const ALLOW: &str = "GET, OPTIONS, HEAD";
 
+/// The methods of the definitions paths.
+pub fn methods() -> MethodRouter<AppState> {
+    get(definitions)
+        .head(|| async { (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]) })
+        .options(|| async { (StatusCode::NO_CONTENT, [(header::ALLOW, ALLOW)]) })
+        .fallback(refuse(ALLOW, "Use GET to fetch flag definitions."))
+}
+
 /// `GET /flags/definitions?token=phc_…[&send_cohorts]`.
-pub async fn definitions(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    match method {
-        Method::GET => {}
-        Method::HEAD => {
-            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response()
-        }
-        Method::OPTIONS => {
-            return (StatusCode::NO_CONTENT, [(header::ALLOW, ALLOW)]).into_response()
-        }
-        _ => {
-            let mut response =
-                ApiError::method_not_allowed("Use GET to fetch flag definitions.").into_response();
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
-            return response;
-        }
-    }
+async fn definitions(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let token = token_param(uri.query());
     let project = match definitions_access(&state, &headers, token.as_deref()).await {
         Ok(p) => p,

@@ -7,6 +7,12 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
+/// Methods a probe answers.
+pub const ALLOW: &str = "GET, HEAD";
+
+/// The 405 detail of a probe.
+pub const REFUSED: &str = "This method is not allowed on this path.";
+
 /// `/_liveness`: the process is up.
 pub async fn liveness() -> Json<Value> {
     Json(json!({"status": "ok"}))

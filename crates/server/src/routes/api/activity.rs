@@ -11,10 +11,10 @@ use vexil_store::{ActivityAction, ActivityEntry, Listing, ProjectId};
 use super::flag_view::timestamp;
 use super::keys::user_json;
 use super::paging::{Links, NumberedPage};
-use super::request::{ItemId, Params};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
-use crate::routes::json_response;
+use crate::extract::{ItemId, Params};
+use crate::response::json_response;
 use crate::state::AppState;
 
 /// Flag fields whose changes the log shows: the editable ones (bookkeeping fields such as

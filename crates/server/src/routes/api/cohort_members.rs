@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::request::{Fields, Payload};
 use crate::error::ApiError;
+use crate::extract::{Fields, Payload};
 
 /// Longest distinct id accepted (PostHog truncates at 200 characters).
 pub const MAX_DISTINCT_ID_CHARS: usize = 200;

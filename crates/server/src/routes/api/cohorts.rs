@@ -15,13 +15,13 @@ use vexil_store::{Cohort, CohortUpdate, NewCohort};
 use super::cohort_members::requested_members;
 use super::flag_view::timestamp;
 use super::keys::user_json;
+use super::listing::all_cohorts;
 use super::paging::{offset_envelope, offset_page, Links};
 use super::persons::person_json;
-use super::request::{Fields, ItemId, Params, Payload};
-use super::{all_cohorts, refresh};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
-use crate::routes::json_response;
+use crate::extract::{Fields, ItemId, Params, Payload};
+use crate::response::json_response;
 use crate::state::AppState;
 
 fn not_found() -> ApiError {
@@ -186,7 +186,7 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
             .add_cohort_members(project, cohort.id, members)
             .await?;
     }
-    refresh(&state, project).await;
+    state.refresh(project).await;
     cohort_response(&state, StatusCode::CREATED, &cohort).await
 }
 
@@ -254,7 +254,7 @@ pub async fn update(
     if let Some(members) = &members {
         state.store.add_cohort_members(project, id, members).await?;
     }
-    refresh(&state, project).await;
+    state.refresh(project).await;
     cohort_response(&state, StatusCode::OK, &cohort).await
 }
 

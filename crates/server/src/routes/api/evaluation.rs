@@ -1,19 +1,19 @@
 //! `GET feature_flags/evaluation_reasons/?distinct_id=…&groups=<json>`: every flag's value and
-//! reason for one person, evaluated by the engine on the project's snapshot with the person's
-//! stored properties, static cohorts and groups — the same inputs `/flags` uses.
+//! reason for one person, evaluated on the project's snapshot by the same
+//! [`ProjectSnapshot::evaluate`](crate::snapshot::ProjectSnapshot::evaluate) as `/flags`, with the
+//! person's stored properties, static cohorts and groups.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
-use vexil_engine::{evaluate, Context};
+use vexil_wire::request::FlagsRequest;
 
-use super::request::Params;
-use super::snapshot;
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
-use crate::routes::json_response;
+use crate::extract::Params;
+use crate::response::json_response;
 use crate::state::AppState;
 
 /// Reason reported for inactive flags (the Django-era admin API's word).
@@ -42,7 +42,7 @@ pub async fn evaluation_reasons(
         },
     };
     let project = caller.project.id;
-    let snapshot = snapshot(&state, project).await?;
+    let snapshot = state.snapshot(project).await?;
     let group_keys = snapshot.group_keys(Some(&groups));
     let lookup: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
     let inputs = state
@@ -55,17 +55,12 @@ pub async fn evaluation_reasons(
             None,
         )
         .await?;
-    let stored_groups = snapshot.stored_groups(&inputs);
-
-    let mut ctx = Context::new(distinct_id, Utc::now());
-    ctx.groups = Some(&groups);
-    ctx.stored_person_properties = inputs.person_properties.as_ref();
-    ctx.static_cohorts = Some(&inputs.static_cohorts);
-    ctx.stored_group_properties = Some(&stored_groups);
-    if !inputs.hash_key_overrides.is_empty() {
-        ctx.hash_key_overrides = Some(&inputs.hash_key_overrides);
-    }
-    let evaluation = evaluate(&snapshot.compiled, &ctx);
+    let request = FlagsRequest {
+        distinct_id: Some(distinct_id.to_owned()),
+        groups: Some(groups),
+        ..FlagsRequest::default()
+    };
+    let evaluation = snapshot.evaluate(&request, None, Some(&inputs), Utc::now());
 
     let mut out = Map::new();
     for flag in snapshot.compiled.flags() {

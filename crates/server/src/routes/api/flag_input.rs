@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 use vexil_store::{EvaluationRuntime, FeatureFlag, FlagUpdate, NewFlag, ProjectId, StoreError};
 
-use super::request::Fields;
 use crate::error::ApiError;
+use crate::extract::Fields;
 
 /// Fields a client may change, compared by the version rule (and shown in the activity log).
 pub(super) const EDITABLE: &[&str] = &[

@@ -9,8 +9,8 @@ use vexil_store::{EvaluationRuntime, FeatureFlag};
 
 use super::flag_view::{stored_filters, FlagStatus};
 use super::keys::user_id;
-use super::request::Params;
 use crate::error::ApiError;
+use crate::extract::Params;
 
 /// `?active=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,12 +18,12 @@ use vexil_store::{FeatureFlag, FlagQuery, Page, ProjectId, StoreError};
 use super::flag_input::{self, FlagWrite};
 use super::flag_list::ListQuery;
 use super::flag_view::flag_json;
+use super::listing::{all_cohorts, all_flags};
 use super::paging::{offset_envelope, offset_page, Links};
-use super::request::{ItemId, Params, Payload};
-use super::{all_cohorts, all_flags, refresh, snapshot};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
-use crate::routes::json_response;
+use crate::extract::{ItemId, Params, Payload};
+use crate::response::json_response;
 use crate::state::AppState;
 
 /// How often an update is re-read, re-validated and retried when another writer got in
@@ -176,7 +176,7 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
         .create_flag(project, &new)
         .await
         .map_err(store_error)?;
-    refresh(&state, project).await;
+    state.refresh(project).await;
     flag_response(&state, StatusCode::CREATED, &flag).await
 }
 
@@ -261,7 +261,7 @@ async fn apply_update(
             .await
         {
             Ok(after) => {
-                refresh(state, project).await;
+                state.refresh(project).await;
                 return flag_response(state, StatusCode::OK, &after).await;
             }
             // Another writer got in between our read and our write: re-read and re-check.
@@ -276,15 +276,11 @@ async fn apply_update(
 
 /// `DELETE feature_flags/{id}/`: refused (PostHog forbids hard deletes); soft-delete with
 /// `PATCH {"deleted": true}`.
-pub async fn delete() -> Response {
-    let mut response = ApiError::method_not_allowed(
+pub async fn delete() -> ApiError {
+    ApiError::method_not_allowed(
+        ITEM_METHODS,
         "Feature flags cannot be deleted with DELETE. Soft-delete with PATCH {\"deleted\": true} instead.",
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(ITEM_METHODS));
-    response
 }
 
 /// `GET feature_flags/{id}/dependent_flags/`: active flags that depend on this one.
@@ -348,7 +344,7 @@ pub async fn local_evaluation(
     State(state): State<AppState>,
     caller: ManagedProject,
 ) -> Result<Response, ApiError> {
-    let snapshot = snapshot(&state, caller.project.id).await?;
+    let snapshot = state.snapshot(caller.project.id).await?;
     Ok((
         StatusCode::OK,
         [(

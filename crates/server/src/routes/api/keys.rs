@@ -13,7 +13,7 @@ use uuid::Uuid;
 use vexil_store::ProjectId;
 
 use crate::extract::auth::ManagedProject;
-use crate::routes::json_response;
+use crate::response::json_response;
 
 /// The scopes a Vexil personal key carries: everything, on its own project.
 const SCOPES: &[&str] = &["*"];

@@ -17,22 +17,16 @@ mod flag_list;
 mod flag_view;
 mod flags;
 mod keys;
+mod listing;
 mod paging;
 mod persons;
 mod remote_config;
-mod request;
 mod schema;
 
-use std::sync::Arc;
-
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use vexil_store::{FeatureFlag, FlagQuery, Page, ProjectId};
 
 use crate::error::ApiError;
-use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
 /// The two mount points of every project-scoped route (PostHog serves both).
@@ -143,58 +137,12 @@ fn both(router: Router<AppState>, path: &str, methods: MethodRouter<AppState>) -
         .route(&format!("{path}/"), methods)
 }
 
-/// A method fallback: 405 in the JSON error shape with the route's `Allow` header.
+/// The method fallback of a management route answering `allow`.
 fn refuse(
     allow: &'static str,
-) -> impl FnOnce() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    move || {
-        let mut response =
-            ApiError::method_not_allowed(format!("Method not allowed here (allowed: {allow})."))
-                .into_response();
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
-        std::future::ready(response)
-    }
-}
-
-/// The project's compiled snapshot, loading it if this process has not yet.
-async fn snapshot(state: &AppState, project: ProjectId) -> Result<Arc<ProjectSnapshot>, ApiError> {
-    if let Some(s) = state.catalog.by_id(project) {
-        return Ok(s);
-    }
-    state.catalog.refresh(state.store.as_ref(), project).await?;
-    state
-        .catalog
-        .by_id(project)
-        .ok_or_else(|| ApiError::unavailable("Flag definitions are not loaded yet; retry shortly."))
-}
-
-/// Recompiles the project's snapshot after a committed write. The write stands either way; a
-/// failed refresh is logged (the next successful one catches up).
-async fn refresh(state: &AppState, project: ProjectId) {
-    if let Err(e) = state.catalog.refresh(state.store.as_ref(), project).await {
-        tracing::error!(error = %e, project = %project, "snapshot refresh after a write failed");
-    }
-}
-
-/// Every non-deleted cohort of the project (static ones included).
-async fn all_cohorts(
-    state: &AppState,
-    project: ProjectId,
-) -> Result<Vec<vexil_store::Cohort>, ApiError> {
-    Ok(state
-        .store
-        .list_cohorts(project, Page::new(u32::MAX, 0))
-        .await?
-        .items)
-}
-
-/// Every non-deleted flag of the project.
-async fn all_flags(state: &AppState, project: ProjectId) -> Result<Vec<FeatureFlag>, ApiError> {
-    let query = FlagQuery {
-        page: Page::new(u32::MAX, 0),
-        ..FlagQuery::default()
-    };
-    Ok(state.store.list_flags(project, &query).await?.items)
+) -> impl FnOnce() -> std::future::Ready<ApiError> + Clone + Send + Sync + 'static {
+    crate::error::refuse(
+        allow,
+        format!("Method not allowed here (allowed: {allow})."),
+    )
 }

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, Uri};
 use serde_json::{json, Value};
 use vexil_store::Page;
 
-use super::request::Params;
+use crate::extract::Params;
 
 /// Largest page a client may ask for; a larger `limit` is clamped (the `next` link still walks
 /// the whole list).

@@ -9,10 +9,10 @@ use uuid::Uuid;
 use vexil_store::Person;
 
 use super::flag_view::timestamp;
-use super::request::{Params, RawId};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
-use crate::routes::json_response;
+use crate::extract::{Params, RawId};
+use crate::response::json_response;
 use crate::state::AppState;
 
 /// A person in PostHog's shape. `name` is the `email` or `name` property, else the first

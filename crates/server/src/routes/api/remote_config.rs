@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::extract::auth::{definitions_access, token_param};
-use crate::routes::json_response;
+use crate::response::json_response;
 use crate::state::AppState;
 
 /// The handler.

@@ -5,8 +5,8 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::request::Params;
-use crate::routes::json_response;
+use crate::extract::Params;
+use crate::response::json_response;
 
 /// The media type drf-spectacular serves the YAML document with.
 const YAML_TYPE: &str = "application/vnd.oai.openapi; charset=utf-8";

@@ -1,119 +1,19 @@
-//! Event capture (spec §10.4): `/batch/`, `/capture/`, `/e/`, `/i/v0/e/`, `/track/` and the AI
-//! events path `/i/v0/ai/batch/` (posthog-python's `capture_ai`, same batch body), each with and
-//! without the trailing slash; and capture v1 `/i/v1/analytics/events` (see [`super::capture_v1`]).
-//!
-//! A request is read as PostHog's capture reads it: the body goes through the one decoder (JSON,
-//! gzip by header, parameter or magic bytes, base64 and form `data=`), then
-//! [`vexil_wire::capture::parse`] (a batch, an array of events or one event; the token on the body
-//! or on the events). The token must name a loaded project, else 401 and nothing is stored. Each
-//! event becomes a [`NewEvent`] ([`new_event`]) and the whole request goes to the capture
-//! pipeline; `{"status": 1}` is answered only once its events are durable. A store failure is a
-//! 503 and nothing is acknowledged, so SDKs retry; retries are harmless because events are
-//! deduplicated by uuid.
-//!
-//! Choices, where PostHog leaves room:
-//! * One invalid event (no or empty distinct id, no name, a field of the wrong type) rejects the
-//!   request with a 400 naming it (`batch[3].distinct_id`), as PostHog's capture does; nothing of
-//!   the request is stored.
-//! * A missing or unparsable `uuid` gets a fresh v4 (PostHog rejects unparsable ones).
-//! * `GET` is handled like `POST`, as PostHog's capture does: the body is what counts, so a GET
-//!   without one is a 400. `OPTIONS` is answered by the CORS layer (every `OPTIONS`, preflight or
-//!   not); other methods get a JSON 405.
+//! Parsed capture bodies → stored events: project resolution by token, the event each parsed
+//! event becomes ([`new_event`]: uuid, clock-skew corrected timestamp, merged `$set`), and the
+//! hand-off to the capture pipeline, answered only once durable.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
-use axum::Router;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 use vexil_store::NewEvent;
 use vexil_wire::capture::{CaptureError, Event};
-use vexil_wire::request::FlagsQuery;
 
 use crate::error::ApiError;
-use crate::extract::body::decode_body;
-use crate::routes::{body_rejection, json_response};
 use crate::state::AppState;
-
-/// The capture paths PostHog serves, without their trailing slash.
-const PATHS: [&str; 6] = [
-    "/batch",
-    "/capture",
-    "/e",
-    "/i/v0/e",
-    "/i/v0/ai/batch",
-    "/track",
-];
-
-/// Methods a capture path answers.
-const ALLOW: &str = "GET, POST, OPTIONS";
 
 /// Events stamped further ahead than this (after clock-skew correction) are stamped "now", as
 /// PostHog's ingestion does with events from a client clock that is far off.
 const MAX_FUTURE: TimeDelta = TimeDelta::hours(23);
-
-/// Capture routes (merged into the main router).
-pub fn router() -> Router<AppState> {
-    let v1 = post(super::capture_v1::capture_v1)
-        .fallback(|| async { ApiError::method_not_allowed("Use POST to send events.") });
-    PATHS
-        .iter()
-        .fold(Router::new(), |router, path| {
-            router
-                .route(path, any(capture))
-                .route(&format!("{path}/"), any(capture))
-        })
-        .route("/i/v1/analytics/events", v1.clone())
-        .route("/i/v1/analytics/events/", v1)
-}
-
-/// Every capture path and method: decode → parse → resolve the project → store → `{"status": 1}`.
-pub async fn capture(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match method {
-        Method::POST | Method::GET => {}
-        // Only reached without the CORS layer, which answers every OPTIONS; PostHog's answer.
-        Method::OPTIONS => return acknowledged(),
-        _ => {
-            let mut response =
-                ApiError::method_not_allowed("Use POST to send events.").into_response();
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
-            return response;
-        }
-    }
-    match store_events(&state, &uri, &headers, body).await {
-        Ok(()) => acknowledged(),
-        Err(e) => e.into_response(),
-    }
-}
-
-/// PostHog's capture success body.
-fn acknowledged() -> Response {
-    json_response(StatusCode::OK, &json!({"status": 1}))
-}
-
-async fn store_events(
-    state: &AppState,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(), ApiError> {
-    let body = body.map_err(body_rejection)?;
-    let query = FlagsQuery::parse(uri.query().unwrap_or(""));
-    let decoded = decode_body(&state.decoder, headers, &query, &body)?;
-    store_batch(state, decoded, query.sent_at).await
-}
 
 /// Parses a decoded capture body, resolves its project and stores its events (durably) through
 /// the capture pipeline. `sent_at_ms` is posthog-js's `_` query parameter, used when the body
@@ -258,6 +158,7 @@ fn merge_object(properties: &mut Map<String, Value>, key: &str, top_level: Map<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn t(text: &str) -> DateTime<Utc> {
         parse_timestamp(text).unwrap()

@@ -2,7 +2,7 @@
 //! (`capture_mode="v1"`) and posthog-node (`POSTHOG_CAPTURE_MODE=v1`).
 //!
 //! Differences from `/batch/`, all absorbed here before the events take the same path as every
-//! other capture request ([`super::capture::store_batch`]):
+//! other capture request ([`super::events::store_batch`]):
 //! * the project token comes only as `Authorization: Bearer phc_…`;
 //! * the body is `{created_at, batch: [{event, uuid, distinct_id, timestamp, options,
 //!   properties, session_id?, window_id?}], historical_migration?}`, optionally compressed with
@@ -20,13 +20,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use crate::error::ApiError;
 use vexil_wire::request::FlagsQuery;
 
+use super::events::store_batch;
+use crate::error::ApiError;
 use crate::extract::auth::bearer;
-use crate::extract::body::decode_body;
-use crate::routes::capture::store_batch;
-use crate::routes::{body_rejection, json_response};
+use crate::extract::body::{body_rejection, decode_body};
+use crate::response::json_response;
 use crate::state::AppState;
 
 /// `options` keys and the properties they stand for.

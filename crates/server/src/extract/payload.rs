@@ -1,15 +1,15 @@
-//! Request plumbing of the management API: the authenticated write request (JSON or multipart
-//! body), path ids, query parameters and typed access to body fields with errors naming the
-//! field (`attr`).
+//! The management API's write request (JSON or multipart body, authenticated) and typed access
+//! to its fields, with errors naming the field (`attr`).
 
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, Multipart, RawPathParams, Request};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use serde_json::{Map, Value};
 
+use super::auth::{bearer, ManagedProject};
+use super::params::query_pairs;
 use crate::error::ApiError;
-use crate::extract::auth::{bearer, ManagedProject};
 use crate::state::AppState;
 
 /// A write request: the caller's project and the body's fields.
@@ -131,77 +131,8 @@ async fn read_form(mut form: Multipart) -> Result<(Map<String, Value>, Option<By
     Ok((fields, csv))
 }
 
-/// The `{id}` of an item path, as text.
-#[derive(Debug, Clone)]
-pub struct RawId(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for RawId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("Object"))?;
-        params
-            .iter()
-            .find(|(name, _)| *name == "id")
-            .map(|(_, value)| RawId(value.to_owned()))
-            .ok_or_else(|| ApiError::not_found("Object"))
-    }
-}
-
-/// The numeric `{id}` of an item path. Anything else is a 404 (as for an unknown id).
-#[derive(Debug, Clone, Copy)]
-pub struct ItemId(pub i64);
-
-impl<S: Send + Sync> FromRequestParts<S> for ItemId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let RawId(raw) = RawId::from_request_parts(parts, state).await?;
-        raw.parse::<i64>()
-            .map(ItemId)
-            .map_err(|_| ApiError::not_found("Object"))
-    }
-}
-
-/// The query string's parameters, in order.
-#[derive(Debug, Clone, Default)]
-pub struct Params(pub Vec<(String, String)>);
-
-impl Params {
-    /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The first non-blank value of `name`.
-    pub fn non_empty(&self, name: &str) -> Option<&str> {
-        self.get(name).map(str::trim).filter(|v| !v.is_empty())
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Params(
-            query_pairs(parts.uri.query())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
-    }
-}
-
-fn query_pairs(query: Option<&str>) -> form_urlencoded::Parse<'_> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
-}
-
 /// JSON's name for a value's type, for error messages.
-pub fn json_type(v: &Value) -> &'static str {
+fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

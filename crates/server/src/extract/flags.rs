@@ -1,0 +1,121 @@
+//! `/flags` and `/decide` as typed input (spec §1.2–§1.4): the endpoint and response shape the
+//! query asks for, the request id, the runtime the headers suggest, and — for a POST — the
+//! decoded body as a [`FlagsRequest`] with its project resolved from the token.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Uri};
+use vexil_wire::request::{
+    EffectiveQuery, EvaluationRuntime, FlagsQuery, FlagsRequest, ResponseShape, RuntimeHints,
+};
+
+use super::body::{decode_body, headers_and_bytes};
+use crate::error::ApiError;
+use crate::snapshot::ProjectSnapshot;
+use crate::state::AppState;
+
+/// What every `/flags` or `/decide` request says about its answer, whatever its method.
+#[derive(Debug, Clone)]
+pub struct FlagsEndpoint {
+    /// The query string.
+    pub query: FlagsQuery,
+    /// `v` and `config` after PostHog's defaulting rule.
+    pub effective: EffectiveQuery,
+    /// The response shape.
+    pub shape: ResponseShape,
+    /// A valid UUID from `X-Request-Id`, else a new v4.
+    pub request_id: String,
+    /// The runtime detected from `User-Agent` and browser headers; `None` when unknown.
+    pub detected_runtime: Option<EvaluationRuntime>,
+}
+
+impl FlagsEndpoint {
+    fn new(uri: &Uri, headers: &HeaderMap) -> Self {
+        // The `/decide` path, or PostHog Cloud's ingress header on it.
+        let from_decide = uri.path().starts_with("/decide")
+            || headers
+                .get("x-original-endpoint")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"decide"));
+        let query = FlagsQuery::parse(uri.query().unwrap_or(""));
+        let effective = query.effective(from_decide);
+        FlagsEndpoint {
+            shape: ResponseShape::for_version(from_decide, effective.version),
+            effective,
+            query,
+            request_id: request_id(headers),
+            detected_runtime: EvaluationRuntime::detect(&runtime_hints(headers)),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for FlagsEndpoint {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(FlagsEndpoint::new(&parts.uri, &parts.headers))
+    }
+}
+
+/// A `/flags` or `/decide` POST: the endpoint, the decoded request and its project.
+///
+/// Rejections, in PostHog's order: an unreadable body (413/400), an undecodable one (400), a
+/// known field of the wrong type (400), no token (401), an unknown token (401).
+#[derive(Debug)]
+pub struct FlagsCall {
+    /// What the request says about its answer.
+    pub endpoint: FlagsEndpoint,
+    /// The body, aliases resolved and the group-key rule applied.
+    pub request: FlagsRequest,
+    /// The project the token names.
+    pub snapshot: Arc<ProjectSnapshot>,
+}
+
+impl FromRequest<AppState> for FlagsCall {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let endpoint = FlagsEndpoint::new(req.uri(), req.headers());
+        let (headers, bytes) = headers_and_bytes(req, state).await?;
+        let decoded = decode_body(&state.decoder, &headers, &endpoint.query, &bytes)?;
+        let request = FlagsRequest::from_json(decoded)
+            .map_err(|e| ApiError::invalid(format!("Invalid request: {e}.")))?;
+        let token = request.token().ok_or_else(|| {
+            ApiError::not_authenticated(
+                "No API token provided. Please include a valid API token in your request.",
+            )
+        })?;
+        let snapshot = state.catalog.by_token(token).ok_or_else(|| {
+            ApiError::authentication_failed(
+                "The provided API key is invalid or has expired. Please check your API key and try again.",
+            )
+        })?;
+        Ok(FlagsCall {
+            endpoint,
+            request,
+            snapshot,
+        })
+    }
+}
+
+fn runtime_hints(headers: &HeaderMap) -> RuntimeHints<'_> {
+    RuntimeHints {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        has_browser_headers: ["origin", "referer", "sec-fetch-mode", "sec-fetch-site"]
+            .iter()
+            .any(|h| headers.contains_key(*h)),
+    }
+}
+
+/// The request id: a valid UUID from `X-Request-Id`, else a new v4.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| uuid::Uuid::parse_str(v).ok())
+        .unwrap_or_else(uuid::Uuid::new_v4)
+        .to_string()
+}
