@@ -1,15 +1,38 @@
 #!/usr/bin/env bash
-# Load benchmark of a release build: /flags?v=2 with a 50-flag project and a realistic body,
-# next to a bare hyper "hello world" (the ceiling) measured the same way; resident memory idle
-# and under load with 1,000 flags; /flags/definitions fresh and 304.
-# Usage: bench/load.sh [duration-seconds]   (needs wrk: apt-get install wrk)
+# Load benchmark of a release build, server and load generator each pinned to its own core:
+#
+#   1. /flags?v=2 with a 50-flag project and a realistic body (fresh distinct id per request),
+#      side by side in the same run with a bare hyper server (the ceiling) answering the same
+#      POST with an 11-byte body and with a body the size of Vexil's response; ROUNDS rounds,
+#      interleaved, so that noise from other work on the machine hits all three alike;
+#   2. (unless FLAGS_ONLY=1) capture, resident memory and /flags with 1,000 flags, and
+#      /flags/definitions fresh and 304.
+#
+# Usage: bench/load.sh [duration-seconds] [rounds]
+#   SERVER_CPU / CLIENT_CPU  cores for the server and for wrk (default 0 and 1)
+#   FLAGS_ONLY=1             only part 1
+#   PROFILE=1                also `perf record` Vexil during one extra /flags run (perf.data in
+#                            target/load-profile/, summary printed)
+#   VEXIL_BIN=path           measure this vexil binary instead of building one (e.g. an older
+#                            build, for before/after in the same conditions)
+# Needs wrk (apt-get install wrk) and taskset (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration=${1:-20}
-threads=2
+duration=${1:-15}
+rounds=${2:-3}
+server_cpu=${SERVER_CPU:-0}
+client_cpu=${CLIENT_CPU:-1}
 conns=64
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
-cargo build --release -q -p vexil -p vexil-bench --example ceiling
+command -v taskset >/dev/null || { echo "taskset is required (util-linux)"; exit 1; }
+if [ -n "${VEXIL_BIN:-}" ]; then
+  cargo build --release -q -p vexil-bench --example ceiling
+  vexil=$VEXIL_BIN
+else
+  cargo build --release -q -p vexil -p vexil-bench --example ceiling
+  vexil=./target/release/vexil
+fi
+ceiling=./target/release/examples/ceiling
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
@@ -18,62 +41,87 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1"; exit 1; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+load() { taskset -c "$client_cpu" wrk -t1 -c$conns "$@"; }
 summary() { # wrk output → "req/s p50 p99"
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s req/s, p50 %s, p99 %s\n", rps, p50, p99}'
 }
+rps() { awk '/Requests\/sec/ {print $2}'; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 start_vexil() { # $1 = data dir
   port=$(free_port)
-  ./target/release/vexil serve --addr "127.0.0.1:$port" --data-dir "$1" >"$1.log" 2>&1 &
+  taskset -c "$server_cpu" "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$1" >"$1.log" 2>&1 &
   pids+=($!); vexil_pid=$!
   host="http://127.0.0.1:$port"
   wait_ready "$host/_readiness"
 }
 
+start_ceiling() { # $1 = response bytes (empty: "hello world") → sets ceiling_url
+  local p; p=$(free_port)
+  taskset -c "$server_cpu" "$ceiling" "127.0.0.1:$p" ${1:+"$1"} &
+  pids+=($!)
+  ceiling_url="http://127.0.0.1:$p"
+  wait_ready "$ceiling_url/"
+}
+
 project() { # $1 = data dir → exports VEXIL_TOKEN VEXIL_SECRET PHX
-  local keys; keys=$(./target/release/vexil project create --name bench --json --data-dir "$1")
+  local keys; keys=$("$vexil" project create --name bench --json --data-dir "$1")
   export VEXIL_TOKEN=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_token"])' "$keys")
   export VEXIL_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_api_key"])' "$keys")
   PHX=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["personal_api_key"])' "$keys")
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
-echo "wrk: -t$threads -c$conns -d${duration}s --latency"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%FT%TZ)"
+echo "vexil: $vexil ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "servers pinned to cpu $server_cpu, wrk to cpu $client_cpu; wrk -t1 -c$conns -d${duration}s, $rounds rounds"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# 1. The ceiling: bare hyper hello world.
-cport=$(free_port)
-./target/release/examples/ceiling "127.0.0.1:$cport" &
-pids+=($!)
-wait_ready "http://127.0.0.1:$cport/"
-echo -n "ceiling (hyper hello world, GET):        "
-wrk -t$threads -c$conns -d${duration}s --latency "http://127.0.0.1:$cport/" | summary
-echo -n "ceiling (hyper hello world, POST body):  "
-VEXIL_TOKEN=x wrk -t$threads -c$conns -d${duration}s --latency -s bench/flags.lua "http://127.0.0.1:$cport/" | summary
-
-# 2. /flags with 50 flags.
+# 1. /flags with 50 flags next to the two ceilings.
 mkdir -p "$tmp/d50"; project "$tmp/d50"; start_vexil "$tmp/d50"
 python3 bench/seed.py "$host" "$PHX" 50 >/dev/null
 sleep 0.5
-echo -n "vexil /flags?v=2, 50 flags, realistic body: "
-wrk -t$threads -c$conns -d${duration}s --latency -s bench/flags.lua "$host" | summary
-resp_bytes=$(curl -s -XPOST "$host/flags/?v=2" -H 'content-type: application/json' -d "{\"token\":\"$VEXIL_TOKEN\",\"distinct_id\":\"u\",\"person_properties\":{\"email\":\"u@example.com\",\"plan\":\"pro\",\"country\":\"US\",\"age\":34,\"\$app_version\":\"3.4.1\",\"signup_date\":\"2025-06-01\"}}" | wc -c)
-cport2=$(free_port)
-./target/release/examples/ceiling "127.0.0.1:$cport2" "$resp_bytes" &
-pids+=($!)
-wait_ready "http://127.0.0.1:$cport2/"
-echo -n "ceiling with a ${resp_bytes}-byte response (same size as vexil's): "
-VEXIL_TOKEN=x wrk -t$threads -c$conns -d${duration}s --latency -s bench/flags.lua "http://127.0.0.1:$cport2/" | summary
+resp_bytes=$(curl -s -XPOST "$host/flags/?v=2" -H 'content-type: application/json' -d "{\"token\":\"$VEXIL_TOKEN\",\"distinct_id\":\"u\",\"groups\":{\"company\":\"acme-1\"},\"person_properties\":{\"email\":\"u@example.com\",\"plan\":\"pro\",\"country\":\"US\",\"age\":34,\"\$app_version\":\"3.4.1\",\"\$browser\":\"Chrome\",\"utm_source\":\"newsletter\",\"signup_date\":\"2025-06-01\",\"beta_opt_in\":true,\"seats\":12},\"group_properties\":{\"company\":{\"seats\":42,\"industry\":\"saas\"}},\"geoip_disable\":true}" | wc -c)
+start_ceiling ""; tiny_url=$ceiling_url
+start_ceiling "$resp_bytes"; same_url=$ceiling_url
+# Warm-up, not reported.
+load -d2s -s bench/flags.lua "$host" >/dev/null
+: >"$tmp/tiny"; : >"$tmp/same"; : >"$tmp/vexil"
+for r in $(seq "$rounds"); do
+  t=$(VEXIL_TOKEN=x load -d${duration}s --latency -s bench/flags.lua "$tiny_url/" | tee "$tmp/w" | rps)
+  echo "$t" >>"$tmp/tiny"; echo -n "round $r: ceiling 11 B: $(summary <"$tmp/w")"
+  s=$(VEXIL_TOKEN=x load -d${duration}s --latency -s bench/flags.lua "$same_url/" | tee "$tmp/w" | rps)
+  echo "$s" >>"$tmp/same"; echo -n " | ceiling ${resp_bytes} B: $(summary <"$tmp/w")"
+  v=$(load -d${duration}s --latency -s bench/flags.lua "$host" | tee "$tmp/w" | rps)
+  echo "$v" >>"$tmp/vexil"; echo " | vexil /flags?v=2: $(summary <"$tmp/w")"
+  awk -v v="$v" -v t="$t" -v s="$s" 'BEGIN {printf "round %d ratios: vexil / 11-byte ceiling %.1f%%, vexil / same-size ceiling %.1f%%\n", '"$r"', 100*v/t, 100*v/s}'
+done
+mt=$(median <"$tmp/tiny"); ms=$(median <"$tmp/same"); mv=$(median <"$tmp/vexil")
+echo "median req/s: ceiling 11 B $mt, ceiling $resp_bytes B $ms, vexil /flags?v=2 (50 flags) $mv"
+awk -v v="$mv" -v t="$mt" -v s="$ms" 'BEGIN {printf "median ratios: vexil / 11-byte ceiling %.1f%%, vexil / same-size ceiling %.1f%%\n", 100*v/t, 100*v/s}'
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+if [ "${PROFILE:-0}" = 1 ]; then
+  out=target/load-profile; mkdir -p "$out"
+  perf record -F 999 -g --call-graph dwarf,16384 -p "$vexil_pid" -o "$out/perf.data" -- sleep "$duration" 2>/dev/null &
+  perf_pid=$!
+  load -d${duration}s -s bench/flags.lua "$host" >/dev/null
+  wait $perf_pid || true
+  echo "profile: $out/perf.data (perf report -i $out/perf.data --no-children)"
+  perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -40
+fi
+
+[ "${FLAGS_ONLY:-0}" = 1 ] && exit 0
+
+# 2. Capture, memory, 1,000 flags, definitions.
 echo -n "vexil /batch/ capture, 10 events per request (durable ack): "
-wrk -t$threads -c$conns -d${duration}s --latency -s bench/capture.lua "$host" | summary
+load -d${duration}s --latency -s bench/capture.lua "$host" | summary
 
-# 3. 1,000 flags: memory idle and under load, definitions fresh and 304.
 mkdir -p "$tmp/d1000"; project "$tmp/d1000"
 kill "$vexil_pid"; start_vexil "$tmp/d1000"
 python3 bench/seed.py "$host" "$PHX" 1000 >/dev/null
 sleep 0.5
 echo "vexil RSS idle with 1,000 flags: $(( $(rss_kb "$vexil_pid") / 1024 )) MiB"
-wrk -t$threads -c$conns -d${duration}s --latency -s bench/flags.lua "$host" >"$tmp/w1000" &
+load -d${duration}s --latency -s bench/flags.lua "$host" >"$tmp/w1000" &
 wpid=$!
 sleep $(( duration / 2 ))
 echo "vexil RSS under /flags load with 1,000 flags: $(( $(rss_kb "$vexil_pid") / 1024 )) MiB"
@@ -82,6 +130,6 @@ echo -n "vexil /flags?v=2, 1,000 flags: "; summary <"$tmp/w1000"
 etag=$(curl -si "$host/flags/definitions?token=$VEXIL_TOKEN" -H "Authorization: Bearer $VEXIL_SECRET" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
 size=$(curl -s "$host/flags/definitions?token=$VEXIL_TOKEN" -H "Authorization: Bearer $VEXIL_SECRET" | wc -c)
 echo -n "definitions fresh (200, $((size / 1024)) KiB, 1,000 flags): "
-VEXIL_ETAG= wrk -t$threads -c16 -d$(( duration / 2 ))s --latency -s bench/definitions.lua "$host" | summary
+VEXIL_ETAG= load -d$(( duration / 2 ))s --latency -s bench/definitions.lua "$host" | summary
 echo -n "definitions unchanged (304):                       "
-VEXIL_ETAG="$etag" wrk -t$threads -c16 -d$(( duration / 2 ))s --latency -s bench/definitions.lua "$host" | summary
+VEXIL_ETAG="$etag" load -d$(( duration / 2 ))s --latency -s bench/definitions.lua "$host" | summary
