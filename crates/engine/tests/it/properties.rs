@@ -1,9 +1,10 @@
 //! Property tests: arbitrary definitions and contexts never panic, evaluation is deterministic,
-//! and rollouts are monotonic.
+//! rollouts are monotonic, and whatever the write rules accept compiles without a defect.
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use vexil_engine::{evaluate, CompiledProject, Context, Definitions};
+use vexil_engine::rules::{check_cohort, check_flag, FlagWrite, Stored};
+use vexil_engine::{evaluate, CompiledProject, Context, Definitions, FlagDefinition};
 
 use crate::support::{now, project};
 
@@ -131,6 +132,45 @@ fn flag_def() -> impl Strategy<Value = Value> {
         })
 }
 
+/// Flags near the edge of what the write rules accept (person, cohort and flag filters over
+/// small id ranges, percentages around 0..=100, variants summing to 100 or not).
+fn plausible_flag() -> impl Strategy<Value = Value> {
+    let property = (
+        prop::sample::select(vec!["person", "person", "cohort", "flag"]),
+        prop::option::of(prop::sample::select(OPERATORS.to_vec())),
+        prop::sample::select(vec!["email", "age", "1", "2", "id", ""]),
+        json_leaf(),
+    )
+        .prop_map(|(kind, op, key, value)| json!({"type": kind, "operator": op, "key": key, "value": value}));
+    let group = (
+        prop::collection::vec(property, 0..3),
+        prop::option::of(0.0f64..=100.0),
+        prop::option::of(prop::sample::select(vec!["a", "b", "zz"])),
+    )
+        .prop_map(|(props, rollout, variant)| {
+            json!({"properties": props, "rollout_percentage": rollout, "variant": variant})
+        });
+    (
+        1i64..6,
+        prop::collection::vec(group, 1..3),
+        prop::option::of(prop::sample::select(vec![0.0, 30.0, 50.0, 100.0, 120.0])),
+        any::<bool>(),
+    )
+        .prop_map(|(id, mut groups, split, active)| {
+            let mut filters = json!({});
+            match split {
+                Some(a) => {
+                    filters["multivariate"] = json!({"variants": [
+                        {"key": "a", "rollout_percentage": a},
+                        {"key": "b", "rollout_percentage": 100.0 - a}]});
+                }
+                None => groups.iter_mut().for_each(|g| g["variant"] = Value::Null),
+            }
+            filters["groups"] = json!(groups);
+            json!({"id": id, "key": format!("flag-{id}"), "active": active, "filters": filters})
+        })
+}
+
 fn definitions() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(flag_def(), 0..6),
@@ -202,6 +242,34 @@ proptest! {
             let project = CompiledProject::compile(&defs);
             let _ = evaluate(&project, &Context::new("u", now()));
         }
+    }
+
+    #[test]
+    fn accepted_writes_compile_without_defects(
+        candidate in plausible_flag(),
+        others in prop::collection::vec(plausible_flag(), 0..4),
+        cohorts in prop::collection::hash_set(0i64..4, 0..3),
+        raw in json_value(),
+    ) {
+        let candidate: FlagDefinition = serde_json::from_value(candidate).unwrap();
+        let others: Vec<FlagDefinition> = others
+            .into_iter()
+            .map(|f| serde_json::from_value(f).unwrap())
+            .filter(|f: &FlagDefinition| f.id != candidate.id)
+            .collect();
+        let stored = Stored { flags: &others, cohorts: &cohorts };
+        let accepted = check_flag(&FlagWrite::create(&candidate), &stored).is_ok();
+        let mut defs = Definitions { flags: others.clone(), ..Definitions::default() };
+        defs.flags.push(candidate.clone());
+        let project = CompiledProject::compile(&defs);
+        if accepted {
+            let compiled = project.flag(&candidate.key);
+            prop_assert!(compiled.is_none_or(|f| f.defect().is_none()), "{:?}", compiled.and_then(|f| f.defect()));
+        }
+        // Arbitrary JSON as filters or as a cohort never panics the rules.
+        let junk = FlagDefinition { filters: raw.clone(), ..candidate };
+        let _ = check_flag(&FlagWrite::create(&junk), &stored);
+        let _ = check_cohort(&json!({"properties": raw}), Some(1), &[]);
     }
 
     #[test]
