@@ -32,6 +32,10 @@ pub enum StoreError {
         /// One human sentence.
         message: String,
     },
+    /// A caller's check refused a write (see [`crate::FlagCheck`]); nothing was written. The
+    /// caller gets back its own error to downcast.
+    #[error("write refused: {0}")]
+    Rejected(Box<dyn std::error::Error + Send + Sync>),
     /// `connect` was given a URL whose scheme no backend handles.
     #[error("unsupported database URL {0:?} (expected sqlite://PATH or sqlite::memory:)")]
     UnsupportedUrl(String),

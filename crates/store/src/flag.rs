@@ -142,6 +142,20 @@ impl NewFlag {
     }
 }
 
+/// A check run inside a flag write's transaction, after the stored row is read and the change
+/// applied, before anything is written: `(stored row, row to write)`, the stored row being
+/// `None` on create (where the new row's `id` is still 0). An error aborts the write and is
+/// returned as is; wrap the caller's own errors in [`StoreError::Rejected`].
+///
+/// Writes are serialised per database, so what the check sees stays true until the commit.
+pub type FlagCheck<'a> =
+    dyn Fn(Option<&FeatureFlag>, &FeatureFlag) -> Result<()> + Send + Sync + 'a;
+
+/// A [`FlagCheck`] accepting every write.
+pub fn accept_any(_: Option<&FeatureFlag>, _: &FeatureFlag) -> Result<()> {
+    Ok(())
+}
+
 /// A partial update: `None` fields are left as stored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlagUpdate {

@@ -51,8 +51,8 @@ pub use error::{Result, StoreError};
 pub use evaluation::EvalInputs;
 pub use event::{NewEvent, FEATURE_FLAG_CALLED};
 pub use flag::{
-    validate_key, ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagQuery,
-    FlagUpdate, NewFlag, MAX_FLAG_KEY_LEN,
+    accept_any, validate_key, ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag,
+    FlagCheck, FlagQuery, FlagUpdate, NewFlag, MAX_FLAG_KEY_LEN,
 };
 pub use group::Group;
 pub use keys::{hash_key, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use vexil_engine::Definitions;
 
 use crate::{
-    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagQuery,
-    FlagUpdate, Group, GroupType, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person,
-    PersonUpdate, Project, ProjectId, Properties, Result,
+    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagCheck,
+    FlagQuery, FlagUpdate, Group, GroupType, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page,
+    Person, PersonUpdate, Project, ProjectId, Properties, Result,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -55,9 +55,33 @@ pub trait Store: Send + Sync {
 
     // ---- feature flags ----
 
-    /// Creates a flag at version 1 and logs `created`. A key held by a non-deleted flag is
+    /// Creates a flag at version 1 and logs `created`, in one transaction that first runs
+    /// `check` on the new row. A key held by a non-deleted flag is
     /// [`crate::StoreError::Duplicate`]; a soft-deleted flag's key may be reused.
-    async fn create_flag(&self, project: ProjectId, flag: &NewFlag) -> Result<FeatureFlag>;
+    async fn create_flag_checked(
+        &self,
+        project: ProjectId,
+        flag: &NewFlag,
+        check: &FlagCheck<'_>,
+    ) -> Result<FeatureFlag>;
+
+    /// Reads the flag, applies `update`, runs `check` on (stored, updated), writes the row with
+    /// the version bumped and logs the change — one transaction, so concurrent writers queue
+    /// and none loses a bump or needs a retry. Returns the written row.
+    async fn update_flag_checked(
+        &self,
+        project: ProjectId,
+        id: i64,
+        update: &FlagUpdate,
+        actor: Option<&str>,
+        check: &FlagCheck<'_>,
+    ) -> Result<FeatureFlag>;
+
+    /// [`Store::create_flag_checked`] without a check.
+    async fn create_flag(&self, project: ProjectId, flag: &NewFlag) -> Result<FeatureFlag> {
+        self.create_flag_checked(project, flag, &crate::accept_any)
+            .await
+    }
 
     /// Applies `update`, bumps the version and logs the change, atomically. With
     /// `expected_version`, a different stored version is [`crate::StoreError::Conflict`] and
@@ -69,7 +93,19 @@ pub trait Store: Send + Sync {
         update: &FlagUpdate,
         expected_version: Option<i64>,
         actor: Option<&str>,
-    ) -> Result<FeatureFlag>;
+    ) -> Result<FeatureFlag> {
+        let check =
+            move |before: Option<&FeatureFlag>, _: &FeatureFlag| match (before, expected_version) {
+                (Some(before), Some(expected)) if before.version != expected => {
+                    Err(crate::StoreError::Conflict {
+                        current_version: before.version,
+                    })
+                }
+                _ => Ok(()),
+            };
+        self.update_flag_checked(project, id, update, actor, &check)
+            .await
+    }
 
     /// Soft-deletes a flag (an update setting `deleted`, logged as `deleted`).
     async fn delete_flag(

@@ -11,8 +11,8 @@ use super::{
 };
 use crate::flag::snapshot;
 use crate::{
-    ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagQuery, FlagUpdate, Listing,
-    NewFlag, Page, ProjectId, Result, StoreError,
+    ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
+    FlagUpdate, Listing, NewFlag, Page, ProjectId, Result, StoreError,
 };
 
 const COLUMNS: &str = "id, project_id, key, name, filters, active, deleted, \
@@ -62,10 +62,16 @@ fn write_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-pub(super) async fn create(db: &Db, project: ProjectId, new: &NewFlag) -> Result<FeatureFlag> {
+pub(super) async fn create(
+    db: &Db,
+    project: ProjectId,
+    new: &NewFlag,
+    check: &FlagCheck<'_>,
+) -> Result<FeatureFlag> {
     new.validate()?;
-    let mut flag = new.to_flag(project, crate::now());
     let mut tx = db.write().await?;
+    let mut flag = new.to_flag(project, crate::now());
+    check(None, &flag)?;
     flag.id = sqlx::query_scalar(
         "INSERT INTO feature_flags (project_id, key, name, filters, active, deleted,
              ensure_experience_continuity, version, evaluation_runtime, evaluation_tags, tags,
@@ -110,29 +116,23 @@ pub(super) async fn update(
     project: ProjectId,
     id: i64,
     update: &FlagUpdate,
-    expected_version: Option<i64>,
     actor: Option<&str>,
+    check: &FlagCheck<'_>,
 ) -> Result<FeatureFlag> {
+    // `BEGIN IMMEDIATE` on the one writer connection: from the read below to the commit no
+    // other write can interleave, so the check and the version bump see the latest row.
     let mut tx = db.write().await?;
     let before = get(&mut tx, project, id)
         .await?
         .ok_or(StoreError::NotFound { entity: "flag" })?;
-    let expected = expected_version.unwrap_or(before.version);
-    if expected != before.version {
-        return Err(StoreError::Conflict {
-            current_version: before.version,
-        });
-    }
     let after = update.apply(&before, crate::now(), actor)?;
-    // The version condition makes the write itself the concurrency check, whatever the
-    // isolation level of the backend.
-    let written = sqlx::query(
+    check(Some(&before), &after)?;
+    sqlx::query(
         "UPDATE feature_flags SET key = ?, name = ?, filters = ?, active = ?, deleted = ?,
              ensure_experience_continuity = ?, evaluation_runtime = ?, evaluation_tags = ?,
              tags = ?, bucketing_identifier = ?, is_remote_configuration = ?,
-             has_encrypted_payloads = ?, last_modified_by = ?, updated_at = ?,
-             version = version + 1
-         WHERE id = ? AND project_id = ? AND version = ?",
+             has_encrypted_payloads = ?, last_modified_by = ?, updated_at = ?, version = ?
+         WHERE id = ? AND project_id = ?",
     )
     .bind(&after.key)
     .bind(&after.name)
@@ -148,21 +148,12 @@ pub(super) async fn update(
     .bind(after.has_encrypted_payloads)
     .bind(&after.last_modified_by)
     .bind(micros(after.updated_at))
+    .bind(after.version)
     .bind(id)
     .bind(project.0)
-    .bind(expected)
     .execute(&mut *tx)
     .await
     .map_err(write_error)?;
-    if written.rows_affected() == 0 {
-        let current: i64 = sqlx::query_scalar("SELECT version FROM feature_flags WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        return Err(StoreError::Conflict {
-            current_version: current,
-        });
-    }
     log(
         &mut tx,
         ActivityAction::of_update(&before, &after),

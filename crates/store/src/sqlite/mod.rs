@@ -32,9 +32,9 @@ use uuid::Uuid;
 use vexil_engine::Definitions;
 
 use crate::{
-    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagQuery,
-    FlagUpdate, Group, GroupType, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person,
-    PersonUpdate, Project, ProjectId, Properties, Result, Store, StoreError,
+    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagCheck,
+    FlagQuery, FlagUpdate, Group, GroupType, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page,
+    Person, PersonUpdate, Project, ProjectId, Properties, Result, Store, StoreError,
 };
 
 /// How long a statement waits for a lock held by another connection or process.
@@ -210,19 +210,24 @@ impl Store for SqliteStore {
         projects::group_types(&mut conn, project).await
     }
 
-    async fn create_flag(&self, project: ProjectId, flag: &NewFlag) -> Result<FeatureFlag> {
-        flags::create(&self.db, project, flag).await
+    async fn create_flag_checked(
+        &self,
+        project: ProjectId,
+        flag: &NewFlag,
+        check: &FlagCheck<'_>,
+    ) -> Result<FeatureFlag> {
+        flags::create(&self.db, project, flag, check).await
     }
 
-    async fn update_flag(
+    async fn update_flag_checked(
         &self,
         project: ProjectId,
         id: i64,
         update: &FlagUpdate,
-        expected_version: Option<i64>,
         actor: Option<&str>,
+        check: &FlagCheck<'_>,
     ) -> Result<FeatureFlag> {
-        flags::update(&self.db, project, id, update, expected_version, actor).await
+        flags::update(&self.db, project, id, update, actor, check).await
     }
 
     async fn get_flag(&self, project: ProjectId, id: i64) -> Result<Option<FeatureFlag>> {

@@ -97,3 +97,48 @@ pub async fn concurrent_group_type_creation_agrees(db: &mut TestDb) {
     let types = db.store.group_types(p).await.unwrap();
     assert_eq!(types.len(), 2);
 }
+
+/// Checked updates run one at a time: each check sees the row the previous one wrote, so a
+/// check comparing versions never sees the same stored version twice.
+pub async fn checked_updates_are_serialised(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let flag = db
+        .store
+        .create_flag(p, &NewFlag::new("beta", everyone()))
+        .await
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let s: Arc<dyn Store> = db.store.clone();
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let update = FlagUpdate {
+                    name: Some(format!("writer {i}")),
+                    ..FlagUpdate::default()
+                };
+                let check = move |before: Option<&vexil_store::FeatureFlag>,
+                                  after: &vexil_store::FeatureFlag| {
+                    let before = before.map_or(0, |b| b.version);
+                    seen.lock().unwrap().push((before, after.version));
+                    Ok(())
+                };
+                s.update_flag_checked(p, flag.id, &update, None, &check)
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let expected: Vec<(i64, i64)> = (1..=WRITERS as i64).map(|v| (v, v + 1)).collect();
+    assert_eq!(seen, expected, "every check saw the previous writer's row");
+    let log = db
+        .store
+        .flag_activity(p, Some(flag.id), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(log.total, 1 + WRITERS as u64);
+}

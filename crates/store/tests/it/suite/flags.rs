@@ -3,8 +3,8 @@
 use serde_json::json;
 use vexil_engine::{evaluate, CompiledProject, Context, FlagValue};
 use vexil_store::{
-    ActivityAction, EvaluationRuntime, FlagQuery, FlagUpdate, NewCohort, NewFlag, Page, ProjectId,
-    StoreError,
+    ActivityAction, EvaluationRuntime, FeatureFlag, FlagQuery, FlagUpdate, NewCohort, NewFlag,
+    Page, ProjectId, StoreError,
 };
 
 use super::{everyone, props, TestDb};
@@ -549,4 +549,83 @@ pub async fn definitions_shape(db: &mut TestDb) {
     ctx.static_cohorts = Some(&statics);
     let result = evaluate(&compiled, &ctx);
     assert_eq!(result.get("beta").unwrap().value, FlagValue::True);
+}
+
+pub async fn checked_writes_see_before_and_after(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let check = |before: Option<&FeatureFlag>, after: &FeatureFlag| {
+        seen.lock()
+            .unwrap()
+            .push((before.map(|b| (b.id, b.version)), after.id, after.version));
+        Ok(())
+    };
+    let flag = db
+        .store
+        .create_flag_checked(p, &NewFlag::new("beta", everyone()), &check)
+        .await
+        .unwrap();
+    let update = FlagUpdate {
+        name: Some("renamed".into()),
+        ..FlagUpdate::default()
+    };
+    let after = db
+        .store
+        .update_flag_checked(p, flag.id, &update, Some("bob"), &check)
+        .await
+        .unwrap();
+    assert_eq!(after.version, 2);
+    assert_eq!(after.name, "renamed");
+    assert_eq!(after.last_modified_by.as_deref(), Some("bob"));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(None, 0, 1), (Some((flag.id, 1)), flag.id, 2)],
+        "create sees the new row before its id is assigned; update sees stored and updated"
+    );
+    let stored = db.store.get_flag(p, flag.id).await.unwrap().unwrap();
+    assert_eq!(stored, after, "the returned row is the stored one");
+}
+
+pub async fn rejected_writes_change_nothing(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    #[derive(Debug)]
+    struct No;
+    impl std::fmt::Display for No {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("no")
+        }
+    }
+    impl std::error::Error for No {}
+    let refuse = |_: Option<&FeatureFlag>, _: &FeatureFlag| Err(StoreError::Rejected(Box::new(No)));
+    let refused = db
+        .store
+        .create_flag_checked(p, &NewFlag::new("beta", everyone()), &refuse)
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Rejected(e)) if e.is::<No>()),
+        "{refused:?}"
+    );
+    assert!(db.store.get_flag_by_key(p, "beta").await.unwrap().is_none());
+
+    let flag = db
+        .store
+        .create_flag(p, &NewFlag::new("beta", everyone()))
+        .await
+        .unwrap();
+    let update = FlagUpdate {
+        active: Some(false),
+        ..FlagUpdate::default()
+    };
+    let refused = db
+        .store
+        .update_flag_checked(p, flag.id, &update, None, &refuse)
+        .await;
+    assert!(matches!(refused, Err(StoreError::Rejected(_))));
+    assert_eq!(db.store.get_flag(p, flag.id).await.unwrap().unwrap(), flag);
+    let log = db
+        .store
+        .flag_activity(p, Some(flag.id), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(log.total, 1, "only the creation is logged");
 }

@@ -91,6 +91,8 @@ macro_rules! store_suite {
                 activity_log_records_every_change,
                 list_pages_and_searches,
                 definitions_shape,
+                checked_writes_see_before_and_after,
+                rejected_writes_change_nothing,
             ],
             cohorts: [
                 cohort_crud_with_versions,
@@ -118,6 +120,7 @@ macro_rules! store_suite {
             concurrency: [
                 same_expected_version_exactly_one_wins,
                 unversioned_updates_never_lose_a_bump,
+                checked_updates_are_serialised,
                 concurrent_group_type_creation_agrees,
             ],
         );
