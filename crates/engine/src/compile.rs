@@ -6,6 +6,7 @@
 //! becomes a per-flag defect (it evaluates as `failed`); it never fails the project.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -35,18 +36,38 @@ impl DefinitionError {
     }
 }
 
-/// A project's flags and cohorts compiled for evaluation. Cheap to share behind an `Arc`.
-#[derive(Debug)]
+/// A project's flags and cohorts compiled for evaluation. Cheap to share behind an `Arc`, and
+/// cheap to clone: flags are shared, so a new revision built with
+/// [`CompiledProject::with_flag`] recompiles only what a change touches.
+#[derive(Debug, Clone)]
 pub struct CompiledProject {
-    pub(crate) flags: Vec<CompiledFlag>,
+    pub(crate) flags: Vec<Arc<CompiledFlag>>,
     /// Flag indices in dependency order (dependencies first).
     pub(crate) order: Vec<usize>,
-    pub(crate) by_key: HashMap<Box<str>, usize>,
-    pub(crate) cohorts: CohortSet,
+    pub(crate) by_key: Arc<HashMap<Box<str>, usize>>,
+    pub(crate) cohorts: Arc<CohortSet>,
     pub(crate) group_types: BTreeMap<i64, Box<str>>,
     /// Whether any flag reads another (otherwise evaluation order is definition order).
     pub(crate) has_dependencies: bool,
     requirements: Requirements,
+    /// What the project was compiled from, for incremental updates.
+    pub(crate) sources: Sources,
+}
+
+/// The inputs of a compiled project, kept so that a change recompiles only what it touches.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    /// Every non-deleted definition, in definition order (repeated keys included).
+    pub(crate) defs: Vec<Arc<FlagDefinition>>,
+    /// Each compiled flag before dependency checks marked it, aligned with `flags`.
+    pub(crate) compiled: Vec<Arc<CompiledFlag>>,
+    /// Flag index by id (first definition wins).
+    pub(crate) by_id: Arc<HashMap<i64, usize>>,
+    /// Whether `defs` repeat no key and no id, so that flag `i` is `defs[i]`.
+    pub(crate) distinct: bool,
+    pub(crate) opts: MatchOptions,
+    /// The dynamic cohorts as given.
+    pub(crate) cohort_defs: Arc<BTreeMap<String, Value>>,
 }
 
 /// Which stored data an evaluation of this project can read: lets a server skip the per-request
@@ -66,19 +87,20 @@ pub struct Requirements {
 
 impl Requirements {
     fn add_condition(&mut self, c: &CompiledCondition) {
+        // Most keys repeat across flags: look before cloning.
+        fn add(set: &mut std::collections::BTreeSet<Box<str>>, key: &str) {
+            if !set.contains(key) {
+                set.insert(key.into());
+            }
+        }
         self.cohorts |= !c.cohorts.is_empty();
         for f in &c.filters {
             if let ConditionFilter::Property { source, key, .. } = f {
                 match source {
-                    Source::Person => {
-                        self.person_keys.insert(key.name.clone());
-                    }
+                    Source::Person => add(&mut self.person_keys, &key.name),
                     Source::Group(index) => {
                         if let Some(index) = index.or(c.aggregation) {
-                            self.group_keys
-                                .entry(index)
-                                .or_default()
-                                .insert(key.name.clone());
+                            add(self.group_keys.entry(index).or_default(), &key.name);
                         }
                     }
                 }
@@ -389,67 +411,86 @@ impl CompiledProject {
         let opts = MatchOptions {
             property_matching_version: defs.property_matching_version.unwrap_or(1),
         };
-        let group_types: BTreeMap<i64, Box<str>> = defs
-            .group_type_mapping
+        let flags = defs
+            .flags
             .iter()
-            .filter_map(|(idx, name)| Some((idx.trim().parse().ok()?, name.as_str().into())))
+            .filter(|f| !f.deleted)
+            .map(|f| Arc::new(f.clone()))
             .collect();
-        let cohorts = CohortSet::compile(&defs.cohorts, opts);
+        let cohort_defs = Arc::new(defs.cohorts.clone());
+        let cohorts = Arc::new(CohortSet::compile(&cohort_defs, opts));
+        CompiledProject::build(
+            flags,
+            opts,
+            group_types(&defs.group_type_mapping),
+            cohort_defs,
+            cohorts,
+        )
+    }
 
+    /// Compiles every flag of `defs` (non-deleted definitions) against compiled cohorts.
+    pub(crate) fn build(
+        defs: Vec<Arc<FlagDefinition>>,
+        opts: MatchOptions,
+        group_types: BTreeMap<i64, Box<str>>,
+        cohort_defs: Arc<BTreeMap<String, Value>>,
+        cohorts: Arc<CohortSet>,
+    ) -> CompiledProject {
         // Keys are unique per project; if a payload repeats one, the first definition wins so
         // that every response map has one entry per key.
         let mut seen = std::collections::HashSet::new();
-        let live: Vec<&FlagDefinition> = defs
-            .flags
+        let live: Vec<&Arc<FlagDefinition>> = defs
             .iter()
-            .filter(|f| !f.deleted && seen.insert(f.key.as_str()))
+            .filter(|f| seen.insert(f.key.as_str()))
             .collect();
-        let mut by_key = HashMap::with_capacity(live.len());
-        let mut by_id = HashMap::with_capacity(live.len());
-        for (i, f) in live.iter().enumerate() {
-            by_key.entry(f.key.as_str().into()).or_insert(i);
-            by_id.entry(f.id).or_insert(i);
-        }
+        let (by_key, by_id) = index(live.iter().map(|f| &***f));
+        let distinct = live.len() == defs.len() && by_id.len() == defs.len();
         let resolver = Resolver {
             by_key: &by_key,
             by_id: &by_id,
         };
-
-        let mut flags: Vec<CompiledFlag> = live
+        let compiled = live
             .iter()
-            .map(|def| {
-                let body = match compile_rules(def, opts, &resolver, &cohorts) {
-                    Ok(rules) => FlagBody::Rules(Box::new(rules)),
-                    Err((code, e)) => FlagBody::Defect(code, e),
-                };
-                CompiledFlag {
-                    id: def.id,
-                    key: def.key.as_str().into(),
-                    version: def.version,
-                    active: def.active,
-                    has_experiment: def.has_experiment,
-                    ensure_experience_continuity: def.ensure_experience_continuity,
-                    runtime: def
-                        .evaluation_runtime
-                        .as_deref()
-                        .map_or(EvaluationRuntime::All, EvaluationRuntime::lenient),
-                    evaluation_tags: def
-                        .evaluation_tags
-                        .iter()
-                        .flatten()
-                        .map(|t| t.as_str().into())
-                        .collect(),
-                    body,
+            .map(|def| Arc::new(compile_flag(def, opts, &resolver, &cohorts)))
+            .collect();
+        let sources = Sources {
+            defs,
+            compiled: Vec::new(),
+            by_id: Arc::new(by_id),
+            distinct,
+            opts,
+            cohort_defs,
+        };
+        CompiledProject::assemble(compiled, Arc::new(by_key), cohorts, group_types, sources)
+    }
+
+    /// The project-wide passes over compiled flags: dependency order (marking flags whose
+    /// dependencies are missing, cyclic or broken) and the stored-data requirements.
+    pub(crate) fn assemble(
+        compiled: Vec<Arc<CompiledFlag>>,
+        by_key: Arc<HashMap<Box<str>, usize>>,
+        cohorts: Arc<CohortSet>,
+        group_types: BTreeMap<i64, Box<str>>,
+        mut sources: Sources,
+    ) -> CompiledProject {
+        let (order, broken) = dependency_order(&compiled);
+        let flags: Vec<Arc<CompiledFlag>> = compiled
+            .iter()
+            .zip(broken)
+            .map(|(f, broken)| {
+                if broken && matches!(f.body, FlagBody::Rules(_)) {
+                    Arc::new(f.with_body(FlagBody::MissingDependency))
+                } else {
+                    Arc::clone(f)
                 }
             })
             .collect();
-
-        let order = dependency_order(&mut flags);
         let mut requirements = Requirements::default();
         flags.iter().for_each(|f| requirements.add_flag(f));
         let has_dependencies = flags
             .iter()
             .any(|f| matches!(&f.body, FlagBody::Rules(r) if !r.deps.is_empty()));
+        sources.compiled = compiled;
         CompiledProject {
             flags,
             order,
@@ -458,17 +499,18 @@ impl CompiledProject {
             group_types,
             has_dependencies,
             requirements,
+            sources,
         }
     }
 
     /// All flags in definition order (deleted flags excluded).
-    pub fn flags(&self) -> &[CompiledFlag] {
+    pub fn flags(&self) -> &[Arc<CompiledFlag>] {
         &self.flags
     }
 
     /// The flag with this key.
     pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
-        self.by_key.get(key).map(|&i| &self.flags[i])
+        self.by_key.get(key).map(|&i| &*self.flags[i])
     }
 
     /// The stored data evaluations of this project can read.
@@ -487,9 +529,84 @@ impl CompiledProject {
     }
 }
 
-struct Resolver<'a> {
-    by_key: &'a HashMap<Box<str>, usize>,
-    by_id: &'a HashMap<i64, usize>,
+/// The group type mapping with parsed indices (entries whose index is not a number dropped).
+pub(crate) fn group_types(mapping: &BTreeMap<String, String>) -> BTreeMap<i64, Box<str>> {
+    mapping
+        .iter()
+        .filter_map(|(idx, name)| Some((idx.trim().parse().ok()?, name.as_str().into())))
+        .collect()
+}
+
+/// Flag index by key and by id (first definition wins).
+pub(crate) fn index<'a>(
+    live: impl ExactSizeIterator<Item = &'a FlagDefinition>,
+) -> (HashMap<Box<str>, usize>, HashMap<i64, usize>) {
+    let mut by_key = HashMap::with_capacity(live.len());
+    let mut by_id = HashMap::with_capacity(live.len());
+    for (i, f) in live.enumerate() {
+        by_key.entry(f.key.as_str().into()).or_insert(i);
+        by_id.entry(f.id).or_insert(i);
+    }
+    (by_key, by_id)
+}
+
+/// Compiles one flag; an uncompilable one becomes a defect.
+pub(crate) fn compile_flag(
+    def: &FlagDefinition,
+    opts: MatchOptions,
+    resolver: &Resolver<'_>,
+    cohorts: &CohortSet,
+) -> CompiledFlag {
+    let body = match compile_rules(def, opts, resolver, cohorts) {
+        Ok(rules) => FlagBody::Rules(Box::new(rules)),
+        Err((code, e)) => FlagBody::Defect(code, e),
+    };
+    CompiledFlag {
+        id: def.id,
+        key: def.key.as_str().into(),
+        version: def.version,
+        active: def.active,
+        has_experiment: def.has_experiment,
+        ensure_experience_continuity: def.ensure_experience_continuity,
+        runtime: def
+            .evaluation_runtime
+            .as_deref()
+            .map_or(EvaluationRuntime::All, EvaluationRuntime::lenient),
+        evaluation_tags: def
+            .evaluation_tags
+            .iter()
+            .flatten()
+            .map(|t| t.as_str().into())
+            .collect(),
+        body,
+    }
+}
+
+impl CompiledFlag {
+    /// The same flag with another body.
+    fn with_body(&self, body: FlagBody) -> CompiledFlag {
+        CompiledFlag {
+            id: self.id,
+            key: self.key.clone(),
+            version: self.version,
+            active: self.active,
+            has_experiment: self.has_experiment,
+            ensure_experience_continuity: self.ensure_experience_continuity,
+            runtime: self.runtime,
+            evaluation_tags: self.evaluation_tags.clone(),
+            body,
+        }
+    }
+
+    /// Whether the flag reads other flags (so that its compiled form holds flag indices).
+    pub(crate) fn reads_flags(&self) -> bool {
+        matches!(&self.body, FlagBody::Rules(r) if !r.deps.is_empty())
+    }
+}
+
+pub(crate) struct Resolver<'a> {
+    pub(crate) by_key: &'a HashMap<Box<str>, usize>,
+    pub(crate) by_id: &'a HashMap<i64, usize>,
 }
 
 impl Resolver<'_> {
@@ -767,9 +884,10 @@ pub(crate) fn parse_operator(f: &PropertyFilter, path: &str) -> Result<Operator,
     }
 }
 
-/// Orders flags after their dependencies ([`graph::sort`]). Flags with a missing target, in a
-/// cycle, or depending on such a flag are marked [`FlagBody::MissingDependency`].
-fn dependency_order(flags: &mut [CompiledFlag]) -> Vec<usize> {
+/// Orders flags after their dependencies ([`graph::sort`]). Returns the order and which flags
+/// have a missing target, are in a cycle or depend on such a flag (to be reported as
+/// `missing_dependency`).
+fn dependency_order(flags: &[Arc<CompiledFlag>]) -> (Vec<usize>, Vec<bool>) {
     let deps: Vec<Vec<usize>> = flags
         .iter()
         .map(|f| match &f.body {
@@ -786,10 +904,5 @@ fn dependency_order(flags: &mut [CompiledFlag]) -> Vec<usize> {
             .any(|&d| broken.get(d).copied().unwrap_or(true));
         broken[i] |= dep_broken;
     }
-    for (i, f) in flags.iter_mut().enumerate() {
-        if broken[i] && matches!(f.body, FlagBody::Rules(_)) {
-            f.body = FlagBody::MissingDependency;
-        }
-    }
-    sorted.order
+    (sorted.order, broken)
 }

@@ -38,6 +38,7 @@ mod date;
 mod eval;
 mod graph;
 pub mod hash;
+mod incremental;
 pub mod model;
 mod outcome;
 pub mod property;

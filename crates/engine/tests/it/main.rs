@@ -1,6 +1,7 @@
 //! Engine integration tests: shared conformance vectors, semantic scenarios and properties.
 
 mod conformance;
+mod incremental;
 mod properties;
 mod rules;
 mod scenarios;

@@ -47,7 +47,7 @@ const OPERATORS: &[&str] = &[
     "bogus",
 ];
 
-fn json_leaf() -> impl Strategy<Value = Value> {
+pub(crate) fn json_leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -89,7 +89,7 @@ fn filter() -> impl Strategy<Value = Value> {
         })
 }
 
-fn condition() -> impl Strategy<Value = Value> {
+pub(crate) fn condition() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(filter(), 0..4),
         prop::option::of(-10.0f64..120.0),
@@ -106,7 +106,7 @@ fn condition() -> impl Strategy<Value = Value> {
         })
 }
 
-fn flag_def() -> impl Strategy<Value = Value> {
+pub(crate) fn flag_def() -> impl Strategy<Value = Value> {
     (
         0i64..6,
         prop::collection::vec(condition(), 0..3),
@@ -181,7 +181,7 @@ fn definitions() -> impl Strategy<Value = Value> {
         })
 }
 
-fn properties() -> impl Strategy<Value = Map<String, Value>> {
+pub(crate) fn properties() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::btree_map(
         prop::sample::select(vec![
             "email",
@@ -197,7 +197,7 @@ fn properties() -> impl Strategy<Value = Map<String, Value>> {
     .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
-fn render(
+pub(crate) fn render(
     project: &CompiledProject,
     ctx: &Context<'_>,
 ) -> Vec<(String, Value, String, Option<usize>)> {
