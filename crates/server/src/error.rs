@@ -196,9 +196,33 @@ impl From<vexil_engine::rules::Violation> for ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+/// So that a check run inside a store transaction can refuse a write with the answer to give
+/// ([`StoreError::Rejected`]).
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// This error as the refusal of a store write's check.
+    pub fn rejection(self) -> StoreError {
+        StoreError::Rejected(Box::new(self))
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::Rejected(e) => match e.downcast::<ApiError>() {
+                Ok(answer) => *answer,
+                Err(other) => {
+                    tracing::error!(error = %other, "store write refused");
+                    ApiError::internal()
+                }
+            },
             StoreError::NotFound { entity } => ApiError::not_found(entity),
             StoreError::Conflict { current_version } => ApiError::conflict(format!(
                 "The object was changed since you read it (stored version is {current_version}). Please refresh and try again."

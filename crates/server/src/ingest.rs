@@ -211,7 +211,6 @@ impl Writer {
         project: ProjectId,
         events: &[NewEvent],
     ) -> Result<(), IngestError> {
-        let mut stale_snapshot = false;
         for event in events {
             let props = &event.properties;
             let distinct_id = event.distinct_id.as_str();
@@ -236,9 +235,7 @@ impl Writer {
                         str_prop(props, "$group_type"),
                         group_key(props.get("$group_key")),
                     ) {
-                        if let Some(index) =
-                            self.group_type(project, kind, &mut stale_snapshot).await?
-                        {
+                        if let Some(index) = self.group_type(project, kind).await? {
                             let set = props
                                 .get("$group_set")
                                 .and_then(Value::as_object)
@@ -254,7 +251,7 @@ impl Writer {
             }
             if let Some(groups) = props.get("$groups").and_then(Value::as_object) {
                 for kind in groups.keys() {
-                    self.group_type(project, kind, &mut stale_snapshot).await?;
+                    self.group_type(project, kind).await?;
                 }
             }
             let update = person_update(props);
@@ -266,25 +263,17 @@ impl Writer {
                 )?;
             }
         }
-        if stale_snapshot {
-            if let Err(e) = self.catalog.refresh(self.store.as_ref(), project).await {
-                // Forget the project's types so that the retry checks (and refreshes) again.
-                self.group_types.remove(&project);
-                return Err(e.into());
-            }
-        }
         Ok(())
     }
 
     /// The index of group type `name`, registering it if needed; `None` when the store refuses
-    /// it (a sixth type, an empty name), as PostHog ignores those too. Sets `stale` when the
-    /// project's snapshot does not map the type yet: the mapping is part of the definitions
-    /// payload and of group evaluation, so the caller must refresh it.
+    /// it (a sixth type, an empty name), as PostHog ignores those too. A type the project's
+    /// snapshot does not map yet is published to it (the mapping is part of the definitions
+    /// payload and of group evaluation) without waiting for flag writers or compiling.
     async fn group_type(
         &mut self,
         project: ProjectId,
         name: &str,
-        stale: &mut bool,
     ) -> Result<Option<i64>, IngestError> {
         if let Some(&index) = self.group_types.get(&project).and_then(|m| m.get(name)) {
             return Ok(Some(index));
@@ -292,11 +281,7 @@ impl Writer {
         let Some(index) = skip_invalid(self.store.ensure_group_type(project, name).await)? else {
             return Ok(None);
         };
-        let mapped = self
-            .catalog
-            .by_id(project)
-            .is_some_and(|s| s.compiled.group_type(index) == Some(name));
-        *stale |= !mapped;
+        self.catalog.add_group_type(project, index, name);
         self.group_types
             .entry(project)
             .or_default()

@@ -1,70 +1,232 @@
 //! In-memory compiled snapshots of every project, swapped atomically on each change.
 //!
 //! `/flags`, local evaluation and (later) streaming read definitions only from here: a request
-//! never queries the database for definitions. A change made through the management API writes
-//! to the store, then calls [`Catalog::refresh`], which reloads and recompiles that project and
-//! swaps the new snapshot in; readers holding the old `Arc` finish with it undisturbed.
+//! never queries the database for definitions. A flag write applies its committed row to the
+//! project's snapshot ([`ProjectWriter::apply`]): only that flag and the flags that depend on it
+//! are recompiled, and the `/flags/definitions` body is serialised lazily, on its first read.
+//! Other changes reload the project from the store ([`Catalog::refresh`]). Readers holding the
+//! old `Arc` finish with it undisturbed.
+//!
+//! Writers of one project are serialised by that project's lock (so one cannot publish an
+//! older snapshot after a newer one, and a write's checks see every earlier write); capture
+//! never takes it: the group types it registers are published with a compare-and-swap.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use tokio::sync::Mutex;
-use vexil_engine::{CompiledProject, Definitions};
-use vexil_store::{Project, ProjectId, Store, StoreError};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use vexil_engine::{CompiledProject, FlagDefinition};
+use vexil_store::{
+    feed_cohort_references, feed_definition, FeatureFlag, FlagQuery, Page, Project, ProjectId,
+    Store, StoreError,
+};
 
-/// One project's definitions, compiled, with the local-evaluation payload pre-serialised.
+/// One project's definitions, compiled, with what its writes are checked against.
 #[derive(Debug)]
 pub struct ProjectSnapshot {
     /// The project.
     pub project: Project,
     /// Compiled flags and cohorts.
     pub compiled: CompiledProject,
-    /// Body of `/flags/definitions` (and the legacy local-evaluation path).
-    pub definitions_body: Bytes,
-    /// Strong ETag of `definitions_body` (quoted).
-    pub etag: String,
+    /// The project's non-deleted flags (remote-configuration ones included), by id: what write
+    /// rules check against.
+    flags: Arc<Vec<Arc<FlagDefinition>>>,
+    /// Ids of the project's non-deleted cohorts.
+    cohort_ids: Arc<HashSet<i64>>,
+    /// The group type mapping as the definitions feed lists it.
+    group_type_mapping: BTreeMap<String, String>,
+    /// The `/flags/definitions` body and its ETag, built on first use.
+    feed: OnceLock<Feed>,
+}
+
+#[derive(Debug)]
+struct Feed {
+    body: Bytes,
+    etag: String,
 }
 
 impl ProjectSnapshot {
-    /// Builds a snapshot from a project's stored definitions.
-    pub fn build(
-        project: Project,
-        definitions: &Definitions,
-    ) -> Result<ProjectSnapshot, vexil_wire::definitions::DefinitionsError> {
-        let compiled = CompiledProject::compile(definitions);
-        let definitions_body = Bytes::from(vexil_wire::definitions::body(
-            definitions,
-            vexil_wire::definitions::FeedOptions::default(),
-        )?);
-        let etag = vexil_wire::definitions::etag(&definitions_body);
+    /// Loads and compiles a project from the store.
+    pub async fn load(store: &dyn Store, id: ProjectId) -> Result<ProjectSnapshot, StoreError> {
+        let Some(project) = store.get_project(id).await? else {
+            return Err(StoreError::NotFound { entity: "project" });
+        };
+        let definitions = store.definitions(id).await?;
+        let all = Page::new(u32::MAX, 0);
+        let query = FlagQuery {
+            page: all,
+            ..FlagQuery::default()
+        };
+        let mut flags: Vec<Arc<FlagDefinition>> = store
+            .list_flags(id, &query)
+            .await?
+            .items
+            .iter()
+            .map(|f| Arc::new(f.definition()))
+            .collect();
+        flags.sort_by_key(|f| f.id);
+        let cohort_ids = store
+            .list_cohorts(id, all)
+            .await?
+            .items
+            .iter()
+            .map(|c| c.id)
+            .collect();
         Ok(ProjectSnapshot {
             project,
-            compiled,
-            definitions_body,
-            etag,
+            compiled: CompiledProject::compile(&definitions),
+            flags: Arc::new(flags),
+            cohort_ids: Arc::new(cohort_ids),
+            group_type_mapping: definitions.group_type_mapping,
+            feed: OnceLock::new(),
         })
     }
-}
 
-impl ProjectSnapshot {
+    /// Body of `/flags/definitions` (and the legacy local-evaluation path).
+    pub fn definitions_body(&self) -> Bytes {
+        self.feed().body.clone()
+    }
+
+    /// Strong ETag of [`ProjectSnapshot::definitions_body`] (quoted).
+    pub fn etag(&self) -> &str {
+        &self.feed().etag
+    }
+
+    fn feed(&self) -> &Feed {
+        self.feed.get_or_init(|| {
+            let body = vexil_wire::definitions::feed_body(
+                self.compiled.definitions(),
+                &self.group_type_mapping,
+                self.compiled.cohort_definitions(),
+                vexil_wire::definitions::FeedOptions::default(),
+            )
+            .unwrap_or_else(|e| {
+                // Unreachable with stored JSON; an empty feed beats a panic.
+                tracing::error!(error = %e, project = %self.project.id, "definitions feed");
+                br#"{"flags":[],"group_type_mapping":{},"cohorts":{}}"#.to_vec()
+            });
+            let etag = vexil_wire::definitions::etag(&body);
+            Feed {
+                body: Bytes::from(body),
+                etag,
+            }
+        })
+    }
+
+    /// The project's non-deleted flags (remote-configuration ones included), in id order.
+    pub fn flags(&self) -> &[Arc<FlagDefinition>] {
+        &self.flags
+    }
+
+    /// The non-deleted flag with this key.
+    pub fn flag_by_key(&self, key: &str) -> Option<&FlagDefinition> {
+        self.flags.iter().find(|f| f.key == key).map(|f| &**f)
+    }
+
+    /// Ids of the project's non-deleted cohorts.
+    pub fn cohort_ids(&self) -> &HashSet<i64> {
+        &self.cohort_ids
+    }
+
     /// Whether any active flag uses experience continuity (hash-key overrides are then read).
     pub fn uses_continuity(&self) -> bool {
         self.compiled.requirements().continuity
     }
+
+    /// Whether `row` (a flag as just written) can be applied without reloading: the feed's
+    /// cohorts are those its flags reference, so a change of references needs the store.
+    fn applies(&self, row: &FeatureFlag) -> bool {
+        let before = self
+            .compiled
+            .definitions()
+            .find(|d| d.id == row.id)
+            .map(feed_cohort_references)
+            .unwrap_or_default();
+        let after = feed_definition(row)
+            .as_ref()
+            .map(feed_cohort_references)
+            .unwrap_or_default();
+        before == after
+    }
+
+    /// This snapshot with `row` written: stored flags and compiled project updated, the feed
+    /// left to be rebuilt on first read.
+    fn with_flag(&self, row: &FeatureFlag) -> ProjectSnapshot {
+        let mut flags = Vec::clone(&self.flags);
+        match flags.binary_search_by_key(&row.id, |f| f.id) {
+            Ok(i) if row.deleted => {
+                flags.remove(i);
+            }
+            Ok(i) => flags[i] = Arc::new(row.definition()),
+            Err(_) if row.deleted => {}
+            Err(i) => flags.insert(i, Arc::new(row.definition())),
+        }
+        let compiled = match feed_definition(row) {
+            Some(def) => self.compiled.with_flag(def),
+            None => self.compiled.without_flag(row.id),
+        };
+        ProjectSnapshot {
+            project: self.project.clone(),
+            compiled,
+            flags: Arc::new(flags),
+            cohort_ids: Arc::clone(&self.cohort_ids),
+            group_type_mapping: self.group_type_mapping.clone(),
+            feed: OnceLock::new(),
+        }
+    }
+
+    /// This snapshot with the group types of `other` it lacks, if any (group types are only
+    /// ever added, so a snapshot loaded earlier may miss one registered since).
+    fn with_group_types_of(&self, other: &ProjectSnapshot) -> Option<ProjectSnapshot> {
+        let mut mapping = self.group_type_mapping.clone();
+        for (index, name) in &other.group_type_mapping {
+            mapping.entry(index.clone()).or_insert_with(|| name.clone());
+        }
+        (mapping != self.group_type_mapping).then(|| ProjectSnapshot {
+            project: self.project.clone(),
+            compiled: self.compiled.with_group_types(&mapping),
+            flags: Arc::clone(&self.flags),
+            cohort_ids: Arc::clone(&self.cohort_ids),
+            group_type_mapping: mapping,
+            feed: OnceLock::new(),
+        })
+    }
+
+    /// This snapshot with group type `index` named `name`.
+    fn with_group_type(&self, index: i64, name: &str) -> ProjectSnapshot {
+        let mut mapping = self.group_type_mapping.clone();
+        mapping.insert(index.to_string(), name.to_owned());
+        ProjectSnapshot {
+            project: self.project.clone(),
+            compiled: self.compiled.with_group_types(&mapping),
+            flags: Arc::clone(&self.flags),
+            cohort_ids: Arc::clone(&self.cohort_ids),
+            group_type_mapping: mapping,
+            feed: OnceLock::new(),
+        }
+    }
+}
+
+/// One project's current snapshot and the lock its writers queue on.
+#[derive(Debug)]
+struct Slot {
+    current: ArcSwap<ProjectSnapshot>,
+    writers: Arc<Mutex<()>>,
 }
 
 #[derive(Default)]
 struct Index {
-    by_token: HashMap<String, Arc<ProjectSnapshot>>,
-    by_id: HashMap<ProjectId, Arc<ProjectSnapshot>>,
+    by_token: HashMap<String, Arc<Slot>>,
+    by_id: HashMap<ProjectId, Arc<Slot>>,
 }
 
-/// All projects' snapshots; lock-free reads, serialised refreshes.
+/// All projects' snapshots; lock-free reads, writes serialised per project.
 pub struct Catalog {
     index: ArcSwap<Index>,
-    refresh_lock: Mutex<()>,
+    /// Held only while a project is added to the index.
+    adding: Mutex<()>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -75,12 +237,50 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
+/// A project's writer: holds the project's write lock until dropped, so nothing else changes
+/// the project's flags meanwhile. Get one with [`Catalog::writer`].
+pub struct ProjectWriter<'a> {
+    catalog: &'a Catalog,
+    store: &'a dyn Store,
+    slot: Arc<Slot>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl ProjectWriter<'_> {
+    /// The project's current snapshot (up to date with the store while this writer lives).
+    pub fn snapshot(&self) -> Arc<ProjectSnapshot> {
+        self.slot.current.load_full()
+    }
+
+    /// Publishes a committed flag row: applied to the snapshot in memory when it can be,
+    /// otherwise by reloading the project.
+    pub async fn apply(&self, row: &FeatureFlag) -> Result<(), StoreError> {
+        if self.slot.current.load().applies(row) {
+            // Capture may publish a group type meanwhile: recompute on top of it if so.
+            self.slot
+                .current
+                .rcu(|current| Arc::new(current.with_flag(row)));
+            return Ok(());
+        }
+        self.catalog
+            .reload(self.store, &self.slot, self.snapshot().project.id)
+            .await
+    }
+
+    /// Reloads the project from the store (after a change a row does not describe, such as a
+    /// cohort write).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let id = self.snapshot().project.id;
+        self.catalog.reload(self.store, &self.slot, id).await
+    }
+}
+
 impl Catalog {
     /// Loads and compiles every project.
     pub async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
         let catalog = Catalog {
             index: ArcSwap::from_pointee(Index::default()),
-            refresh_lock: Mutex::new(()),
+            adding: Mutex::new(()),
         };
         for project in store.list_projects().await? {
             catalog.refresh(store, project.id).await?;
@@ -90,12 +290,12 @@ impl Catalog {
 
     /// The snapshot for a public project token.
     pub fn by_token(&self, token: &str) -> Option<Arc<ProjectSnapshot>> {
-        self.index.load().by_token.get(token).cloned()
+        Some(self.index.load().by_token.get(token)?.current.load_full())
     }
 
     /// The snapshot for a project id.
     pub fn by_id(&self, id: ProjectId) -> Option<Arc<ProjectSnapshot>> {
-        self.index.load().by_id.get(&id).cloned()
+        Some(self.index.load().by_id.get(&id)?.current.load_full())
     }
 
     /// Number of loaded projects.
@@ -121,24 +321,88 @@ impl Catalog {
         Ok(added)
     }
 
-    /// Reloads one project from the store, recompiles it and swaps it in. Refreshes are
-    /// serialised and always read the latest stored state, so the last one wins with the newest
-    /// data.
-    pub async fn refresh(&self, store: &dyn Store, id: ProjectId) -> Result<(), StoreError> {
-        let _serialised = self.refresh_lock.lock().await;
-        let Some(project) = store.get_project(id).await? else {
-            return Err(StoreError::NotFound { entity: "project" });
+    /// Waits for the project's write lock (loading the project first if needed).
+    pub async fn writer<'a>(
+        &'a self,
+        store: &'a dyn Store,
+        id: ProjectId,
+    ) -> Result<ProjectWriter<'a>, StoreError> {
+        let slot = match self.slot(id) {
+            Some(slot) => slot,
+            None => {
+                self.refresh(store, id).await?;
+                self.slot(id)
+                    .ok_or(StoreError::NotFound { entity: "project" })?
+            }
         };
-        let definitions = store.definitions(id).await?;
-        let snapshot = ProjectSnapshot::build(project, &definitions)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let snapshot = Arc::new(snapshot);
+        let turn = Arc::clone(&slot.writers).lock_owned().await;
+        Ok(ProjectWriter {
+            catalog: self,
+            store,
+            slot,
+            _turn: turn,
+        })
+    }
+
+    /// Reloads one project from the store, recompiles it and swaps it in (adding it if new).
+    pub async fn refresh(&self, store: &dyn Store, id: ProjectId) -> Result<(), StoreError> {
+        if let Some(slot) = self.slot(id) {
+            let _turn = slot.writers.lock().await;
+            return self.reload(store, &slot, id).await;
+        }
+        let _adding = self.adding.lock().await;
+        if let Some(slot) = self.slot(id) {
+            drop(_adding);
+            let _turn = slot.writers.lock().await;
+            return self.reload(store, &slot, id).await;
+        }
+        let snapshot = Arc::new(ProjectSnapshot::load(store, id).await?);
+        let slot = Arc::new(Slot {
+            current: ArcSwap::new(Arc::clone(&snapshot)),
+            writers: Arc::new(Mutex::new(())),
+        });
         let current = self.index.load_full();
         let mut by_token = current.by_token.clone();
         let mut by_id = current.by_id.clone();
-        by_token.insert(snapshot.project.api_token.clone(), Arc::clone(&snapshot));
-        by_id.insert(id, snapshot);
+        by_token.insert(snapshot.project.api_token.clone(), Arc::clone(&slot));
+        by_id.insert(id, slot);
         self.index.store(Arc::new(Index { by_token, by_id }));
+        Ok(())
+    }
+
+    /// Publishes group type `index` (registered by capture) without waiting for writers or
+    /// compiling anything; a no-op for a project not loaded yet (its load reads the type).
+    pub fn add_group_type(&self, id: ProjectId, index: i64, name: &str) {
+        if let Some(slot) = self.slot(id) {
+            slot.current.rcu(|current| {
+                if current.compiled.group_type(index) == Some(name) {
+                    Arc::clone(current)
+                } else {
+                    Arc::new(current.with_group_type(index, name))
+                }
+            });
+        }
+    }
+
+    fn slot(&self, id: ProjectId) -> Option<Arc<Slot>> {
+        self.index.load().by_id.get(&id).cloned()
+    }
+
+    /// Loads the project into `slot`; the caller holds the slot's write lock.
+    async fn reload(
+        &self,
+        store: &dyn Store,
+        slot: &Slot,
+        id: ProjectId,
+    ) -> Result<(), StoreError> {
+        let fresh = Arc::new(ProjectSnapshot::load(store, id).await?);
+        // Only capture publishes without the lock, and only group types: keep any it added
+        // after our read.
+        slot.current
+            .rcu(|current| match fresh.with_group_types_of(current) {
+                Some(merged) => Arc::new(merged),
+                None => Arc::clone(&fresh),
+            });
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Assembling a project's local-evaluation [`Definitions`] from stored rows (§2.3): the same
 //! for every backend, so it lives outside them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 use vexil_engine::model::{Filters, PropertyGroup};
@@ -63,6 +63,19 @@ pub(crate) fn build(
         cohorts,
         property_matching_version: None,
     }
+}
+
+/// A stored flag as the definitions feed lists it, or `None` when the feed leaves it out
+/// (deleted, remote configuration).
+pub fn feed_definition(flag: &FeatureFlag) -> Option<FlagDefinition> {
+    (!flag.deleted && !flag.is_remote_configuration).then(|| flag.definition())
+}
+
+/// The cohorts a flag definition makes the feed ship directly (none when it does not parse).
+pub fn feed_cohort_references(flag: &FlagDefinition) -> BTreeSet<i64> {
+    Filters::parse(&flag.filters)
+        .map(|f| f.cohort_references().collect())
+        .unwrap_or_default()
 }
 
 impl FeatureFlag {

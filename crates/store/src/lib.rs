@@ -47,6 +47,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use cohort::{Cohort, CohortUpdate, NewCohort};
+pub use definitions::{feed_cohort_references, feed_definition};
 pub use error::{Result, StoreError};
 pub use evaluation::EvalInputs;
 pub use event::{NewEvent, FEATURE_FLAG_CALLED};

@@ -48,13 +48,34 @@ struct Feed<'a> {
 /// flags belong to the project (no static cohorts, no remote-configuration flags) is the
 /// caller's choice.
 pub fn body(defs: &Definitions, options: FeedOptions) -> Result<Vec<u8>, DefinitionsError> {
-    let feed = Feed {
-        flags: feed_flags(defs),
-        group_type_mapping: &defs.group_type_mapping,
-        cohorts: &defs.cohorts,
+    let options = FeedOptions {
         property_matching_version: options
             .property_matching_version
             .or(defs.property_matching_version),
+        ..options
+    };
+    feed_body(
+        defs.flags.iter(),
+        &defs.group_type_mapping,
+        &defs.cohorts,
+        options,
+    )
+}
+
+/// [`body`] from the parts of a definition set, for callers that keep flags elsewhere (a
+/// compiled project's [`vexil_engine::CompiledProject::definitions`]).
+pub fn feed_body<'a>(
+    flags: impl Iterator<Item = &'a FlagDefinition>,
+    group_type_mapping: &BTreeMap<String, String>,
+    cohorts: &BTreeMap<String, Value>,
+    options: FeedOptions,
+) -> Result<Vec<u8>, DefinitionsError> {
+    let live: Vec<&FlagDefinition> = flags.filter(|f| !f.deleted).collect();
+    let feed = Feed {
+        flags: feed_flags(&live),
+        group_type_mapping,
+        cohorts,
+        property_matching_version: options.property_matching_version,
         minimal_flag_called_events: options.minimal_flag_called_events,
     };
     Ok(serde_json::to_vec(&feed)?)
@@ -92,9 +113,8 @@ pub fn if_none_match(header: &str, etag: &str) -> bool {
 }
 
 /// Non-deleted flags, with flag-dependency filters in feed form.
-fn feed_flags(defs: &Definitions) -> Vec<Cow<'_, FlagDefinition>> {
-    let live: Vec<&FlagDefinition> = defs.flags.iter().filter(|f| !f.deleted).collect();
-    let graph = DependencyGraph::new(&live);
+fn feed_flags<'a>(live: &[&'a FlagDefinition]) -> Vec<Cow<'a, FlagDefinition>> {
+    let graph = DependencyGraph::new(live);
     live.iter()
         .enumerate()
         .map(|(i, flag)| {

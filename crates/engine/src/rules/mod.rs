@@ -24,6 +24,7 @@ mod flag;
 mod property;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 pub use cohort::{check_cohort, StoredCohort};
 pub use property::MAX_LIST_VALUES;
@@ -119,8 +120,9 @@ impl<'a> FlagWrite<'a> {
 /// The project as stored before a write: what cross-definition rules read.
 #[derive(Debug, Clone, Copy)]
 pub struct Stored<'a> {
-    /// The project's non-deleted flags (remote-configuration ones included).
-    pub flags: &'a [FlagDefinition],
+    /// The project's non-deleted flags (remote-configuration ones included), shared so that a
+    /// server can keep them between writes without copying.
+    pub flags: &'a [Arc<FlagDefinition>],
     /// Ids of the project's non-deleted cohorts (static ones included).
     pub cohorts: &'a HashSet<i64>,
 }
@@ -181,9 +183,10 @@ pub(crate) fn shape(e: DefinitionError) -> Violation {
 }
 
 /// Active, non-deleted flags (other than `id`) that depend on flag `id`.
-pub fn dependents(id: i64, flags: &[FlagDefinition]) -> Vec<&FlagDefinition> {
+pub fn dependents(id: i64, flags: &[Arc<FlagDefinition>]) -> Vec<&FlagDefinition> {
     flags
         .iter()
+        .map(|f| &**f)
         .filter(|f| f.id != id && f.active && !f.deleted)
         .filter(|f| dependencies(f).contains(&id))
         .collect()
@@ -205,7 +208,15 @@ fn check_dependency_cycle(
         return Ok(()); // a new flag has no dependents yet
     }
     // Node 0 is the candidate; stored flags follow.
-    let others: Vec<&FlagDefinition> = stored.flags.iter().filter(|f| f.id != flag.id).collect();
+    if deps.is_empty() {
+        return Ok(()); // a cycle through the flag needs an edge out of it
+    }
+    let others: Vec<&FlagDefinition> = stored
+        .flags
+        .iter()
+        .map(|f| &**f)
+        .filter(|f| f.id != flag.id)
+        .collect();
     let index: HashMap<i64, usize> = std::iter::once(flag.id)
         .chain(others.iter().map(|f| f.id))
         .enumerate()

@@ -257,7 +257,9 @@ proptest! {
             .map(|f| serde_json::from_value(f).unwrap())
             .filter(|f: &FlagDefinition| f.id != candidate.id)
             .collect();
-        let stored = Stored { flags: &others, cohorts: &cohorts };
+        let shared: Vec<std::sync::Arc<FlagDefinition>> =
+            others.iter().cloned().map(std::sync::Arc::new).collect();
+        let stored = Stored { flags: &shared, cohorts: &cohorts };
         let accepted = check_flag(&FlagWrite::create(&candidate), &stored).is_ok();
         let mut defs = Definitions { flags: others.clone(), ..Definitions::default() };
         defs.flags.push(candidate.clone());

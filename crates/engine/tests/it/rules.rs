@@ -2,6 +2,7 @@
 //! and the field its violation must name, through one `check` function each.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use vexil_engine::rules::{
@@ -30,11 +31,11 @@ fn everyone() -> Value {
 
 /// The project the flag table is checked against: `dep` (1, active), `off` (2, disabled), `b`
 /// (3, depends on `dep`), and cohort 7.
-fn stored_flags() -> Vec<FlagDefinition> {
+fn stored_flags() -> Vec<Arc<FlagDefinition>> {
     vec![
-        flag(1, "dep", true, everyone()),
-        flag(2, "off", false, everyone()),
-        flag(3, "b", true, depends_on(1)),
+        Arc::new(flag(1, "dep", true, everyone())),
+        Arc::new(flag(2, "off", false, everyone())),
+        Arc::new(flag(3, "b", true, depends_on(1))),
     ]
 }
 
@@ -43,7 +44,7 @@ fn check(id: i64, filters: Value) -> Result<(), (String, String)> {
     let flags = stored_flags();
     let cohorts = HashSet::from([7]);
     let candidate = flag(id, "x", true, filters);
-    let before = flags.iter().find(|f| f.id == id);
+    let before = flags.iter().find(|f| f.id == id).map(|f| &**f);
     let write = FlagWrite {
         flag: &candidate,
         before,
@@ -429,12 +430,12 @@ fn lifecycle_rules_name_the_dependents() {
         };
         check_flag(&write, &stored).map_err(|v| (v.attr, v.detail))
     };
-    let mut deleted = flags[0].clone();
+    let mut deleted = FlagDefinition::clone(&flags[0]);
     deleted.deleted = true;
     let (attr, detail) = lifecycle(&deleted, &flags[0]).unwrap_err();
     assert_eq!(attr, "deleted");
     assert!(detail.ends_with("depend on it: b."), "{detail}");
-    let mut disabled = flags[0].clone();
+    let mut disabled = FlagDefinition::clone(&flags[0]);
     disabled.active = false;
     assert_eq!(lifecycle(&disabled, &flags[0]).unwrap_err().0, "active");
     // Enabling a flag whose dependency is disabled (or gone).
@@ -447,10 +448,10 @@ fn lifecycle_rules_name_the_dependents() {
     enabled.active = true;
     assert_eq!(lifecycle(&enabled, &gone).unwrap_err().0, "active");
     // Disabling a flag nothing depends on, and renaming one others depend on, are fine.
-    let mut quiet = flags[2].clone();
+    let mut quiet = FlagDefinition::clone(&flags[2]);
     quiet.active = false;
     assert_eq!(lifecycle(&quiet, &flags[2]), Ok(()));
-    let mut renamed = flags[0].clone();
+    let mut renamed = FlagDefinition::clone(&flags[0]);
     renamed.key = "renamed".into();
     assert_eq!(lifecycle(&renamed, &flags[0]), Ok(()));
 }
@@ -458,7 +459,7 @@ fn lifecycle_rules_name_the_dependents() {
 #[test]
 fn dependents_are_active_direct_dependents() {
     let mut flags = stored_flags();
-    flags.push(flag(4, "c", false, depends_on(1)));
+    flags.push(Arc::new(flag(4, "c", false, depends_on(1))));
     let keys: Vec<&str> = dependents(1, &flags)
         .iter()
         .map(|f| f.key.as_str())

@@ -31,11 +31,11 @@ async fn definitions(State(state): State<AppState>, uri: Uri, headers: HeaderMap
         return ApiError::unavailable("Flag definitions are not loaded yet; retry shortly.")
             .into_response();
     };
-    let etag = HeaderValue::from_str(&snapshot.etag).ok();
+    let etag = HeaderValue::from_str(snapshot.etag()).ok();
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| vexil_wire::definitions::if_none_match(v, &snapshot.etag));
+        .is_some_and(|v| vexil_wire::definitions::if_none_match(v, snapshot.etag()));
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -45,7 +45,7 @@ async fn definitions(State(state): State<AppState>, uri: Uri, headers: HeaderMap
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            snapshot.definitions_body.clone(),
+            snapshot.definitions_body(),
         )
             .into_response()
     };

@@ -330,6 +330,114 @@ async fn concurrent_patches_never_lose_a_version_bump() {
     app.stop().await;
 }
 
+/// 20 concurrent PATCHes of one flag without `version` all apply (PostHog semantics: no
+/// spurious "changed since you read it"); 20 carrying the same `version` conflict except one.
+#[tokio::test]
+async fn concurrent_unversioned_patches_all_apply_and_stale_versions_conflict() {
+    const WRITERS: usize = 20;
+    let app = TestApp::spawn().await;
+    let id = create(&app, "contended", everyone()).await;
+    let path = flag_path(&id);
+    let send_all = |body: fn(usize) -> Value| {
+        let requests: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let request = app
+                    .client
+                    .patch(app.url(&path))
+                    .bearer_auth(app.personal_key())
+                    .json(&body(i));
+                tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+            })
+            .collect();
+        async move {
+            let mut statuses = Vec::new();
+            for r in requests {
+                statuses.push(r.await.unwrap().unwrap());
+            }
+            statuses
+        }
+    };
+    let statuses = send_all(
+        |i| json!({"filters": {"groups": [{"properties": [], "rollout_percentage": i * 5}]}}),
+    )
+    .await;
+    assert_eq!(
+        statuses,
+        vec![200; WRITERS],
+        "no PATCH without version conflicts"
+    );
+    let (_, flag) = app.api(Method::GET, &path, None).await;
+    assert_eq!(flag["version"], 1 + WRITERS as u64);
+    let (_, log) = app
+        .api(Method::GET, &format!("{path}activity/"), None)
+        .await;
+    assert_eq!(
+        log["total_count"],
+        1 + WRITERS as u64,
+        "one entry per write"
+    );
+
+    let statuses = send_all(|i| json!({"version": 21, "name": format!("writer {i}")})).await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), WRITERS - 1);
+    let (_, flag) = app.api(Method::GET, &path, None).await;
+    assert_eq!(flag["version"], 2 + WRITERS as u64);
+    app.stop().await;
+}
+
+/// Every answered write is already what `/flags` and the definitions feed serve.
+#[tokio::test]
+async fn writes_are_visible_as_soon_as_answered() {
+    let app = TestApp::spawn().await;
+    let id = create(&app, "seen", everyone()).await;
+    assert_eq!(evaluate(&app, "u").await["seen"]["enabled"], true);
+    for active in [false, true] {
+        let (status, _) = app
+            .api(
+                Method::PATCH,
+                &flag_path(&id),
+                Some(&json!({"active": active})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        // Inactive flags are left out of `/flags`.
+        let flags = evaluate(&app, "u").await;
+        assert_eq!(flags.get("seen").is_some(), active, "{flags}");
+    }
+    let (status, _) = app
+        .api(
+            Method::PATCH,
+            &flag_path(&id),
+            Some(&json!({"key": "renamed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let flags = evaluate(&app, "u").await;
+    assert!(
+        flags.get("seen").is_none() && flags["renamed"]["enabled"] == true,
+        "{flags}"
+    );
+    let (status, body) = app
+        .api(Method::GET, &format!("{FLAGS}local_evaluation/"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["flags"][0]["key"], "renamed", "{body}");
+    let (status, _) = app
+        .api(
+            Method::PATCH,
+            &flag_path(&id),
+            Some(&json!({"deleted": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(evaluate(&app, "u").await.get("renamed").is_none());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn soft_delete_hides_from_list_and_evaluation_and_delete_is_refused() {
     let app = TestApp::spawn().await;

@@ -1,10 +1,9 @@
 //! `feature_flags/`: list, create, retrieve, update (PATCH/PUT), the refused DELETE, and the
 //! small collection routes (`bulk_keys`, `local_evaluation`, `{id}/dependent_flags`).
 //!
-//! Every successful write refreshes the project's snapshot before answering, so `/flags` sees
-//! the change immediately.
-
-use std::collections::HashSet;
+//! A write is one store transaction (the version rule and every write rule run inside it,
+//! against the project's snapshot, under the project's write lock), then the written row is
+//! applied to the snapshot before answering, so `/flags` sees the change immediately.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -12,23 +11,18 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 use vexil_engine::rules::{self, FlagWrite as RuleWrite, Stored};
-use vexil_engine::FlagDefinition;
 use vexil_store::{FeatureFlag, FlagQuery, Page, ProjectId, StoreError};
 
 use super::flag_input::{self, FlagWrite};
 use super::flag_list::ListQuery;
 use super::flag_view::flag_json;
-use super::listing::{all_cohorts, all_flags};
 use super::paging::{offset_envelope, offset_page, Links};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
 use crate::extract::{ItemId, Params, Payload};
 use crate::response::json_response;
+use crate::snapshot::{ProjectSnapshot, ProjectWriter};
 use crate::state::AppState;
-
-/// How often an update is re-read, re-validated and retried when another writer got in
-/// between our read and our write (each retry follows a committed write, so contention ends).
-const WRITE_ATTEMPTS: usize = 16;
 
 /// The `Allow` header of `feature_flags/{id}/`.
 pub const ITEM_METHODS: &str = "GET, PATCH, PUT, HEAD, OPTIONS";
@@ -67,41 +61,37 @@ async fn flag_response(
     Ok(json_response(status, &body))
 }
 
-/// What a write is validated against, loaded before it.
-struct ProjectData {
-    flags: Vec<FlagDefinition>,
-    cohorts: HashSet<i64>,
+/// The engine's write rules ([`rules::check_flag`]) on `candidate`, against the project as
+/// the snapshot holds it (which the project's write lock keeps equal to the store's).
+fn check(
+    snapshot: &ProjectSnapshot,
+    candidate: &FeatureFlag,
+    before: Option<&FeatureFlag>,
+    filters_sent: bool,
+) -> Result<(), ApiError> {
+    let flag = candidate.definition();
+    let before = before.map(FeatureFlag::definition);
+    let write = RuleWrite {
+        flag: &flag,
+        before: before.as_ref(),
+        filters_sent,
+    };
+    let stored = Stored {
+        flags: snapshot.flags(),
+        cohorts: snapshot.cohort_ids(),
+    };
+    Ok(rules::check_flag(&write, &stored)?)
 }
 
-impl ProjectData {
-    async fn load(state: &AppState, project: ProjectId) -> Result<Self, ApiError> {
-        let flags = all_flags(state, project).await?;
-        let cohorts = all_cohorts(state, project).await?;
-        Ok(ProjectData {
-            flags: flags.iter().map(FeatureFlag::definition).collect(),
-            cohorts: cohorts.iter().map(|c| c.id).collect(),
-        })
-    }
+fn duplicate_key() -> ApiError {
+    store_error(StoreError::Duplicate { field: "key" })
+}
 
-    /// The engine's write rules ([`rules::check_flag`]) on `candidate`.
-    fn check(
-        &self,
-        candidate: &FeatureFlag,
-        before: Option<&FeatureFlag>,
-        filters_sent: bool,
-    ) -> Result<(), ApiError> {
-        let flag = candidate.definition();
-        let before = before.map(FeatureFlag::definition);
-        let write = RuleWrite {
-            flag: &flag,
-            before: before.as_ref(),
-            filters_sent,
-        };
-        let stored = Stored {
-            flags: &self.flags,
-            cohorts: &self.cohorts,
-        };
-        Ok(rules::check_flag(&write, &stored)?)
+/// Publishes a committed row to the project's snapshot. The write stands either way; a failed
+/// reload is logged (the next successful one catches up).
+async fn publish(writer: &ProjectWriter<'_>, flag: &FeatureFlag) {
+    if let Err(e) = writer.apply(flag).await {
+        tracing::error!(error = %e, project = %flag.project_id, "snapshot update after a write failed");
     }
 }
 
@@ -160,23 +150,21 @@ pub async fn list(
 pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Response, ApiError> {
     let project = body.project.project.id;
     let new = flag_input::parse(&body.fields, true)?.into_new(&body.project.actor)?;
-    let candidate = flag_input::candidate(&new, project);
-    if state
-        .store
-        .get_flag_by_key(project, &new.key)
-        .await?
-        .is_some()
-    {
-        return Err(store_error(StoreError::Duplicate { field: "key" }));
-    }
-    let data = ProjectData::load(&state, project).await?;
-    data.check(&candidate, None, true)?;
+    let writer = state.catalog.writer(state.store.as_ref(), project).await?;
+    let snapshot = writer.snapshot();
+    let check = |_: Option<&FeatureFlag>, candidate: &FeatureFlag| {
+        if snapshot.flag_by_key(&candidate.key).is_some() {
+            return Err(duplicate_key().rejection());
+        }
+        check(&snapshot, candidate, None, true).map_err(ApiError::rejection)
+    };
     let flag = state
         .store
-        .create_flag(project, &new)
+        .create_flag_checked(project, &new, &check)
         .await
         .map_err(store_error)?;
-    state.refresh(project).await;
+    publish(&writer, &flag).await;
+    drop(writer);
     flag_response(&state, StatusCode::CREATED, &flag).await
 }
 
@@ -225,53 +213,38 @@ async fn apply_update(
 ) -> Result<Response, ApiError> {
     let project = body.project.project.id;
     let actor = body.project.actor.as_str();
-    for attempt in 1..=WRITE_ATTEMPTS {
-        let before = state
-            .store
-            .get_flag(project, id)
-            .await?
-            .ok_or_else(not_found)?;
-        let stored_json = flag_json(&before, None, Utc::now());
-        if let Some(conflict) = write.version_conflict(&before, &stored_json, &body.fields) {
-            return Err(conflict);
+    let writer = state.catalog.writer(state.store.as_ref(), project).await?;
+    let snapshot = writer.snapshot();
+    // Runs inside the store's transaction, on the row as stored: no other write can come in
+    // between, so a write without `version` always applies to the latest row.
+    let check = |before: Option<&FeatureFlag>, candidate: &FeatureFlag| {
+        let Some(before) = before else {
+            return Ok(());
+        };
+        if write.version.is_some_and(|v| v != before.version) {
+            let stored_json = flag_json(before, None, Utc::now());
+            if let Some(conflict) = write.version_conflict(before, &stored_json, &body.fields) {
+                return Err(conflict.rejection());
+            }
         }
-        let candidate = write
-            .update
-            .apply(&before, Utc::now(), Some(actor))
-            .map_err(store_error)?;
         if candidate.key != before.key && !candidate.deleted {
-            if let Some(other) = state.store.get_flag_by_key(project, &candidate.key).await? {
+            if let Some(other) = snapshot.flag_by_key(&candidate.key) {
                 if other.id != id {
-                    return Err(store_error(StoreError::Duplicate { field: "key" }));
+                    return Err(duplicate_key().rejection());
                 }
             }
         }
-        let data = ProjectData::load(state, project).await?;
         let filters_sent = write.update.filters.is_some();
-        data.check(&candidate, Some(&before), filters_sent)?;
-        match state
-            .store
-            .update_flag(
-                project,
-                id,
-                &write.update,
-                Some(before.version),
-                Some(actor),
-            )
-            .await
-        {
-            Ok(after) => {
-                state.refresh(project).await;
-                return flag_response(state, StatusCode::OK, &after).await;
-            }
-            // Another writer got in between our read and our write: re-read and re-check.
-            Err(StoreError::Conflict { .. }) if attempt < WRITE_ATTEMPTS => continue,
-            Err(e) => return Err(store_error(e)),
-        }
-    }
-    Err(ApiError::conflict(
-        "The feature flag is being changed concurrently. Please refresh and try again.",
-    ))
+        check(&snapshot, candidate, Some(before), filters_sent).map_err(ApiError::rejection)
+    };
+    let after = state
+        .store
+        .update_flag_checked(project, id, &write.update, Some(actor), &check)
+        .await
+        .map_err(store_error)?;
+    publish(&writer, &after).await;
+    drop(writer);
+    flag_response(state, StatusCode::OK, &after).await
 }
 
 /// `DELETE feature_flags/{id}/`: refused (PostHog forbids hard deletes); soft-delete with
@@ -295,12 +268,8 @@ pub async fn dependent_flags(
         .get_flag(project, id)
         .await?
         .ok_or_else(not_found)?;
-    let flags: Vec<FlagDefinition> = all_flags(&state, project)
-        .await?
-        .iter()
-        .map(FeatureFlag::definition)
-        .collect();
-    let dependents: Vec<Value> = rules::dependents(id, &flags)
+    let snapshot = state.snapshot(project).await?;
+    let dependents: Vec<Value> = rules::dependents(id, snapshot.flags())
         .iter()
         .map(|f| json!({"id": f.id, "key": f.key, "name": f.name.as_deref().unwrap_or_default()}))
         .collect();
@@ -351,7 +320,7 @@ pub async fn local_evaluation(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        snapshot.definitions_body.clone(),
+        snapshot.definitions_body(),
     )
         .into_response())
 }

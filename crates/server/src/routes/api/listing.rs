@@ -1,6 +1,7 @@
-//! Whole-project reads the management API's write checks need: every flag, every cohort.
+//! Whole-project reads the management API's write checks need: every cohort (flag writes
+//! check against the project's snapshot).
 
-use vexil_store::{Cohort, FeatureFlag, FlagQuery, Page, ProjectId};
+use vexil_store::{Cohort, Page, ProjectId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -12,13 +13,4 @@ pub async fn all_cohorts(state: &AppState, project: ProjectId) -> Result<Vec<Coh
         .list_cohorts(project, Page::new(u32::MAX, 0))
         .await?
         .items)
-}
-
-/// Every non-deleted flag of the project.
-pub async fn all_flags(state: &AppState, project: ProjectId) -> Result<Vec<FeatureFlag>, ApiError> {
-    let query = FlagQuery {
-        page: Page::new(u32::MAX, 0),
-        ..FlagQuery::default()
-    };
-    Ok(state.store.list_flags(project, &query).await?.items)
 }
