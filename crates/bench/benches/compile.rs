@@ -3,7 +3,9 @@
 //! regexes, a group flag, an inactive flag).
 //!
 //! Only `CompiledProject::compile` is timed; the `Definitions` are deserialized once before.
-//! Dropping the compiled project is excluded too (`iter_with_large_drop`).
+//! Dropping the compiled project is excluded too (`iter_with_large_drop`). `with_flag_10k` times
+//! the incremental path a flag write takes: the same project with one flag changed
+//! (`CompiledProject::with_flag`).
 //!
 //! Run: `cargo bench -p vexil-bench --bench compile -- --warm-up-time 1 --measurement-time 3`.
 
@@ -32,6 +34,14 @@ fn compile(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     group.bench_function("vexil_10k_flags", |b| {
         b.iter_with_large_drop(|| CompiledProject::compile(black_box(&defs)))
+    });
+    let project = CompiledProject::compile(&defs);
+    let mut changed = defs.flags[FLAGS / 2].clone();
+    changed.filters = serde_json::json!({"groups": [{"properties": [], "rollout_percentage": 42}]});
+    group.sampling_mode(SamplingMode::Auto);
+    group.sample_size(50);
+    group.bench_function("with_flag_10k", |b| {
+        b.iter_with_large_drop(|| project.with_flag(black_box(changed.clone())))
     });
     group.finish();
 }
