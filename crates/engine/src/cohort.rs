@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use crate::compile::{parse_operator, DefinitionError, PropertyKey, Source};
 use crate::graph;
+use crate::limits::{Exceeded, MAX_COHORT_CRITERIA, MAX_COHORT_DEPTH};
 use crate::model::{PropertyFilter, PropertyGroup};
-use crate::property::{MatchOptions, Test};
+use crate::property::{MatchOptions, OperatorError, Test};
 
 /// All dynamic cohorts of a project, compiled.
 #[derive(Debug, Default)]
@@ -30,6 +31,9 @@ pub(crate) enum CohortDefect {
     Unparseable,
     /// Part of (or depends on) a reference cycle: flags using it fail.
     Cycle,
+    /// Over one of the [`crate::limits`] (or references a cohort that is): flags using it do
+    /// not compile.
+    OverLimit(Exceeded),
 }
 
 #[derive(Debug)]
@@ -147,13 +151,13 @@ impl CohortSet {
             by_id,
         };
         for (_, def) in &ids {
-            let root = PropertyGroup::parse(def)
-                .ok()
-                .and_then(|group| set.node(&group, opts))
-                .ok_or(CohortDefect::Unparseable);
+            let root = match PropertyGroup::parse(def) {
+                Ok(group) => set.node(&group, opts),
+                Err(_) => Err(CohortDefect::Unparseable),
+            };
             set.cohorts.push(Cohort { root });
         }
-        set.mark_cycles();
+        set.mark_defects();
         set
     }
 
@@ -172,11 +176,17 @@ impl CohortSet {
                 ))
             }
         };
+        let target = self.target(id);
+        if let Target::Dynamic(i) = target {
+            if let Err(CohortDefect::OverLimit(e)) = &self.cohorts[i].root {
+                return Err(DefinitionError::new(
+                    "value",
+                    format!("cohort {id} is over a definition limit: {e}"),
+                ));
+            }
+        }
         // `negation` is honoured only inside cohort definitions, never on a flag's filter.
-        Ok(CohortRef {
-            target: self.target(id),
-            negate,
-        })
+        Ok(CohortRef { target, negate })
     }
 
     fn target(&self, id: i64) -> Target {
@@ -186,15 +196,16 @@ impl CohortSet {
         }
     }
 
-    fn node(&self, group: &PropertyGroup, opts: MatchOptions) -> Option<Node> {
+    fn node(&self, group: &PropertyGroup, opts: MatchOptions) -> Result<Node, CohortDefect> {
+        use CohortDefect::Unparseable;
         let f = match group {
             PropertyGroup::Wrapped(inner) => return self.node(inner, opts),
             PropertyGroup::Group { values, .. } => {
                 let children = values
                     .iter()
                     .map(|v| self.node(v, opts))
-                    .collect::<Option<Vec<_>>>()?;
-                return Some(if group.is_or() {
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(if group.is_or() {
                     Node::Any(children)
                 } else {
                     Node::All(children)
@@ -204,47 +215,66 @@ impl CohortSet {
         };
         let negate = f.negation.unwrap_or(false);
         let leaf = match f.kind() {
-            "cohort" => Leaf::Cohort(self.target(f.cohort_id()?)),
-            "behavioral" => Leaf::Behavioral(behavior(f)?),
+            "cohort" => Leaf::Cohort(self.target(f.cohort_id().ok_or(Unparseable)?)),
+            "behavioral" => Leaf::Behavioral(behavior(f).ok_or(Unparseable)?),
             "person" | "person_metadata" => {
-                let op = parse_operator(f, "").ok()?;
+                let op = parse_operator(f, "").map_err(|_| Unparseable)?;
+                let test = Test::compile(op, f.value.as_ref(), opts).map_err(|e| match e {
+                    OperatorError::Limit(e) => CohortDefect::OverLimit(e),
+                    OperatorError::WrongFilterType(_) => Unparseable,
+                })?;
                 Leaf::Property {
                     key: PropertyKey::new(&f.key, Source::Person),
-                    test: Test::compile(op, f.value.as_ref(), opts).ok()?,
+                    test,
                 }
             }
-            _ => return None,
+            _ => return Err(Unparseable),
         };
-        Some(Node::Leaf { leaf, negate })
+        Ok(Node::Leaf { leaf, negate })
     }
 
-    /// Marks every cohort that is in, or reaches, a reference cycle ([`graph::sort`]).
-    fn mark_cycles(&mut self) {
-        fn refs(node: &Node, out: &mut Vec<usize>) {
+    /// Marks every cohort that is in, or reaches, a reference cycle ([`graph::sort`]), and every
+    /// cohort nested deeper than [`MAX_COHORT_DEPTH`] or reaching more than
+    /// [`MAX_COHORT_CRITERIA`] criteria. Once marked, a cohort evaluates without recursing, so
+    /// evaluation recurses at most [`MAX_COHORT_DEPTH`] cohorts deep, whatever the input.
+    fn mark_defects(&mut self) {
+        // Cohort references and criteria of each cohort (a walk bounded by MAX_GROUP_DEPTH).
+        fn walk(node: &Node, refs: &mut Vec<usize>) -> usize {
             match node {
-                Node::All(c) | Node::Any(c) => c.iter().for_each(|n| refs(n, out)),
-                Node::Leaf {
-                    leaf: Leaf::Cohort(Target::Dynamic(i)),
-                    ..
-                } => out.push(*i),
-                Node::Leaf { .. } => {}
+                Node::All(c) | Node::Any(c) => c.iter().map(|n| walk(n, refs)).sum(),
+                Node::Leaf { leaf, .. } => {
+                    if let Leaf::Cohort(Target::Dynamic(i)) = leaf {
+                        refs.push(*i);
+                    }
+                    1
+                }
             }
         }
-        let deps: Vec<Vec<usize>> = self
+        let (deps, criteria): (Vec<Vec<usize>>, Vec<usize>) = self
             .cohorts
             .iter()
             .map(|c| {
-                let mut out = Vec::new();
-                if let Ok(root) = &c.root {
-                    refs(root, &mut out);
-                }
-                out
+                let mut refs = Vec::new();
+                let criteria = c.root.as_ref().map_or(0, |root| walk(root, &mut refs));
+                (refs, criteria)
             })
-            .collect();
-        let stuck = graph::sort(&deps).stuck;
-        for (c, cyclic) in self.cohorts.iter_mut().zip(stuck) {
-            if cyclic {
-                c.root = Err(CohortDefect::Cycle);
+            .unzip();
+        let extents = Extents::of(&deps, &criteria, |_| true);
+        // Dependencies first, so a cohort referencing an over-limit one (a regex too large,
+        // say) is over the limit too.
+        for &i in &extents.sorted.order {
+            let defect = if extents.sorted.stuck[i] {
+                Some(CohortDefect::Cycle)
+            } else if let Some(e) = extents.exceeded(i) {
+                Some(CohortDefect::OverLimit(e))
+            } else {
+                deps[i].iter().find_map(|&d| match &self.cohorts[d].root {
+                    Err(defect @ CohortDefect::OverLimit(_)) => Some(defect.clone()),
+                    _ => None,
+                })
+            };
+            if let Some(defect) = defect {
+                self.cohorts[i].root = Err(defect);
             }
         }
     }
@@ -252,6 +282,50 @@ impl CohortSet {
     /// Whether a cohort (transitively) is part of a cycle.
     pub(crate) fn is_cyclic(&self, target: Target) -> bool {
         matches!(target, Target::Dynamic(i) if matches!(self.cohorts[i].root, Err(CohortDefect::Cycle)))
+    }
+}
+
+/// How deep and how wide each cohort of a reference graph is, for the [`crate::limits`]: the
+/// one computation behind both the write rules and compilation.
+pub(crate) struct Extents {
+    pub(crate) sorted: graph::Sorted,
+    depth: Vec<usize>,
+    criteria: Vec<usize>,
+}
+
+impl Extents {
+    /// `deps[i]`: the cohorts cohort `i` references; `criteria[i]`: its own criteria. Only the
+    /// cohorts `wanted` are measured against [`MAX_COHORT_CRITERIA`].
+    pub(crate) fn of(
+        deps: &[Vec<usize>],
+        criteria: &[usize],
+        wanted: impl Fn(usize) -> bool,
+    ) -> Extents {
+        let sorted = graph::sort(deps);
+        let depth = graph::depths(deps, &sorted);
+        // A cohort too deep is over a limit already: not measuring it keeps a long chain linear.
+        let measured: Vec<bool> = (0..deps.len())
+            .map(|i| wanted(i) && !sorted.stuck[i] && depth[i] <= MAX_COHORT_DEPTH)
+            .collect();
+        let criteria = graph::reach(deps, criteria, MAX_COHORT_CRITERIA, &measured);
+        Extents {
+            sorted,
+            depth,
+            criteria,
+        }
+    }
+
+    /// The limit cohort `i` breaks, if any (never for a cohort in a cycle).
+    pub(crate) fn exceeded(&self, i: usize) -> Option<Exceeded> {
+        if self.sorted.stuck[i] {
+            None
+        } else if self.depth[i] > MAX_COHORT_DEPTH {
+            Some(Exceeded::CohortDepth(self.depth[i]))
+        } else if self.criteria[i] > MAX_COHORT_CRITERIA {
+            Some(Exceeded::CohortCriteria)
+        } else {
+            None
+        }
     }
 }
 

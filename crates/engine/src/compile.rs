@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use crate::cohort::{self, CohortSet};
 use crate::graph;
+use crate::limits::{Exceeded, MAX_CONDITIONS, MAX_VARIANTS};
 use crate::model::{Condition, Definitions, Filters, FlagDefinition, PropertyFilter};
-use crate::property::{MatchOptions, Operator, Test};
+use crate::property::{MatchOptions, Operator, OperatorError, Test};
 use crate::reason::ErrorCode;
 use crate::runtime::EvaluationRuntime;
 
@@ -683,6 +684,16 @@ fn compile_filters(
         }
     }
 
+    // Over-limit definitions can only arrive from outside the write rules; they fail alone.
+    let too_many = |path: &str, e: Exceeded| Err(parsing(path, e.to_string()));
+    if filters.groups.len() > MAX_CONDITIONS {
+        return too_many("filters.groups", Exceeded::Conditions(filters.groups.len()));
+    }
+    if filters.variants().len() > MAX_VARIANTS {
+        let n = filters.variants().len();
+        return too_many("filters.multivariate.variants", Exceeded::Variants(n));
+    }
+
     let mut variants = Vec::new();
     let mut boundary = 0.0;
     for (i, v) in filters
@@ -825,8 +836,13 @@ impl ConditionCompiler<'_> {
                         Source::Person
                     };
                     let op = parse_operator(f, &fpath)?;
-                    let test = Test::compile(op, f.value.as_ref(), self.opts)
-                        .map_err(|e| parsing(format!("{fpath}.operator"), e.to_string()))?;
+                    let test = Test::compile(op, f.value.as_ref(), self.opts).map_err(|e| {
+                        let field = match e {
+                            OperatorError::WrongFilterType(_) => "operator",
+                            OperatorError::Limit(_) => "value",
+                        };
+                        parsing(format!("{fpath}.{field}"), e.to_string())
+                    })?;
                     filters.push(ConditionFilter::Property {
                         source,
                         key: PropertyKey::new(&f.key, source),

@@ -333,7 +333,8 @@ impl<'p> FlagEval<'_, 'p, '_> {
                 Some(false) => NO,
                 None => NOT_EVALUATED,
             },
-            Err(CohortDefect::Unparseable | CohortDefect::Cycle) => NO,
+            // Flags using an over-limit cohort do not compile; cycles fail the flag first.
+            Err(CohortDefect::Unparseable | CohortDefect::Cycle | CohortDefect::OverLimit(_)) => NO,
         };
         self.cohort_memo[i] = result;
         result

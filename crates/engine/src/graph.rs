@@ -69,6 +69,90 @@ pub(crate) fn cycle_through(start: usize, deps: &[Vec<usize>]) -> Option<Vec<usi
     None
 }
 
+/// Which nodes reach `target` (itself included), following `deps` (iterative).
+pub(crate) fn reaching(target: usize, deps: &[Vec<usize>]) -> Vec<bool> {
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); deps.len()];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds.iter().filter(|&&d| d < deps.len()) {
+            dependents[d].push(i);
+        }
+    }
+    let mut reached = vec![false; deps.len()];
+    let mut stack = Vec::new();
+    if let Some(r) = reached.get_mut(target) {
+        *r = true;
+        stack.push(target);
+    }
+    while let Some(i) = stack.pop() {
+        for &j in &dependents[i] {
+            if !reached[j] {
+                reached[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    reached
+}
+
+/// The longest chain of dependencies from each node, the node included (1 for a node without
+/// dependencies); 0 for the [`Sorted::stuck`] nodes. One pass over `sorted.order`.
+pub(crate) fn depths(deps: &[Vec<usize>], sorted: &Sorted) -> Vec<usize> {
+    let mut depth = vec![0usize; deps.len()];
+    for &i in &sorted.order {
+        if sorted.stuck[i] {
+            continue;
+        }
+        let below = deps[i]
+            .iter()
+            .filter_map(|&d| depth.get(d))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        depth[i] = below.saturating_add(1);
+    }
+    depth
+}
+
+/// For each node `i` with `wanted[i]` (0 for the others), the sum of `weight` over the node and
+/// every node it reaches, each counted once; a search stops as soon as its sum passes `cap`, so
+/// results above `cap` only mean "too many". Iterative; each search visits at most `cap + 1`
+/// nodes of positive weight.
+pub(crate) fn reach(
+    deps: &[Vec<usize>],
+    weight: &[usize],
+    cap: usize,
+    wanted: &[bool],
+) -> Vec<usize> {
+    let n = deps.len();
+    // `seen[j] == i + 1`: node j was reached in the search from node i (no clearing between).
+    let mut seen = vec![0usize; n];
+    let mut stack = Vec::new();
+    (0..n)
+        .map(|i| {
+            let mut sum = 0usize;
+            if !wanted.get(i).copied().unwrap_or(false) {
+                return sum;
+            }
+            seen[i] = i + 1;
+            stack.clear();
+            stack.push(i);
+            while let Some(j) = stack.pop() {
+                sum = sum.saturating_add(weight.get(j).copied().unwrap_or(0));
+                if sum > cap {
+                    break;
+                }
+                for &d in deps[j].iter().filter(|&&d| d < n) {
+                    if seen[d] != i + 1 {
+                        seen[d] = i + 1;
+                        stack.push(d);
+                    }
+                }
+            }
+            sum
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +174,39 @@ mod tests {
         let sorted = sort(&deps);
         assert_eq!(sorted.order, vec![1, 5, 0, 2, 3, 4]);
         assert_eq!(sorted.stuck, vec![false, false, true, true, true, false]);
+    }
+
+    #[test]
+    fn reaching_follows_dependents() {
+        // 0 → 1 → 2, 3 → 2, 4 alone.
+        let deps = vec![vec![1], vec![2], vec![], vec![2], vec![]];
+        assert_eq!(reaching(2, &deps), vec![true, true, true, true, false]);
+        assert_eq!(reaching(0, &deps), vec![true, false, false, false, false]);
+    }
+
+    #[test]
+    fn depths_count_the_longest_chain_and_skip_cycles() {
+        // 0 → 1 → 2, 0 → 2, 3 → 4 → 3.
+        let deps = vec![vec![1, 2], vec![2], vec![], vec![4], vec![3]];
+        assert_eq!(depths(&deps, &sort(&deps)), vec![3, 2, 1, 0, 0]);
+    }
+
+    #[test]
+    fn reach_counts_each_node_once_and_stops_past_the_cap() {
+        // A diamond 0 → {1, 2} → 3, weights 1, 10, 10, 100: node 3 counts once.
+        let deps = vec![vec![1, 2], vec![3], vec![3], vec![]];
+        let weight = [1, 10, 10, 100];
+        let all = [true; 4];
+        assert_eq!(reach(&deps, &weight, 1_000, &all), vec![121, 110, 110, 100]);
+        assert!(reach(&deps, &weight, 115, &all)[0] > 115);
+        assert_eq!(
+            reach(&deps, &weight, 1_000, &[false, true, false, true]),
+            vec![0, 110, 0, 100]
+        );
+        // Cycles terminate.
+        assert_eq!(
+            reach(&[vec![1], vec![0]], &[1, 1], 10, &[true; 2]),
+            vec![2, 2]
+        );
     }
 }

@@ -39,6 +39,7 @@ mod eval;
 mod graph;
 pub mod hash;
 mod incremental;
+pub mod limits;
 pub mod model;
 mod outcome;
 pub mod property;

@@ -12,12 +12,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::compile::DefinitionError;
+use crate::limits::Exceeded;
 
 /// Highest group type index a project may use (PostHog allows five group types).
 pub const MAX_GROUP_TYPE_INDEX: i64 = 4;
 
-/// Deepest nesting of cohort property groups.
-pub const MAX_GROUP_DEPTH: usize = 64;
+pub use crate::limits::MAX_GROUP_DEPTH;
 
 /// A project's complete definition set: the `/flags/definitions` payload shape.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -309,7 +309,10 @@ impl PropertyGroup {
         if depth > MAX_GROUP_DEPTH {
             return Err(DefinitionError::new(
                 path,
-                "Property groups are nested too deeply.",
+                format!(
+                    "Property groups are nested too deeply: {}.",
+                    Exceeded::GroupDepth
+                ),
             ));
         }
         let Some(obj) = value.as_object() else {

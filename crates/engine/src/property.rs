@@ -13,10 +13,10 @@ use fancy_regex::Regex;
 use serde_json::Value;
 
 use crate::date::DateFilter;
+use crate::limits::{Exceeded, MAX_LIST_VALUES, MAX_REGEX_LENGTH, REGEX_SIZE_LIMIT};
 use crate::version;
 
-/// Backtracking budget for `regex`/`not_regex`, matching PostHog's ReDoS guard.
-pub const REGEX_BACKTRACK_LIMIT: usize = 10_000;
+pub use crate::limits::REGEX_BACKTRACK_LIMIT;
 
 /// Every operator PostHog accepts in a property filter.
 #[allow(missing_docs)]
@@ -226,6 +226,9 @@ pub enum OperatorError {
     /// `in`/`not_in`/`flag_evaluates_to` on a property filter.
     #[error("operator {0:?} is only valid on cohort or flag filters")]
     WrongFilterType(&'static str),
+    /// A value over one of the [`crate::limits`] (a flag using it fails).
+    #[error(transparent)]
+    Limit(#[from] Exceeded),
 }
 
 impl Test {
@@ -247,6 +250,11 @@ impl Test {
         let Some(value) = value else {
             return Ok(Test::Never);
         };
+        if let Value::Array(items) = value {
+            if items.len() > MAX_LIST_VALUES {
+                return Err(Exceeded::ListValues(items.len()).into());
+            }
+        }
         Ok(match operator {
             O::Exact | O::IsNot => Test::Exact {
                 expect: exact_expectation(value, opts),
@@ -272,7 +280,13 @@ impl Test {
                 negate: operator == O::NotIcontainsMulti,
             },
             O::Regex | O::NotRegex => Test::Regex {
-                regex: compile_regex(&text(value)).map(Box::new),
+                // A pattern that does not compile never matches (PostHog's semantics); one over
+                // a limit is a defect.
+                regex: match build_regex(&text(value)) {
+                    Ok(regex) => Some(Box::new(regex)),
+                    Err(RegexError::Invalid(_)) => None,
+                    Err(RegexError::Limit(limit)) => return Err(limit.into()),
+                },
                 negate: operator == O::NotRegex,
             },
             O::Gt | O::Gte | O::Lt | O::Lte => Test::Numeric {
@@ -455,11 +469,34 @@ fn between_bounds(value: &Value) -> Option<(f64, f64)> {
     (!lo.is_nan() && !hi.is_nan() && lo <= hi).then_some((lo, hi))
 }
 
-fn compile_regex(pattern: &str) -> Option<Regex> {
+/// Why a `regex` / `not_regex` pattern cannot be used.
+#[derive(Debug)]
+pub(crate) enum RegexError {
+    /// Not a pattern the engine's dialect compiles.
+    Invalid(Box<fancy_regex::Error>),
+    /// Over a limit.
+    Limit(Exceeded),
+}
+
+/// Builds a pattern the way the engine matches it: the engine's dialect, backtracking budget and
+/// size limits. The write rules call it too, so what they accept compiles here.
+pub(crate) fn build_regex(pattern: &str) -> Result<Regex, RegexError> {
+    let length = pattern.chars().count();
+    if length > MAX_REGEX_LENGTH {
+        return Err(RegexError::Limit(Exceeded::RegexLength(length)));
+    }
     fancy_regex::RegexBuilder::new(pattern)
         .backtrack_limit(REGEX_BACKTRACK_LIMIT)
+        .delegate_size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .ok()
+        .map_err(|e| match e {
+            fancy_regex::Error::CompileError(fancy_regex::CompileError::InnerError(inner))
+                if inner.size_limit().is_some() =>
+            {
+                RegexError::Limit(Exceeded::RegexSize)
+            }
+            e => RegexError::Invalid(Box::new(e)),
+        })
 }
 
 fn ascii_lower(s: &str) -> Box<str> {

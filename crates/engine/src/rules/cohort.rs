@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use super::property::check_operator_value;
 use super::{shape, Violation, ViolationCode};
+use crate::cohort::Extents;
 use crate::graph;
+use crate::limits::{Exceeded, MAX_COHORTS};
 use crate::model::{PropertyFilter, PropertyGroup};
 
 /// A stored, non-deleted cohort as the reference rules see it.
@@ -19,15 +21,22 @@ pub struct StoredCohort<'a> {
     pub name: &'a str,
     /// Its `filters` (`{"properties": {...}}`; `{}` for static cohorts).
     pub filters: &'a Value,
+    /// A static cohort: a list of members, a leaf for the nesting limits.
+    pub is_static: bool,
 }
 
 /// Checks a dynamic cohort's `filters` as written to cohort `id` (`None` on create) against the
-/// project's non-deleted `cohorts`.
+/// project's non-deleted `cohorts`: the shape, the references (existing, not itself, no cycle)
+/// and the [`crate::limits`] (cohort count on create, nesting depth and reachable criteria of
+/// this cohort and of every cohort that reaches it). A static cohort is checked with `{}`.
 pub fn check_cohort(
     filters: &Value,
     id: Option<i64>,
     cohorts: &[StoredCohort<'_>],
 ) -> Result<(), Violation> {
+    if id.is_none() && cohorts.len() >= MAX_COHORTS {
+        return Err(Violation::limit("", Exceeded::Cohorts(cohorts.len())));
+    }
     if !filters.is_object() {
         return Err(Violation::invalid(
             "filters",
@@ -45,7 +54,10 @@ pub fn check_cohort(
             Some(group)
         }
     };
-    let references = group.map(|g| g.cohort_references()).unwrap_or_default();
+    let references = group
+        .as_ref()
+        .map(PropertyGroup::cohort_references)
+        .unwrap_or_default();
     for r in &references {
         if Some(*r) == id {
             return Err(Violation::invalid(
@@ -61,45 +73,70 @@ pub fn check_cohort(
             ));
         }
     }
-    let Some(id) = id else {
-        return Ok(()); // nothing references a cohort that does not exist yet
-    };
-    // Node 0 is the written cohort; the stored ones follow.
-    let others: Vec<&StoredCohort<'_>> = cohorts.iter().filter(|c| c.id != id).collect();
-    let index: HashMap<i64, usize> = std::iter::once(id)
-        .chain(others.iter().map(|c| c.id))
-        .enumerate()
-        .map(|(i, id)| (id, i))
+    // Node 0 is the written cohort; the stored dynamic ones follow (a static cohort is a
+    // criterion, not a node).
+    let others: Vec<&StoredCohort<'_>> = cohorts
+        .iter()
+        .filter(|c| Some(c.id) != id && !c.is_static)
+        .collect();
+    let index: HashMap<i64, usize> = id
+        .map(|id| (id, 0))
+        .into_iter()
+        .chain(others.iter().enumerate().map(|(i, c)| (c.id, i + 1)))
         .collect();
     let edges = |ids: &[i64]| -> Vec<usize> {
         ids.iter().filter_map(|id| index.get(id).copied()).collect()
     };
-    let deps: Vec<Vec<usize>> = std::iter::once(edges(&references))
-        .chain(others.iter().map(|c| edges(&stored_references(c.filters))))
-        .collect();
-    let Some(cycle) = graph::cycle_through(0, &deps) else {
-        return Ok(());
+    let criteria_of = |g: Option<&PropertyGroup>| g.map_or(0, |g| g.filters().len());
+    let (deps, criteria): (Vec<Vec<usize>>, Vec<usize>) =
+        std::iter::once((edges(&references), criteria_of(group.as_ref())))
+            .chain(others.iter().map(|c| {
+                let group = stored_group(c.filters);
+                let references = group
+                    .as_ref()
+                    .map(PropertyGroup::cohort_references)
+                    .unwrap_or_default();
+                (edges(&references), criteria_of(group.as_ref()))
+            }))
+            .unzip();
+    let name = |i: usize| match (i, id) {
+        (0, Some(id)) => format!("this cohort (id {id})"),
+        (0, None) => "this cohort".to_owned(),
+        (i, _) => format!("{} (id {})", others[i - 1].name, others[i - 1].id),
     };
-    let names: Vec<String> = cycle
-        .into_iter()
-        .map(|i| match i {
-            0 => format!("this cohort (id {id})"),
-            i => format!("{} (id {})", others[i - 1].name, others[i - 1].id),
-        })
-        .collect();
-    Err(Violation::invalid(
-        "filters",
-        format!("Circular cohort reference detected: {}", names.join(" → ")),
-    ))
+    if id.is_some() {
+        if let Some(cycle) = graph::cycle_through(0, &deps) {
+            let names: Vec<String> = cycle.into_iter().map(name).collect();
+            return Err(Violation::invalid(
+                "filters",
+                format!("Circular cohort reference detected: {}", names.join(" → ")),
+            ));
+        }
+    }
+    // The write changes the extent of this cohort and of every cohort that reaches it.
+    let affected = graph::reaching(0, &deps);
+    let extents = Extents::of(&deps, &criteria, |i| affected[i]);
+    let over = (0..deps.len())
+        .filter(|&i| affected[i])
+        .find_map(|i| Some((i, extents.exceeded(i)?)));
+    match over {
+        None => Ok(()),
+        Some((0, e)) => Err(Violation::limit("filters", e)),
+        Some((i, e)) => Err(Violation::invalid(
+            "filters",
+            format!(
+                "Limit exceeded for cohort {}, which references this one: {e}.",
+                name(i)
+            ),
+        )),
+    }
 }
 
-/// The cohorts a stored cohort's `filters` reference (none when they do not parse).
-fn stored_references(filters: &Value) -> Vec<i64> {
+/// A stored cohort's property group (none when its `filters` do not parse).
+fn stored_group(filters: &Value) -> Option<PropertyGroup> {
     filters
         .get("properties")
         .and_then(|p| PropertyGroup::parse(p).ok())
-        .map(|g| g.cohort_references())
-        .unwrap_or_default()
 }
 
 fn join_path(parent: &str, child: &str) -> String {

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::property::check_operator_value;
 use super::{shape, Stored, Violation, ViolationCode};
+use crate::limits::{Exceeded, MAX_CONDITIONS, MAX_VARIANTS};
 use crate::model::{Filters, FlagDefinition, PropertyFilter, MAX_GROUP_TYPE_INDEX};
 
 /// Parses `flag.filters` and checks them; returns them parsed for the remaining rules.
@@ -19,6 +20,14 @@ pub(super) fn check_filters(
         ));
     }
     let filters = Filters::parse(&flag.filters).map_err(shape)?;
+    if filters.groups.len() > MAX_CONDITIONS {
+        let e = Exceeded::Conditions(filters.groups.len());
+        return Err(Violation::limit("filters.groups", e));
+    }
+    if filters.variants().len() > MAX_VARIANTS {
+        let e = Exceeded::Variants(filters.variants().len());
+        return Err(Violation::limit("filters.multivariate.variants", e));
+    }
     if filters.groups.is_empty() {
         return Err(Violation::invalid(
             "filters",

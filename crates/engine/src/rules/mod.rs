@@ -26,11 +26,12 @@ mod property;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+pub use crate::limits::MAX_LIST_VALUES;
 pub use cohort::{check_cohort, StoredCohort};
-pub use property::MAX_LIST_VALUES;
 
 use crate::compile::DefinitionError;
 use crate::graph;
+use crate::limits::{Exceeded, MAX_FLAGS};
 use crate::model::FlagDefinition;
 #[cfg(doc)]
 use crate::model::{Filters, PropertyGroup};
@@ -40,7 +41,8 @@ use crate::model::{Filters, PropertyGroup};
 #[error("{attr}: {detail}")]
 pub struct Violation {
     /// The field at fault, as a JSON path from the written object (`key`, `filters`,
-    /// `filters.groups[0].rollout_percentage`, `active`, …).
+    /// `filters.groups[0].rollout_percentage`, `active`, …); empty when no field is (a project
+    /// already at a count limit).
     pub attr: String,
     /// What kind of problem it is.
     pub code: ViolationCode,
@@ -92,6 +94,11 @@ impl Violation {
     pub(crate) fn invalid(attr: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(ViolationCode::Invalid, attr, detail)
     }
+
+    /// A definition over one of the [`crate::limits`].
+    pub(crate) fn limit(attr: impl Into<String>, exceeded: Exceeded) -> Self {
+        Self::invalid(attr, format!("Limit exceeded: {exceeded}."))
+    }
 }
 
 /// A flag write: the flag as it will be stored and as it was.
@@ -127,11 +134,15 @@ pub struct Stored<'a> {
     pub cohorts: &'a HashSet<i64>,
 }
 
-/// Checks a flag write: its filters (when sent), its flag dependencies (existing, active, no
-/// cycle) and, on update, the lifecycle rules (no deleting or disabling a flag that active
-/// flags depend on; no enabling a flag whose dependency is disabled). The flag's key is the
-/// store's to check (`vexil_store::validate_key`).
+/// Checks a flag write: on create, the project's flag count ([`crate::limits::MAX_FLAGS`]); its
+/// filters (when sent), its flag dependencies (existing, active, no cycle) and, on update, the
+/// lifecycle rules (no deleting or disabling a flag that active flags depend on; no enabling a
+/// flag whose dependency is disabled). The flag's key is the store's to check
+/// (`vexil_store::validate_key`).
 pub fn check_flag(write: &FlagWrite<'_>, stored: &Stored<'_>) -> Result<(), Violation> {
+    if write.before.is_none() && stored.flags.len() >= MAX_FLAGS {
+        return Err(Violation::limit("", Exceeded::Flags(stored.flags.len())));
+    }
     let parsed = if write.filters_sent {
         let filters = flag::check_filters(write.flag, stored)?;
         let deps: Vec<i64> = filters.flag_dependencies().collect();

@@ -5,11 +5,9 @@ use serde_json::Value;
 
 use super::{Violation, ViolationCode};
 use crate::date::DateFilter;
+use crate::limits::{Exceeded, MAX_LIST_VALUES};
 use crate::model::PropertyFilter;
-use crate::property::{Operator, REGEX_BACKTRACK_LIMIT};
-
-/// Most values one property filter may list.
-pub const MAX_LIST_VALUES: usize = 1_000;
+use crate::property::{build_regex, Operator, RegexError};
 
 /// Operators whose value must be a string (PostHog refuses anything else).
 const STRING_OPERATORS: &[Operator] = &[
@@ -50,9 +48,9 @@ pub(super) fn check_operator_value(property: &PropertyFilter, path: &str) -> Res
     let value = property.value.as_ref();
     if let Some(Value::Array(items)) = value {
         if items.len() > MAX_LIST_VALUES {
-            return Err(Violation::invalid(
+            return Err(Violation::limit(
                 value_path,
-                format!("A property filter may list at most {MAX_LIST_VALUES} values."),
+                Exceeded::ListValues(items.len()),
             ));
         }
     }
@@ -68,17 +66,18 @@ pub(super) fn check_operator_value(property: &PropertyFilter, path: &str) -> Res
         ));
     }
     if let (Operator::Regex | Operator::NotRegex, Some(Value::String(pattern))) = (op, value) {
-        // The engine treats a pattern that does not compile as "never matches"; refuse it here
-        // instead, compiled with the engine's dialect and backtracking budget.
-        if let Err(e) = fancy_regex::RegexBuilder::new(pattern)
-            .backtrack_limit(REGEX_BACKTRACK_LIMIT)
-            .build()
-        {
-            return Err(Violation::new(
-                ViolationCode::InvalidRegex,
-                value_path,
-                format!("Invalid regular expression {pattern:?}: {e}"),
-            ));
+        // The engine treats a pattern that does not compile as "never matches" and one over a
+        // limit as a defect; refuse both here, built exactly as the engine builds it.
+        match build_regex(pattern) {
+            Ok(_) => {}
+            Err(RegexError::Invalid(e)) => {
+                return Err(Violation::new(
+                    ViolationCode::InvalidRegex,
+                    value_path,
+                    format!("Invalid regular expression {pattern:?}: {e}"),
+                ))
+            }
+            Err(RegexError::Limit(limit)) => return Err(Violation::limit(value_path, limit)),
         }
     }
     let date_operator = matches!(

@@ -479,16 +479,19 @@ fn check_cohort_filters(id: Option<i64>, filters: Value) -> Result<(), (String, 
             id: 5,
             name: "five",
             filters: &five,
+            is_static: false,
         },
         StoredCohort {
             id: 6,
             name: "six",
             filters: &six,
+            is_static: false,
         },
         StoredCohort {
             id: 9,
             name: "static",
             filters: &empty,
+            is_static: true,
         },
     ];
     check_cohort(&filters, id, &cohorts).map_err(|v| (v.code.as_str().to_owned(), v.attr))
@@ -562,6 +565,7 @@ fn cohort_cycles_are_named() {
         id: 5,
         name: "five",
         filters: &five,
+        is_static: false,
     }];
     let back = json!({"properties": {"values": [{"key": "id", "type": "cohort", "value": 5}]}});
     let v = check_cohort(&back, Some(6), &cohorts).unwrap_err();

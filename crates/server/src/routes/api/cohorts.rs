@@ -98,6 +98,7 @@ async fn check_filters(
             id: c.id,
             name: &c.name,
             filters: &c.filters,
+            is_static: c.is_static,
         })
         .collect();
     Ok(rules::check_cohort(filters, id, &stored)?)
