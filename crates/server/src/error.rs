@@ -192,7 +192,13 @@ impl IntoResponse for ApiError {
 /// A broken write rule: 400 naming the field.
 impl From<vexil_engine::rules::Violation> for ApiError {
     fn from(v: vexil_engine::rules::Violation) -> Self {
-        ApiError::validation(v.code.as_str(), v.detail).attr(v.attr)
+        let error = ApiError::validation(v.code.as_str(), v.detail);
+        // An empty attr: the write as a whole is refused (a project at a count limit).
+        if v.attr.is_empty() {
+            error
+        } else {
+            error.attr(v.attr)
+        }
     }
 }
 

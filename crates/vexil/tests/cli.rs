@@ -124,6 +124,42 @@ fn bad_input_exits_2_naming_file_line_and_field() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A 10,000-deep cohort-in-cohort chain (over `MAX_COHORT_DEPTH`) in a definitions file: the
+/// flag on it fails alone, named on stderr; evaluating the chain recursively would overflow the
+/// main thread's stack and abort.
+#[test]
+fn a_10_000_deep_cohort_chain_fails_its_flag_alone() {
+    let n = 10_000;
+    let cohorts: serde_json::Map<String, Value> = (0..n)
+        .map(|i| {
+            let criterion = if i + 1 == n {
+                json!({"key": "plan", "value": "pro"})
+            } else {
+                json!({"key": "id", "type": "cohort", "value": i + 1})
+            };
+            (i.to_string(), json!({"type": "AND", "values": [criterion]}))
+        })
+        .collect();
+    let on_cohort = |id: usize, key: &str| {
+        json!({"id": id, "key": key, "active": true, "filters": {"groups": [
+            {"properties": [{"key": "id", "type": "cohort", "value": id}]}]}})
+    };
+    let defs =
+        json!({"flags": [on_cohort(0, "deep"), on_cohort(n - 1, "shallow")], "cohorts": cohorts});
+    let dir = tempfile::tempdir().unwrap();
+    let defs = write(dir.path(), "defs.json", &defs.to_string());
+    let out = vexil(
+        &["eval", "--definitions", &defs, "--requests", "-"],
+        "{\"distinct_id\": \"u\", \"person_properties\": {\"plan\": \"pro\"}}\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["flags"]["deep"]["failed"], json!(true), "{body}");
+    assert_eq!(body["flags"]["shallow"]["enabled"], json!(true), "{body}");
+    assert!(stderr.contains("MAX_COHORT_DEPTH"), "{stderr}");
+}
+
 #[test]
 fn strict_fails_on_invalid_definitions() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,5 +2,6 @@
 
 mod capture;
 mod evaluation;
+mod limits;
 mod management;
 mod support;

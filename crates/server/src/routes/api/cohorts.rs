@@ -166,13 +166,12 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
         )
         .attr("groups"));
     }
+    // A static cohort's filters are `{}`; the rules still count it against the project's limit.
     let filters = match filters {
-        Some(f) if !is_static => {
-            check_filters(&state, project, &f, None).await?;
-            f
-        }
+        Some(f) if !is_static => f,
         _ => Value::Object(Map::new()),
     };
+    check_filters(&state, project, &filters, None).await?;
     let new = NewCohort {
         name,
         description: fields.string_field("description")?.unwrap_or_default(),
