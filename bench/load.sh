@@ -13,8 +13,9 @@
 #   FLAGS_ONLY=1             only part 1
 #   PROFILE=1                also `perf record` Vexil during one extra /flags run (perf.data in
 #                            target/load-profile/, summary printed)
-#   VEXIL_BIN=path           measure this vexil binary instead of building one (e.g. an older
-#                            build, for before/after in the same conditions)
+#   VEXIL_BIN=path           measure this vexil binary instead of building one
+#   BEFORE_BIN=path          also measure this (older) vexil build, same project and seed, in the
+#                            same interleaved rounds: before/after in the same conditions
 # Needs wrk (apt-get install wrk) and taskset (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,11 +47,22 @@ summary() { # wrk output → "req/s p50 p99"
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s req/s, p50 %s, p99 %s\n", rps, p50, p99}'
 }
 rps() { awk '/Requests\/sec/ {print $2}'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
+measure() { # $1 = server pid, then wrk args → wrk output in $tmp/w, "req/s µs-cpu/req" on stdout
+  local pid=$1; shift
+  local before after
+  before=$(cpu_ticks "$pid")
+  load "$@" >"$tmp/w"
+  after=$(cpu_ticks "$pid")
+  awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" '
+    /requests in/ {n=$1} /Requests\/sec/ {r=$2}
+    END {printf "%s %.1f\n", r, (a-b)/hz*1e6/n}' "$tmp/w"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-start_vexil() { # $1 = data dir
+start_vexil() { # $1 = data dir [$2 = binary]
   port=$(free_port)
-  taskset -c "$server_cpu" "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$1" >"$1.log" 2>&1 &
+  taskset -c "$server_cpu" "${2:-$vexil}" serve --addr "127.0.0.1:$port" --data-dir "$1" >"$1.log" 2>&1 &
   pids+=($!); vexil_pid=$!
   host="http://127.0.0.1:$port"
   wait_ready "$host/_readiness"
@@ -59,7 +71,7 @@ start_vexil() { # $1 = data dir
 start_ceiling() { # $1 = response bytes (empty: "hello world") → sets ceiling_url
   local p; p=$(free_port)
   taskset -c "$server_cpu" "$ceiling" "127.0.0.1:$p" ${1:+"$1"} &
-  pids+=($!)
+  pids+=($!); ceiling_pid=$!
   ceiling_url="http://127.0.0.1:$p"
   wait_ready "$ceiling_url/"
 }
@@ -81,23 +93,49 @@ mkdir -p "$tmp/d50"; project "$tmp/d50"; start_vexil "$tmp/d50"
 python3 bench/seed.py "$host" "$PHX" 50 >/dev/null
 sleep 0.5
 resp_bytes=$(curl -s -XPOST "$host/flags/?v=2" -H 'content-type: application/json' -d "{\"token\":\"$VEXIL_TOKEN\",\"distinct_id\":\"u\",\"groups\":{\"company\":\"acme-1\"},\"person_properties\":{\"email\":\"u@example.com\",\"plan\":\"pro\",\"country\":\"US\",\"age\":34,\"\$app_version\":\"3.4.1\",\"\$browser\":\"Chrome\",\"utm_source\":\"newsletter\",\"signup_date\":\"2025-06-01\",\"beta_opt_in\":true,\"seats\":12},\"group_properties\":{\"company\":{\"seats\":42,\"industry\":\"saas\"}},\"geoip_disable\":true}" | wc -c)
-start_ceiling ""; tiny_url=$ceiling_url
-start_ceiling "$resp_bytes"; same_url=$ceiling_url
+if [ -n "${BEFORE_BIN:-}" ]; then
+  # Same project (copied data dir, so the same token and flags), older binary.
+  kill -STOP "$vexil_pid"; sleep 0.3
+  cp -r "$tmp/d50" "$tmp/d50b"
+  kill -CONT "$vexil_pid"
+  main_pid=$vexil_pid; main_host=$host
+  start_vexil "$tmp/d50b" "$BEFORE_BIN"; before_pid=$vexil_pid; before_host=$host
+  vexil_pid=$main_pid; host=$main_host
+  load -d2s -s bench/flags.lua "$before_host" >/dev/null
+fi
+start_ceiling ""; tiny_url=$ceiling_url; tiny_pid=$ceiling_pid
+start_ceiling "$resp_bytes"; same_url=$ceiling_url; same_pid=$ceiling_pid
 # Warm-up, not reported.
 load -d2s -s bench/flags.lua "$host" >/dev/null
-: >"$tmp/tiny"; : >"$tmp/same"; : >"$tmp/vexil"
+: >"$tmp/tiny"; : >"$tmp/same"; : >"$tmp/vexil"; : >"$tmp/before"
+# Each run also reports the server's CPU time per request (utime + stime over requests served):
+# unlike req/s it barely moves when other work on the machine takes turns on the server's core.
 for r in $(seq "$rounds"); do
-  t=$(VEXIL_TOKEN=x load -d${duration}s --latency -s bench/flags.lua "$tiny_url/" | tee "$tmp/w" | rps)
-  echo "$t" >>"$tmp/tiny"; echo -n "round $r: ceiling 11 B: $(summary <"$tmp/w")"
-  s=$(VEXIL_TOKEN=x load -d${duration}s --latency -s bench/flags.lua "$same_url/" | tee "$tmp/w" | rps)
-  echo "$s" >>"$tmp/same"; echo -n " | ceiling ${resp_bytes} B: $(summary <"$tmp/w")"
-  v=$(load -d${duration}s --latency -s bench/flags.lua "$host" | tee "$tmp/w" | rps)
-  echo "$v" >>"$tmp/vexil"; echo " | vexil /flags?v=2: $(summary <"$tmp/w")"
-  awk -v v="$v" -v t="$t" -v s="$s" 'BEGIN {printf "round %d ratios: vexil / 11-byte ceiling %.1f%%, vexil / same-size ceiling %.1f%%\n", '"$r"', 100*v/t, 100*v/s}'
+  read -r t tc < <(VEXIL_TOKEN=x measure "$tiny_pid" -d${duration}s --latency -s bench/flags.lua "$tiny_url/")
+  echo "$t $tc" >>"$tmp/tiny"; echo -n "round $r: ceiling 11 B: $(summary <"$tmp/w"), ${tc} µs cpu/req"
+  read -r s sc < <(VEXIL_TOKEN=x measure "$same_pid" -d${duration}s --latency -s bench/flags.lua "$same_url/")
+  echo "$s $sc" >>"$tmp/same"; echo -n " | ceiling ${resp_bytes} B: $(summary <"$tmp/w"), ${sc} µs cpu/req"
+  read -r v vc < <(measure "$vexil_pid" -d${duration}s --latency -s bench/flags.lua "$host")
+  echo "$v $vc" >>"$tmp/vexil"; echo " | vexil /flags?v=2: $(summary <"$tmp/w"), ${vc} µs cpu/req"
+  if [ -n "${BEFORE_BIN:-}" ]; then
+    read -r b bc < <(measure "$before_pid" -d${duration}s --latency -s bench/flags.lua "$before_host")
+    echo "$b $bc" >>"$tmp/before"; echo "round $r: vexil before ($BEFORE_BIN): $(summary <"$tmp/w"), ${bc} µs cpu/req"
+  fi
+  awk -v v="$v" -v t="$t" -v s="$s" -v vc="$vc" -v tc="$tc" -v sc="$sc" 'BEGIN {printf "round %d: vexil / 11-byte ceiling %.1f%% (by cpu/req %.1f%%), vexil / same-size ceiling %.1f%% (by cpu/req %.1f%%)\n", '"$r"', 100*v/t, 100*tc/vc, 100*v/s, 100*sc/vc}'
 done
-mt=$(median <"$tmp/tiny"); ms=$(median <"$tmp/same"); mv=$(median <"$tmp/vexil")
+col() { awk -v c="$1" '{print $c}' "$2" | median; }
+mt=$(col 1 "$tmp/tiny"); ms=$(col 1 "$tmp/same"); mv=$(col 1 "$tmp/vexil")
+mtc=$(col 2 "$tmp/tiny"); msc=$(col 2 "$tmp/same"); mvc=$(col 2 "$tmp/vexil")
 echo "median req/s: ceiling 11 B $mt, ceiling $resp_bytes B $ms, vexil /flags?v=2 (50 flags) $mv"
-awk -v v="$mv" -v t="$mt" -v s="$ms" 'BEGIN {printf "median ratios: vexil / 11-byte ceiling %.1f%%, vexil / same-size ceiling %.1f%%\n", 100*v/t, 100*v/s}'
+echo "median µs of server cpu per request: ceiling 11 B $mtc, ceiling $resp_bytes B $msc, vexil $mvc"
+if [ -n "${BEFORE_BIN:-}" ]; then
+  mb=$(col 1 "$tmp/before"); mbc=$(col 2 "$tmp/before")
+  awk -v b="$mb" -v bc="$mbc" -v t="$mt" -v tc="$mtc" 'BEGIN {printf "BEFORE vexil (before) %s req/s, %s µs cpu/req: / 11-byte ceiling %.1f%% by req/s (%.1f%% by cpu/req)\n", b, bc, 100*b/t, 100*tc/bc}'
+fi
+awk -v v="$mv" -v t="$mt" -v s="$ms" 'BEGIN {printf "RESULT vexil / 11-byte ceiling: %.1f%% by req/s", 100*v/t}'
+awk -v v="$mvc" -v t="$mtc" 'BEGIN {printf " (%.1f%% by cpu/req)", 100*t/v}'
+awk -v v="$mv" -v s="$ms" 'BEGIN {printf "; vexil / same-size ceiling: %.1f%% by req/s", 100*v/s}'
+awk -v v="$mvc" -v s="$msc" 'BEGIN {printf " (%.1f%% by cpu/req)\n", 100*s/v}'
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ "${PROFILE:-0}" = 1 ]; then
@@ -107,7 +145,11 @@ if [ "${PROFILE:-0}" = 1 ]; then
   load -d${duration}s -s bench/flags.lua "$host" >/dev/null
   wait $perf_pid || true
   echo "profile: $out/perf.data (perf report -i $out/perf.data --no-children)"
-  perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -40
+  echo "-- self time, top symbols"
+  perf report -i "$out/perf.data" --no-children --sort symbol --stdio -g none --percent-limit 0.7 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-120 | head -40
+  echo "-- inclusive time of the request path's parts"
+  perf report -i "$out/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-160 |
+    grep -E "routes::flags::evaluate|FlagsCall|vexil_engine::eval::evaluate$|write_json|decode_body|from_json|Value>::deserialize$|__GI___writev|poll_read_head|hash01|Test::matches" | head -20
 fi
 
 [ "${FLAGS_ONLY:-0}" = 1 ] && exit 0

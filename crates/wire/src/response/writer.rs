@@ -71,7 +71,13 @@ fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>) -> Result<(), serde_json::
     out.extend_from_slice(b",\"description\":");
     match rec.reason.description.static_text() {
         Some(text) => push_str(out, text)?,
-        None => serde_json::to_writer(&mut *out, &rec.reason.description)?,
+        // The one formatted description: "Matched condition set N" (N = index + 1).
+        None => {
+            out.extend_from_slice(b"\"Matched condition set ");
+            let n = rec.reason.condition_index.unwrap_or(0) + 1;
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.push(b'"');
+        }
     }
     out.extend_from_slice(b"},\"metadata\":{\"id\":");
     out.extend_from_slice(itoa::Buffer::new().format(rec.metadata.id).as_bytes());
@@ -97,23 +103,114 @@ fn push_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-/// A JSON string: copied as is when nothing needs escaping (the common case), else serde_json's
-/// escaping.
-fn push_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
-    if s.bytes()
-        .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
-    {
-        return serde_json::to_writer(&mut *out, s);
+/// Bytes serde_json escapes: controls, `"` and `\\` (not DEL).
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
     }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// A JSON string, escaped exactly as serde_json escapes it (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
+/// `\t`, other controls as `\u00xx`): unescaped runs are copied whole, and the common
+/// all-clean string is found eight bytes at a time.
+fn push_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    let mut start = 0;
+    let mut i = clean_prefix(bytes);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
     Ok(())
+}
+
+/// How many leading bytes need no escaping, checked a word at a time (stops at the first word
+/// holding a control byte, `"` or `\\`; the caller checks the rest byte by byte).
+fn clean_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let mut i = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte < 0x20 (ignoring the high bit's bytes, which are never controls), `"` or `\\`.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        if control
+            | has_zero(w ^ (ONES * u64::from(b'"')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            break;
+        }
+        i += 8;
+    }
+    i
 }
 
 fn push_value(out: &mut Vec<u8>, v: &Value) -> Result<(), serde_json::Error> {
     match v {
         Value::String(s) => push_str(out, s),
         other => serde_json::to_writer(&mut *out, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_str;
+
+    #[test]
+    fn strings_escape_exactly_as_serde_json() {
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{0}', '\u{1f}', '\u{7f}', 'é', '🦀',
+        ];
+        let mut cases = vec![String::new(), "plain-ascii-key-that-is-long".to_owned()];
+        for len in [1usize, 7, 8, 9, 15, 16, 17, 40] {
+            for (i, c) in specials.iter().enumerate() {
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    let mut s: String = "abcdefgh".chars().cycle().take(len).collect();
+                    s.insert(at.min(s.len()), *c);
+                    s.push(specials[(i + 1) % specials.len()]);
+                    cases.push(s);
+                }
+            }
+        }
+        for s in cases {
+            let mut ours = Vec::new();
+            push_str(&mut ours, &s).unwrap();
+            assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{s:?}");
+        }
     }
 }
