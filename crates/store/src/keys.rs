@@ -2,10 +2,16 @@
 //!
 //! The project token (`phc_…`) is public and stored in clear so requests can find their project
 //! by it. Secret (`phs_…`) and personal (`phx_…`) keys are shown once at creation and stored only
-//! as `sha256$<hex sha256(key)>`, PostHog's current format (`posthog-compat.md` §2.2).
+//! as `sha256$<hex sha256(key)>`, PostHog's current format (`posthog-compat.md` §2.2). Either
+//! key can be rotated (a new one is issued, the old one stops working) or revoked (no key works
+//! until the next rotation).
+
+use std::fmt;
 
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
+
+use crate::ProjectId;
 
 /// Prefix of the public project token.
 pub const PROJECT_TOKEN_PREFIX: &str = "phc_";
@@ -18,13 +24,67 @@ pub const PERSONAL_KEY_PREFIX: &str = "phx_";
 /// `token_urlsafe(32)`.
 const RANDOM_CHARS: usize = 43;
 
-/// Which hashed credential of a project to check.
+/// Which hashed credential of a project to check, rotate or revoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyKind {
     /// The project secret key (`phs_…`).
     Secret,
     /// The project's personal API key (`phx_…`).
     Personal,
+}
+
+impl KeyKind {
+    /// Both kinds.
+    pub const ALL: [KeyKind; 2] = [KeyKind::Secret, KeyKind::Personal];
+
+    /// `"secret"` or `"personal"`: the name the CLI and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Personal => "personal",
+        }
+    }
+
+    /// The kind named `name` (`"secret"` or `"personal"`).
+    pub fn from_name(name: &str) -> Option<KeyKind> {
+        KeyKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The prefix of keys of this kind.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Secret => SECRET_KEY_PREFIX,
+            KeyKind::Personal => PERSONAL_KEY_PREFIX,
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key just issued by a rotation: the only moment it exists in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedKey {
+    /// The project the key belongs to.
+    pub project: ProjectId,
+    /// Which of the project's keys it is.
+    pub kind: KeyKind,
+    /// The key itself (`phs_…` or `phx_…`). Not retrievable later.
+    pub key: String,
+}
+
+impl fmt::Debug for IssuedKey {
+    // Keys must not leak into logs through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("project", &self.project)
+            .field("kind", &self.kind)
+            .field("key", &format_args!("{}…", self.kind.prefix()))
+            .finish()
+    }
 }
 
 /// A fresh credential: `prefix` followed by random URL-safe characters.

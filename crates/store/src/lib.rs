@@ -56,7 +56,9 @@ pub use flag::{
     FlagCheck, FlagQuery, FlagUpdate, NewFlag, MAX_FLAG_KEY_LEN,
 };
 pub use group::Group;
-pub use keys::{hash_key, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};
+pub use keys::{
+    hash_key, IssuedKey, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX,
+};
 pub use page::{Listing, Page};
 pub use person::{is_illegal_merge_id, Person, PersonUpdate};
 pub use project::{CreatedProject, GroupType, Project, ProjectId, MAX_GROUP_TYPE_INDEX};

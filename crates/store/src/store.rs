@@ -9,8 +9,8 @@ use vexil_engine::Definitions;
 
 use crate::{
     ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagCheck,
-    FlagQuery, FlagUpdate, Group, GroupType, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page,
-    Person, PersonUpdate, Project, ProjectId, Properties, Result,
+    FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing, NewCohort, NewEvent,
+    NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties, Result,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -43,8 +43,19 @@ pub trait Store: Send + Sync {
     /// The project a personal API key (`phx_…`) belongs to (by hash).
     async fn project_by_personal_key(&self, key: &str) -> Result<Option<Project>>;
 
-    /// Whether `key` is the project's secret or personal key. `false` for unknown projects.
+    /// Whether `key` is the project's secret or personal key, and not revoked. `false` for
+    /// unknown projects.
     async fn verify_key(&self, project: ProjectId, kind: KeyKind, key: &str) -> Result<bool>;
+
+    /// Issues a new secret or personal key for the project, replacing the old one (and lifting
+    /// a revocation). Only its hash is stored: the returned key is never retrievable again. From
+    /// the moment this returns, the old key no longer verifies, in this process or any other
+    /// sharing the database.
+    async fn rotate_key(&self, project: ProjectId, kind: KeyKind) -> Result<IssuedKey>;
+
+    /// Revokes the project's secret or personal key without a replacement: no key of that kind
+    /// verifies until [`Store::rotate_key`] issues a new one. Revoking twice is harmless.
+    async fn revoke_key(&self, project: ProjectId, kind: KeyKind) -> Result<()>;
 
     /// The index of group type `name`, assigning the next free index (0–4) on first use.
     /// A sixth type is [`crate::StoreError::Invalid`].

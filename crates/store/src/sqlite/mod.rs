@@ -33,8 +33,8 @@ use vexil_engine::Definitions;
 
 use crate::{
     ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagCheck,
-    FlagQuery, FlagUpdate, Group, GroupType, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page,
-    Person, PersonUpdate, Project, ProjectId, Properties, Result, Store, StoreError,
+    FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing, NewCohort, NewEvent,
+    NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties, Result, Store, StoreError,
 };
 
 /// How long a statement waits for a lock held by another connection or process.
@@ -199,6 +199,14 @@ impl Store for SqliteStore {
 
     async fn verify_key(&self, project: ProjectId, kind: KeyKind, key: &str) -> Result<bool> {
         projects::verify_key(&self.db, project, kind, key).await
+    }
+
+    async fn rotate_key(&self, project: ProjectId, kind: KeyKind) -> Result<IssuedKey> {
+        projects::rotate_key(&self.db, project, kind).await
+    }
+
+    async fn revoke_key(&self, project: ProjectId, kind: KeyKind) -> Result<()> {
+        projects::revoke_key(&self.db, project, kind).await
     }
 
     async fn ensure_group_type(&self, project: ProjectId, name: &str) -> Result<i64> {

@@ -6,7 +6,8 @@ use sqlx::{Row, SqliteConnection};
 use super::{is_unique_violation, micros, time, Db};
 use crate::keys::{self, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};
 use crate::{
-    CreatedProject, GroupType, Project, ProjectId, Result, StoreError, MAX_GROUP_TYPE_INDEX,
+    CreatedProject, GroupType, IssuedKey, Project, ProjectId, Result, StoreError,
+    MAX_GROUP_TYPE_INDEX,
 };
 
 const COLUMNS: &str = "id, name, api_token, created_at";
@@ -78,7 +79,8 @@ pub(super) async fn by_token(db: &Db, token: &str) -> Result<Option<Project>> {
 
 pub(super) async fn by_personal_key(db: &Db, key: &str) -> Result<Option<Project>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM projects WHERE personal_key_hash = ?"
+        "SELECT {COLUMNS} FROM projects
+         WHERE personal_key_hash = ? AND personal_key_revoked_at IS NULL"
     ))
     .bind(keys::hash_key(key))
     .fetch_optional(&db.reader)
@@ -92,15 +94,69 @@ pub(super) async fn verify_key(
     kind: KeyKind,
     key: &str,
 ) -> Result<bool> {
+    // Read on every call, never cached: a rotation or revocation committed by any process is
+    // seen by the next check.
     let sql = match kind {
-        KeyKind::Secret => "SELECT secret_key_hash FROM projects WHERE id = ?",
-        KeyKind::Personal => "SELECT personal_key_hash FROM projects WHERE id = ?",
+        KeyKind::Secret => {
+            "SELECT secret_key_hash FROM projects WHERE id = ? AND secret_key_revoked_at IS NULL"
+        }
+        KeyKind::Personal => {
+            "SELECT personal_key_hash FROM projects WHERE id = ? AND personal_key_revoked_at IS NULL"
+        }
     };
     let stored: Option<String> = sqlx::query_scalar(sql)
         .bind(project.0)
         .fetch_optional(&db.reader)
         .await?;
     Ok(stored.is_some_and(|s| keys::verify(&s, key)))
+}
+
+pub(super) async fn rotate_key(db: &Db, project: ProjectId, kind: KeyKind) -> Result<IssuedKey> {
+    let key = keys::generate(kind.prefix());
+    let sql = match kind {
+        KeyKind::Secret => {
+            "UPDATE projects SET secret_key_hash = ?, secret_key_revoked_at = NULL WHERE id = ?"
+        }
+        KeyKind::Personal => {
+            "UPDATE projects SET personal_key_hash = ?, personal_key_revoked_at = NULL WHERE id = ?"
+        }
+    };
+    let mut tx = db.write().await?;
+    let updated = sqlx::query(sql)
+        .bind(keys::hash_key(&key))
+        .bind(project.0)
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound { entity: "project" });
+    }
+    tx.commit().await?;
+    Ok(IssuedKey { project, kind, key })
+}
+
+pub(super) async fn revoke_key(db: &Db, project: ProjectId, kind: KeyKind) -> Result<()> {
+    // The first revocation's time is kept.
+    let sql = match kind {
+        KeyKind::Secret => {
+            "UPDATE projects SET secret_key_revoked_at = COALESCE(secret_key_revoked_at, ?)
+             WHERE id = ?"
+        }
+        KeyKind::Personal => {
+            "UPDATE projects SET personal_key_revoked_at = COALESCE(personal_key_revoked_at, ?)
+             WHERE id = ?"
+        }
+    };
+    let mut tx = db.write().await?;
+    let updated = sqlx::query(sql)
+        .bind(micros(crate::now()))
+        .bind(project.0)
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound { entity: "project" });
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 pub(super) async fn ensure_group_type(db: &Db, project: ProjectId, name: &str) -> Result<i64> {

@@ -60,7 +60,7 @@ async fn file_is_in_wal_mode() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 #[tokio::test]

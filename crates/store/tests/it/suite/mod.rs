@@ -78,6 +78,8 @@ macro_rules! store_suite {
                 create_returns_prefixed_keys,
                 keys_are_stored_hashed,
                 token_lookup_and_key_verification,
+                rotation_replaces_the_key_at_once,
+                revocation_refuses_the_key_until_rotated,
                 project_name_is_required,
                 group_types_are_assigned_in_order,
             ],

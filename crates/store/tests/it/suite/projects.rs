@@ -121,6 +121,137 @@ pub async fn token_lookup_and_key_verification(db: &mut TestDb) {
     assert_eq!(s.project_by_personal_key("phx_wrong").await.unwrap(), None);
 }
 
+pub async fn rotation_replaces_the_key_at_once(db: &mut TestDb) {
+    let a = db.project("A").await;
+    let b = db.project("B").await;
+    let id = a.project.id;
+    let s = &*db.store;
+
+    let secret = s.rotate_key(id, KeyKind::Secret).await.unwrap();
+    assert_eq!((secret.project, secret.kind), (id, KeyKind::Secret));
+    assert!(secret.key.starts_with("phs_") && secret.key != a.secret_key);
+    assert!(
+        !format!("{secret:?}").contains(&secret.key),
+        "Debug hides the key"
+    );
+    assert!(!s
+        .verify_key(id, KeyKind::Secret, &a.secret_key)
+        .await
+        .unwrap());
+    assert!(s
+        .verify_key(id, KeyKind::Secret, &secret.key)
+        .await
+        .unwrap());
+    // The other kind and the other project are untouched.
+    assert!(s
+        .verify_key(id, KeyKind::Personal, &a.personal_key)
+        .await
+        .unwrap());
+    assert!(s
+        .verify_key(b.project.id, KeyKind::Secret, &b.secret_key)
+        .await
+        .unwrap());
+
+    let personal = s.rotate_key(id, KeyKind::Personal).await.unwrap();
+    assert!(personal.key.starts_with("phx_") && personal.key != a.personal_key);
+    assert!(!s
+        .verify_key(id, KeyKind::Personal, &a.personal_key)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.project_by_personal_key(&a.personal_key).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.project_by_personal_key(&personal.key).await.unwrap(),
+        Some(a.project.clone())
+    );
+
+    // Only the new keys' hashes are stored, and they survive a restart.
+    let (_, secret_hash, personal_hash) = db.raw.project_keys(id).await;
+    assert_eq!(secret_hash, hash_key(&secret.key));
+    assert_eq!(personal_hash, hash_key(&personal.key));
+    db.reopen().await;
+    let s = &*db.store;
+    assert!(s
+        .verify_key(id, KeyKind::Secret, &secret.key)
+        .await
+        .unwrap());
+    assert!(!s
+        .verify_key(id, KeyKind::Secret, &a.secret_key)
+        .await
+        .unwrap());
+
+    for kind in KeyKind::ALL {
+        assert!(matches!(
+            s.rotate_key(ProjectId(999_999), kind).await,
+            Err(StoreError::NotFound { entity: "project" })
+        ));
+    }
+}
+
+pub async fn revocation_refuses_the_key_until_rotated(db: &mut TestDb) {
+    let a = db.project("A").await;
+    let b = db.project("B").await;
+    let id = a.project.id;
+    let s = &*db.store;
+
+    s.revoke_key(id, KeyKind::Personal).await.unwrap();
+    s.revoke_key(id, KeyKind::Personal).await.unwrap();
+    assert!(!s
+        .verify_key(id, KeyKind::Personal, &a.personal_key)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.project_by_personal_key(&a.personal_key).await.unwrap(),
+        None
+    );
+    assert!(s
+        .verify_key(id, KeyKind::Secret, &a.secret_key)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.project_by_personal_key(&b.personal_key).await.unwrap(),
+        Some(b.project.clone())
+    );
+
+    s.revoke_key(id, KeyKind::Secret).await.unwrap();
+    assert!(!s
+        .verify_key(id, KeyKind::Secret, &a.secret_key)
+        .await
+        .unwrap());
+    db.reopen().await;
+    let s = &*db.store;
+    assert!(!s
+        .verify_key(id, KeyKind::Secret, &a.secret_key)
+        .await
+        .unwrap());
+
+    // A rotation issues a working key again; the revoked one stays dead.
+    let personal = s.rotate_key(id, KeyKind::Personal).await.unwrap();
+    assert!(s
+        .verify_key(id, KeyKind::Personal, &personal.key)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.project_by_personal_key(&personal.key).await.unwrap(),
+        Some(a.project.clone())
+    );
+    assert!(!s
+        .verify_key(id, KeyKind::Personal, &a.personal_key)
+        .await
+        .unwrap());
+    assert!(!s
+        .verify_key(id, KeyKind::Secret, &a.secret_key)
+        .await
+        .unwrap());
+
+    assert!(matches!(
+        s.revoke_key(ProjectId(999_999), KeyKind::Secret).await,
+        Err(StoreError::NotFound { entity: "project" })
+    ));
+}
+
 pub async fn project_name_is_required(db: &mut TestDb) {
     let err = db.store.create_project("  ").await.unwrap_err();
     assert!(
