@@ -218,6 +218,22 @@ fn project_paths(prefix: &str) -> Map<String, Value> {
             &["project_id", "person_uuid"], None,
             json!({"202": {"description": "Deleted."}}))}),
     );
+    paths.insert(
+        p("keys/{kind}/rotate/"),
+        json!({"post": op(&id("keys_rotate"), "keys",
+            "Issue a new secret (phs_…) or personal (phx_…) key for the project and return it once (`Cache-Control: no-store`); the old key is refused from the next request on. Also lifts a revocation.",
+            &["project_id", "key_kind"], None,
+            json!({"200": ok("The new key.", schema_ref("IssuedKey")),
+                   "400": error("Unknown key kind.")}))}),
+    );
+    paths.insert(
+        p("keys/{kind}/revoke/"),
+        json!({"post": op(&id("keys_revoke"), "keys",
+            "Revoke the project's secret or personal key without a replacement: no key of that kind works until the next rotation (revoking the personal key locks this API out; `vexil project rotate-key` issues a new one).",
+            &["project_id", "key_kind"], None,
+            json!({"200": ok("Revoked.", schema_ref("RevokedKey")),
+                   "400": error("Unknown key kind.")}))}),
+    );
     paths
 }
 
@@ -243,6 +259,9 @@ fn parameters() -> Value {
         "project_id": {"name": "project_id", "in": "path", "required": true, "schema": {"type": "string"},
             "description": "The project id, or `@current` for the key's project."},
         "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}},
+        "key_kind": {"name": "kind", "in": "path", "required": true,
+            "schema": {"type": "string", "enum": ["secret", "personal"]},
+            "description": "`secret` (phs_…, local evaluation) or `personal` (phx_…, this API and local evaluation)."},
         "person_uuid": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"},
             "description": "The person's uuid."},
         "limit": query("limit", int.clone(), "Rows per page (default 100, at most 1000)."),
@@ -280,6 +299,14 @@ fn schemas() -> Value {
             "results": {"type": "array", "items": schema_ref(item)}}})
     };
     json!({
+        "IssuedKey": {"type": "object", "required": ["project_id", "kind", "key"], "properties": {
+            "project_id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["secret", "personal"]},
+            "key": {"type": "string", "description": "The new key, shown once: only its hash is stored."}}},
+        "RevokedKey": {"type": "object", "required": ["project_id", "kind", "revoked"], "properties": {
+            "project_id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["secret", "personal"]},
+            "revoked": {"type": "boolean", "enum": [true]}}},
         "Error": {"type": "object", "required": ["type", "code", "detail", "attr"], "properties": {
             "type": {"type": "string", "enum": ["validation_error", "authentication_error", "invalid_request", "server_error"]},
             "code": {"type": "string", "description": "invalid_input, required, unique, invalid_key, invalid_value, invalid_date, invalid_regex, cohort_does_not_exist, parse_error, not_authenticated, authentication_failed, permission_denied, not_found, method_not_allowed, conflict, …"},
@@ -436,17 +463,16 @@ fn build() -> Value {
             "description": "PostHog-compatible management API for feature flags, cohorts and persons. Every project route is served under both /api/projects/{project_id}/ and /api/environments/{project_id}/, with or without the trailing slash. Errors are JSON {type, code, detail, attr}; a malformed JSON body is a 400 parse_error. Flags are never hard-deleted: DELETE is 405, soft-delete with PATCH {\"deleted\": true}.",
         },
         "servers": [{"url": "/"}],
-        "security": [{"PersonalAPIKeyAuth": []}, {"PersonalAPIKeyQuery": []}],
+        "security": [{"PersonalAPIKeyAuth": []}],
         "tags": [
             {"name": "feature_flags"}, {"name": "cohorts"}, {"name": "persons"},
-            {"name": "auth"}, {"name": "schema"},
+            {"name": "auth"}, {"name": "keys"}, {"name": "schema"},
         ],
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "PersonalAPIKeyAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "phx_…",
-                    "description": "A personal API key (phx_…). It reaches its own project only; project tokens (phc_…) are refused with 401. The key may also be sent as personal_api_key in a JSON body."},
-                "PersonalAPIKeyQuery": {"type": "apiKey", "in": "query", "name": "personal_api_key"},
+                    "description": "A personal API key (phx_…). It reaches its own project only; project tokens (phc_…) are refused with 401. The key may also be sent as personal_api_key in a JSON body; in the query string (personal_api_key=…) it is refused with 401."},
             },
             "parameters": parameters(),
             "schemas": schemas(),

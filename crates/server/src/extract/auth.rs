@@ -1,6 +1,11 @@
 //! Credentials: the personal API key (`phx_…`) of the management API and the secret /
 //! personal key of the local-evaluation feed. The public project token (`phc_…`) never
 //! authorises either.
+//!
+//! Keys are accepted only in the `Authorization: Bearer` header (or, for management writes, a
+//! JSON body field): a key in the URL is refused, since URLs end up in access logs, proxies and
+//! browser history. Every check reads the store — nothing is cached — so a key rotated or
+//! revoked by any process sharing the database is refused from the next request on.
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
@@ -26,6 +31,42 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Query parameters that name a key (PostHog's `personal_api_key`, and its secret twin).
+const KEY_PARAMS: [&str; 2] = ["personal_api_key", "secret_api_key"];
+
+/// The 401 detail of a key sent in the URL.
+pub const KEY_IN_QUERY: &str = "API keys are not accepted in the URL: send the key in the `Authorization: Bearer <key>` header instead (and rotate it, since URLs are logged).";
+
+/// Whether `value` has the shape of a secret or personal key: its prefix and at least 32 key
+/// characters (generated keys have 43), so ordinary values starting with `phx_` are not caught.
+fn looks_like_key(value: &str) -> bool {
+    [PERSONAL_KEY_PREFIX, SECRET_KEY_PREFIX]
+        .iter()
+        .filter_map(|prefix| value.strip_prefix(prefix))
+        .any(|rest| {
+            rest.len() >= 32
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
+/// Refuses (401) a request that carries a secret or personal key in its query string: a
+/// `personal_api_key` / `secret_api_key` parameter, or any parameter whose value is a key. The
+/// public project token (`?token=phc_…`, which SDKs send) is not a key and passes.
+pub fn refuse_key_in_query(query: Option<&str>) -> Result<(), ApiError> {
+    let Some(query) = query else {
+        return Ok(());
+    };
+    let leaked = form_urlencoded::parse(query.as_bytes())
+        .any(|(name, value)| KEY_PARAMS.contains(&name.as_ref()) || looks_like_key(&value));
+    if leaked {
+        Err(ApiError::authentication_failed(KEY_IN_QUERY))
+    } else {
+        Ok(())
+    }
+}
+
 /// A management-API request authenticated by a personal key, scoped to the `{project_id}` of
 /// its path (`@current` or the key's own project id). Anything else is 401/404 without
 /// revealing whether another project's ids exist.
@@ -41,12 +82,12 @@ impl FromRequestParts<AppState> for ManagedProject {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = match bearer(&parts.headers) {
-            Some(k) => k.to_owned(),
-            None => query_param(parts.uri.query(), "personal_api_key").ok_or_else(|| {
+        refuse_key_in_query(parts.uri.query())?;
+        let key = bearer(&parts.headers)
+            .ok_or_else(|| {
                 ApiError::not_authenticated("Authentication credentials were not provided.")
-            })?,
-        };
+            })?
+            .to_owned();
         if !key.starts_with(PERSONAL_KEY_PREFIX) {
             return Err(ApiError::authentication_failed(
                 "Only personal API keys (phx_…) can use this API.",
@@ -74,13 +115,16 @@ impl FromRequestParts<AppState> for ManagedProject {
     }
 }
 
-/// Authorises the local-evaluation feed for the project named by `token`: the project's secret
-/// key (`phs_…`) or its personal key.
+/// Authorises the local-evaluation feed for the project named by the `token` query parameter:
+/// the project's secret key (`phs_…`) or its personal key, in the `Authorization` header.
 pub async fn definitions_access(
     state: &AppState,
     headers: &HeaderMap,
-    token: Option<&str>,
+    query: Option<&str>,
 ) -> Result<ProjectId, ApiError> {
+    refuse_key_in_query(query)?;
+    let token = query_param(query, "token");
+    let token = token.as_deref();
     let Some(credential) = bearer(headers) else {
         return Err(ApiError::not_authenticated(
             "Authentication credentials were not provided.",
@@ -121,9 +165,4 @@ pub async fn definitions_access(
     } else {
         Err(ApiError::authentication_failed(failure))
     }
-}
-
-/// The `token` query parameter.
-pub fn token_param(query: Option<&str>) -> Option<String> {
-    query_param(query, "token")
 }

@@ -3,12 +3,10 @@
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
-use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::auth::{bearer, ManagedProject};
-use super::params::query_pairs;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -16,8 +14,8 @@ use crate::state::AppState;
 ///
 /// The body is a JSON object or a `multipart/form-data` form (text fields become JSON values;
 /// a file field named `csv` is kept as bytes). An empty body is an empty object. Besides the
-/// `Authorization` header and the `personal_api_key` query parameter, the key may come as
-/// `personal_api_key` in a JSON body (spec §2).
+/// `Authorization` header, the key may come as `personal_api_key` in a JSON body (spec §2); in
+/// the query string it is refused.
 #[derive(Debug)]
 pub struct Payload {
     /// The authenticated project.
@@ -46,7 +44,7 @@ impl FromRequest<AppState> for Payload {
             .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"));
         let json = (!multipart && !bytes.iter().all(u8::is_ascii_whitespace))
             .then(|| serde_json::from_slice::<Value>(&bytes));
-        if !has_credentials(&parts) {
+        if bearer(&parts.headers).is_none() {
             let body_key = match &json {
                 Some(Ok(Value::Object(m))) => m.get("personal_api_key").and_then(Value::as_str),
                 _ => None,
@@ -87,11 +85,6 @@ impl FromRequest<AppState> for Payload {
             csv: None,
         })
     }
-}
-
-fn has_credentials(parts: &Parts) -> bool {
-    bearer(&parts.headers).is_some()
-        || query_pairs(parts.uri.query()).any(|(k, v)| k == "personal_api_key" && !v.is_empty())
 }
 
 /// Form fields whose text is JSON (objects, lists) or a boolean.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 
 use crate::error::{refuse, ApiError};
-use crate::extract::auth::{definitions_access, token_param};
+use crate::extract::auth::definitions_access;
 use crate::state::AppState;
 
 const ALLOW: &str = "GET, OPTIONS, HEAD";
@@ -22,8 +22,7 @@ pub fn methods() -> MethodRouter<AppState> {
 
 /// `GET /flags/definitions?token=phc_…[&send_cohorts]`.
 async fn definitions(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    let token = token_param(uri.query());
-    let project = match definitions_access(&state, &headers, token.as_deref()).await {
+    let project = match definitions_access(&state, &headers, uri.query()).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

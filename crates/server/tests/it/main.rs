@@ -2,6 +2,7 @@
 
 mod capture;
 mod evaluation;
+mod keys;
 mod limits;
 mod management;
 mod support;

@@ -1,6 +1,7 @@
 //! The management API (`/api/projects/{project_id}/…`, `/api/environments/{project_id}/…`):
 //! PostHog-compatible flags, cohorts, persons, the flag activity log, "who am I" for agent
-//! tools, and the OpenAPI document at `/api/schema/`.
+//! tools, rotation and revocation of the project's keys, and the OpenAPI document at
+//! `/api/schema/`.
 //!
 //! Every route authenticates with the [`ManagedProject`](crate::extract::auth::ManagedProject)
 //! extractor (a personal key, scoped to the `{project_id}` of the path), answers errors in
@@ -11,6 +12,7 @@
 mod activity;
 mod cohort_members;
 mod cohorts;
+mod credentials;
 mod evaluation;
 mod flag_input;
 mod flag_list;
@@ -118,6 +120,14 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         (
             "/cohorts/{id}/persons",
             get(cohorts::persons).fallback(refuse(read)),
+        ),
+        (
+            "/keys/{kind}/rotate",
+            post(credentials::rotate).fallback(refuse("POST")),
+        ),
+        (
+            "/keys/{kind}/revoke",
+            post(credentials::revoke).fallback(refuse("POST")),
         ),
         ("/persons", get(persons::list).fallback(refuse(read))),
         (

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::extract::auth::{definitions_access, token_param};
+use crate::extract::auth::definitions_access;
 use crate::response::json_response;
 use crate::state::AppState;
 
@@ -21,8 +21,7 @@ pub async fn remote_config(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // The same credentials as the local-evaluation feed: a server SDK holds one of them.
-    let token = token_param(uri.query());
-    let project = definitions_access(&state, &headers, token.as_deref()).await?;
+    let project = definitions_access(&state, &headers, uri.query()).await?;
     if project_id != "@current" && project_id.parse::<i64>().ok() != Some(project.0) {
         return Err(ApiError::not_found("Project"));
     }
