@@ -34,7 +34,7 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Run the service (embedded SQLite by default).
     Serve(serve::ServeArgs),
-    /// Manage projects offline.
+    /// Manage projects and their keys (offline, also while a server runs).
     #[command(subcommand)]
     Project(project::ProjectCommand),
 }
@@ -47,9 +47,7 @@ fn main() -> ExitCode {
             init_tracing();
             runtime().and_then(|rt| rt.block_on(serve::run(args)).map_err(CliError::from))
         }
-        Command::Project(command) => {
-            runtime().and_then(|rt| rt.block_on(project::run(command)).map_err(CliError::from))
-        }
+        Command::Project(command) => runtime().and_then(|rt| rt.block_on(project::run(command))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -228,3 +228,193 @@ fn project_create_prints_keys_once_offline() {
         );
     }
 }
+
+/// A `vexil serve` child process on a free port, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(data: &str) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", data])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vexil serve runs");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "serve exited early"
+            );
+            if let Some(addr) = line.trim().strip_prefix("vexil listening on http://") {
+                break addr.to_owned();
+            }
+        };
+        Server {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    /// The status of `GET path` with `key` as the bearer credential.
+    fn status(&self, path: &str, key: &str) -> u16 {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json_out(args: &[&str]) -> Value {
+    let out = vexil(args, "");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn rotate_and_revoke_keys_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let keys = json_out(&[
+        "project",
+        "create",
+        "--name",
+        "Shop",
+        "--json",
+        "--data-dir",
+        &data,
+    ]);
+    let id = keys["id"].to_string();
+    let token = keys["api_token"].as_str().unwrap();
+    let old_personal = keys["personal_api_key"].as_str().unwrap();
+    let old_secret = keys["secret_api_key"].as_str().unwrap();
+    let server = Server::start(&data);
+    let flags = "/api/projects/@current/feature_flags/";
+    let feed = format!("/flags/definitions?token={token}");
+    assert_eq!(server.status(flags, old_personal), 200);
+    assert_eq!(server.status(&feed, old_secret), 200);
+
+    // Rotation by another process: the running server refuses the old key at once.
+    let rotated = json_out(&[
+        "project",
+        "rotate-key",
+        "--project",
+        &id,
+        "--kind",
+        "personal",
+        "--json",
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(rotated["kind"], "personal");
+    assert_eq!(rotated["project_id"], keys["id"]);
+    let new_personal = rotated["key"].as_str().unwrap();
+    assert!(new_personal.starts_with("phx_") && new_personal != old_personal);
+    assert_eq!(server.status(flags, old_personal), 401);
+    assert_eq!(server.status(flags, new_personal), 200);
+
+    let rotated = json_out(&[
+        "project",
+        "rotate-key",
+        "--project",
+        &id,
+        "--kind",
+        "secret",
+        "--json",
+        "--data-dir",
+        &data,
+    ]);
+    let new_secret = rotated["key"].as_str().unwrap();
+    assert!(new_secret.starts_with("phs_"));
+    assert_eq!(server.status(&feed, old_secret), 401);
+    assert_eq!(server.status(&feed, new_secret), 200);
+
+    // Revocation, also in human form.
+    let out = vexil(
+        &[
+            "project",
+            "revoke-key",
+            "--project",
+            &id,
+            "--kind",
+            "secret",
+            "--data-dir",
+            &data,
+        ],
+        "",
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked"));
+    assert_eq!(server.status(&feed, new_secret), 401);
+    assert_eq!(server.status(&feed, new_personal), 200);
+    let revoked = json_out(&[
+        "project",
+        "revoke-key",
+        "--project",
+        &id,
+        "--kind",
+        "personal",
+        "--json",
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(revoked["revoked"], json!(true));
+    assert_eq!(server.status(flags, new_personal), 401);
+    drop(server);
+
+    // Only hashes of the new keys are on disk.
+    let mut db = std::fs::read(dir.path().join("vexil.db")).unwrap();
+    db.extend(std::fs::read(dir.path().join("vexil.db-wal")).unwrap_or_default());
+    for key in [new_personal, new_secret] {
+        assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()));
+    }
+
+    // An unknown project is bad input (exit 2), naming the option.
+    let out = vexil(
+        &[
+            "project",
+            "rotate-key",
+            "--project",
+            "999",
+            "--kind",
+            "secret",
+            "--data-dir",
+            &data,
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--project"));
+}
