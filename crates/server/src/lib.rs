@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cors;
 mod error;
 mod evaluate;
 mod extract;
@@ -25,6 +26,7 @@ mod state;
 
 use std::future::Future;
 
+pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
 pub use ingest::Ingest;
 pub use routes::router;

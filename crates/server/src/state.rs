@@ -6,6 +6,7 @@ use std::time::Duration;
 use vexil_store::{ProjectId, Store};
 use vexil_wire::decode::Decoder;
 
+use crate::cors::AllowedOrigin;
 use crate::error::ApiError;
 use crate::ingest::Ingest;
 use crate::snapshot::{Catalog, ProjectSnapshot};
@@ -22,6 +23,10 @@ pub struct Settings {
     pub ingest_batch_events: usize,
     /// Capture batching: longest a request waits for others to share its transaction.
     pub ingest_batch_delay: Duration,
+    /// Origins sent `Access-Control-Allow-Credentials: true`, and the only ones the management
+    /// API answers cross-origin (the public SDK endpoints answer every origin without
+    /// credentials).
+    pub cors_allowed_origins: Vec<AllowedOrigin>,
 }
 
 impl Default for Settings {
@@ -31,6 +36,7 @@ impl Default for Settings {
             max_body_bytes: vexil_wire::decode::DEFAULT_MAX_DECODED_BYTES,
             ingest_batch_events: 2_000,
             ingest_batch_delay: Duration::from_millis(2),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

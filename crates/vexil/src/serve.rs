@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use vexil_server::{AppState, Settings};
+use vexil_server::{AllowedOrigin, AppState, Settings};
 
 use crate::config::StorageArgs;
 use crate::project::{describe, ProjectKeys};
@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// Largest accepted request body after decompression, in bytes.
     #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = vexil_wire::decode::DEFAULT_MAX_DECODED_BYTES)]
     pub max_body_bytes: usize,
+    /// Origins (`https://app.example.com`, comma-separated) sent
+    /// `Access-Control-Allow-Credentials: true`; the only ones the management API answers
+    /// cross-origin. The SDK endpoints answer every origin, without credentials.
+    #[arg(long, env = "VEXIL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<AllowedOrigin>,
 }
 
 /// Runs the server until Ctrl-C / SIGTERM.
@@ -38,6 +43,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings {
         eval_lookup_timeout: Duration::from_millis(args.eval_lookup_timeout_ms),
         max_body_bytes: args.max_body_bytes,
+        cors_allowed_origins: args.cors_allowed_origins.clone(),
         ..Settings::default()
     };
     let state = AppState::new(store.clone(), settings).await?;

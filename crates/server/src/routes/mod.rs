@@ -7,22 +7,19 @@ mod flags;
 mod health;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::CorsLayer;
 
+use crate::cors;
 use crate::error::{refuse, ApiError};
 use crate::state::AppState;
 
-/// Every route of the service, with permissive CORS (origin and headers mirrored, credentials
-/// allowed) as PostHog serves it.
+/// Every route of the service: the public SDK endpoints open to every origin, the management
+/// API only to configured ones (see [`crate::cors`]).
 pub fn router(state: AppState) -> Router {
-    let cors = CorsLayer::very_permissive().expose_headers([header::HeaderName::from_static(
-        "x-posthog-rate-limit-warning",
-    )]);
+    let origins = &state.settings.cors_allowed_origins;
     // Raw bodies may be compressed; the decoder enforces the decoded-size cap itself.
     let body_limit = DefaultBodyLimit::max(state.settings.max_body_bytes);
     let mut router = Router::new();
@@ -46,13 +43,13 @@ pub fn router(state: AppState) -> Router {
             "/_readiness",
             get(health::readiness).fallback(refuse(health::ALLOW, health::REFUSED)),
         )
-        .merge(api::router())
         .merge(capture::router())
+        .layer(cors::public(origins))
+        .merge(api::router().layer(cors::management(origins)))
         .fallback(|| async { ApiError::not_found("Route") })
         .layer(body_limit)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))
-        .layer(cors)
         .with_state(state)
 }
