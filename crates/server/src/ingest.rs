@@ -107,6 +107,11 @@ impl Ingest {
         wait.await.map_err(|_| IngestError::Closed)?
     }
 
+    /// Whether the writer task accepts events (false once it stopped or died).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Stops accepting work and waits until everything submitted is written.
     pub async fn shutdown(&self) {
         self.stop.notify_one();

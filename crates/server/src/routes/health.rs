@@ -18,18 +18,37 @@ pub async fn liveness() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `/_readiness`: snapshots are loaded and the store answers.
+/// `/_readiness`: 200 when every component answers — the store (a query) and the capture
+/// writer — with the project counts; otherwise 503 `{"status": "unavailable", "components":
+/// {"store": "down", "capture": "up"}}`. Why a component is down is logged, never answered:
+/// error text can carry paths and internals.
 pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.store.list_projects().await {
-        Ok(projects) => (
+    let projects = match state.store.list_projects().await {
+        Ok(projects) => Some(projects.len()),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness: the store does not answer");
+            None
+        }
+    };
+    let capture = state.ingest.is_running();
+    if !capture {
+        tracing::error!("readiness: the capture writer is not running");
+    }
+    let state_of = |up: bool| if up { "up" } else { "down" };
+    let components = json!({"store": state_of(projects.is_some()), "capture": state_of(capture)});
+    match projects {
+        Some(projects) if capture => (
             StatusCode::OK,
-            Json(
-                json!({"status": "ready", "projects": projects.len(), "loaded": state.catalog.len()}),
-            ),
+            Json(json!({
+                "status": "ready",
+                "components": components,
+                "projects": projects,
+                "loaded": state.catalog.len(),
+            })),
         ),
-        Err(e) => (
+        _ => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "detail": e.to_string()})),
+            Json(json!({"status": "unavailable", "components": components})),
         ),
     }
 }

@@ -3,6 +3,7 @@
 mod capture;
 mod cors;
 mod evaluation;
+mod health;
 mod keys;
 mod limits;
 mod management;
