@@ -35,7 +35,7 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 const KEY_PARAMS: [&str; 2] = ["personal_api_key", "secret_api_key"];
 
 /// The 401 detail of a key sent in the URL.
-pub const KEY_IN_QUERY: &str = "API keys are not accepted in the URL: send the key in the `Authorization: Bearer <key>` header instead (and rotate it, since URLs are logged).";
+const KEY_IN_QUERY: &str = "API keys are not accepted in the URL: send the key in the `Authorization: Bearer <key>` header instead (and rotate it, since URLs are logged).";
 
 /// Whether `value` has the shape of a secret or personal key: its prefix and at least 32 key
 /// characters (generated keys have 43), so ordinary values starting with `phx_` are not caught.

@@ -7,8 +7,7 @@
 //! Vexil's two keys belong to the project, so both live under it with one shape. Revoking the
 //! personal key locks the API out: `vexil project rotate-key` issues a new one offline.
 
-use axum::extract::Path;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
