@@ -50,7 +50,7 @@ pub struct CompiledProject {
     pub(crate) group_types: BTreeMap<i64, Box<str>>,
     /// Whether any flag reads another (otherwise evaluation order is definition order).
     pub(crate) has_dependencies: bool,
-    requirements: Requirements,
+    requirements: Arc<Requirements>,
     /// What the project was compiled from, for incremental updates.
     pub(crate) sources: Sources,
 }
@@ -66,6 +66,8 @@ pub(crate) struct Sources {
     pub(crate) by_id: Arc<HashMap<i64, usize>>,
     /// Whether `defs` repeat no key and no id, so that flag `i` is `defs[i]`.
     pub(crate) distinct: bool,
+    /// How many of `compiled` read other flags.
+    pub(crate) readers: usize,
     pub(crate) opts: MatchOptions,
     /// The dynamic cohorts as given.
     pub(crate) cohort_defs: Arc<BTreeMap<String, Value>>,
@@ -107,6 +109,33 @@ impl Requirements {
                 }
             }
         }
+    }
+
+    /// What these flags read.
+    fn all(flags: &[Arc<CompiledFlag>]) -> Requirements {
+        let mut r = Requirements::default();
+        flags.iter().for_each(|f| r.add_flag(f));
+        r
+    }
+
+    /// What one flag reads.
+    fn of(flag: &CompiledFlag) -> Requirements {
+        let mut r = Requirements::default();
+        r.add_flag(flag);
+        r
+    }
+
+    /// Whether everything `self` reads, `other` reads too.
+    fn within(&self, other: &Requirements) -> bool {
+        (!self.cohorts || other.cohorts)
+            && (!self.continuity || other.continuity)
+            && self.person_keys.is_subset(&other.person_keys)
+            && self.group_keys.iter().all(|(index, keys)| {
+                other
+                    .group_keys
+                    .get(index)
+                    .is_some_and(|o| keys.is_subset(o))
+            })
     }
 
     fn add_flag(&mut self, flag: &CompiledFlag) {
@@ -459,39 +488,80 @@ impl CompiledProject {
             compiled: Vec::new(),
             by_id: Arc::new(by_id),
             distinct,
+            readers: 0,
             opts,
             cohort_defs,
         };
-        CompiledProject::assemble(compiled, Arc::new(by_key), cohorts, group_types, sources)
+        CompiledProject::assemble(
+            compiled,
+            Arc::new(by_key),
+            cohorts,
+            group_types,
+            sources,
+            None,
+        )
     }
 
     /// The project-wide passes over compiled flags: dependency order (marking flags whose
     /// dependencies are missing, cyclic or broken) and the stored-data requirements.
+    /// `previous` is a project these flags differ from only at one index, when known: its
+    /// results are reused where that one change cannot affect them.
     pub(crate) fn assemble(
         compiled: Vec<Arc<CompiledFlag>>,
         by_key: Arc<HashMap<Box<str>, usize>>,
         cohorts: Arc<CohortSet>,
         group_types: BTreeMap<i64, Box<str>>,
         mut sources: Sources,
+        previous: Option<(&CompiledProject, usize)>,
     ) -> CompiledProject {
-        let (order, broken) = dependency_order(&compiled);
-        let flags: Vec<Arc<CompiledFlag>> = compiled
-            .iter()
-            .zip(broken)
-            .map(|(f, broken)| {
-                if broken && matches!(f.body, FlagBody::Rules(_)) {
-                    Arc::new(f.with_body(FlagBody::MissingDependency))
+        let readers = match previous {
+            Some((p, i)) => {
+                p.sources.readers - usize::from(p.sources.compiled[i].reads_flags())
+                    + usize::from(compiled[i].reads_flags())
+            }
+            None => compiled.iter().filter(|f| f.reads_flags()).count(),
+        };
+        let (order, flags) = if readers == 0 {
+            // No flag reads another: definition order, nothing to mark.
+            let order = match previous {
+                Some((p, _)) if p.sources.readers == 0 => p.order.clone(),
+                _ => (0..compiled.len()).collect(),
+            };
+            (order, compiled.clone())
+        } else {
+            let (order, broken) = dependency_order(&compiled);
+            let flags = compiled
+                .iter()
+                .zip(broken)
+                .map(|(f, broken)| {
+                    if broken && matches!(f.body, FlagBody::Rules(_)) {
+                        Arc::new(f.with_body(FlagBody::MissingDependency))
+                    } else {
+                        Arc::clone(f)
+                    }
+                })
+                .collect();
+            (order, flags)
+        };
+        let requirements = match previous {
+            // One flag changed and no other flag's marking did (nothing reads flags): when what
+            // it read is still read and what it reads now was already read, nothing changes.
+            Some((p, i)) if readers == 0 && p.sources.readers == 0 => {
+                let (old, new) = (Requirements::of(&p.flags[i]), Requirements::of(&flags[i]));
+                if old.within(&new) && new.within(&p.requirements) {
+                    Arc::clone(&p.requirements)
                 } else {
-                    Arc::clone(f)
+                    Arc::new(Requirements::all(&flags))
                 }
-            })
-            .collect();
-        let mut requirements = Requirements::default();
-        flags.iter().for_each(|f| requirements.add_flag(f));
-        let has_dependencies = flags
-            .iter()
-            .any(|f| matches!(&f.body, FlagBody::Rules(r) if !r.deps.is_empty()));
+            }
+            _ => Arc::new(Requirements::all(&flags)),
+        };
+        let has_dependencies = readers > 0
+            && flags
+                .iter()
+                .any(|f| matches!(&f.body, FlagBody::Rules(r) if !r.deps.is_empty()));
         sources.compiled = compiled;
+        sources.readers = readers;
         CompiledProject {
             flags,
             order,

@@ -21,7 +21,7 @@ impl CompiledProject {
     /// This project with `def` replacing the flag of the same id, or added (in id order, the
     /// order stores list flags in) when there is none; a `deleted` definition removes the flag.
     pub fn with_flag(&self, def: FlagDefinition) -> CompiledProject {
-        let at = self.sources.defs.iter().position(|d| d.id == def.id);
+        let at = self.position(def.id);
         let mut defs = self.sources.defs.clone();
         let change = match (at, def.deleted) {
             (None, true) => return self.clone(),
@@ -49,7 +49,7 @@ impl CompiledProject {
 
     /// This project without the flag of this id.
     pub fn without_flag(&self, id: i64) -> CompiledProject {
-        match self.sources.defs.iter().position(|d| d.id == id) {
+        match self.position(id) {
             None => self.clone(),
             Some(i) => {
                 let mut defs = self.sources.defs.clone();
@@ -90,6 +90,15 @@ impl CompiledProject {
         &self.sources.cohort_defs
     }
 
+    /// Index in `sources.defs` of the first definition with this id.
+    fn position(&self, id: i64) -> Option<usize> {
+        if self.sources.distinct {
+            self.sources.by_id.get(&id).copied()
+        } else {
+            self.sources.defs.iter().position(|d| d.id == id)
+        }
+    }
+
     /// The project compiled from `defs`, which differ from this project's by `change`.
     fn rebuilt(&self, defs: Vec<Arc<FlagDefinition>>, change: Change) -> CompiledProject {
         let s = &self.sources;
@@ -121,6 +130,7 @@ impl CompiledProject {
                 compiled: Vec::new(),
                 by_id: Arc::clone(&s.by_id),
                 distinct: true,
+                readers: 0,
                 opts: s.opts,
                 cohort_defs: Arc::clone(&s.cohort_defs),
             };
@@ -130,6 +140,7 @@ impl CompiledProject {
                 Arc::clone(&self.cohorts),
                 self.group_types.clone(),
                 sources,
+                Some((self, i)),
             );
         }
         let (by_key, by_id) = index(defs.iter().map(|d| &**d));
@@ -163,6 +174,7 @@ impl CompiledProject {
             compiled: Vec::new(),
             by_id: Arc::new(by_id),
             distinct: true,
+            readers: 0,
             opts: s.opts,
             cohort_defs: Arc::clone(&s.cohort_defs),
         };
@@ -172,6 +184,7 @@ impl CompiledProject {
             Arc::clone(&self.cohorts),
             self.group_types.clone(),
             sources,
+            None,
         )
     }
 }
