@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 flags=${1:-10000}
 patches=${2:-200}
-cargo build --release -q -p vexil -p vexil-bench --example writes
+cargo build --release -q -p vexil
+cargo build --release -q -p vexil-bench --example writes
 tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
