@@ -149,7 +149,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
   perf report -i "$out/perf.data" --no-children --sort symbol --stdio -g none --percent-limit 0.7 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-120 | head -40
   echo "-- inclusive time of the request path's parts"
   perf report -i "$out/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-160 |
-    grep -E "routes::flags::evaluate|FlagsCall|vexil_engine::eval::evaluate$|write_json|decode_body|from_json|Value>::deserialize$|__GI___writev|poll_read_head|hash01|Test::matches" | head -20
+    grep -E "routes::flags::evaluate|ProjectSnapshot>::evaluate|vexil_engine::eval::evaluate |write_json|decode_body|from_json|serde_json::de::from_trait|__GI___writev|poll_read_head<hyper::|hash::hash01|Test::matches|path_router" | head -20
 fi
 
 [ "${FLAGS_ONLY:-0}" = 1 ] && exit 0
