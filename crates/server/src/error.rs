@@ -91,6 +91,16 @@ impl ApiError {
         )
     }
 
+    /// 408 for a request body that did not arrive within the body-read timeout.
+    pub fn timeout(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "validation_error",
+            "request_timeout",
+            detail,
+        )
+    }
+
     /// 401 without credentials.
     pub fn not_authenticated(detail: impl Into<String>) -> Self {
         Self::new(

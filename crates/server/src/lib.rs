@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod connection;
 mod cors;
 mod error;
 mod evaluate;
@@ -26,6 +27,7 @@ mod state;
 
 use std::future::Future;
 
+pub use connection::ConnectionLimits;
 pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
 pub use ingest::Ingest;
@@ -41,9 +43,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ingest = state.ingest.clone();
     let watcher = tokio::spawn(watch_projects(state.clone()));
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.settings.connections.clone();
+    let served = connection::run(listener, router(state), &limits, shutdown).await;
     watcher.abort();
     ingest.shutdown().await;
     served

@@ -6,6 +6,7 @@ use std::time::Duration;
 use vexil_store::{ProjectId, Store};
 use vexil_wire::decode::Decoder;
 
+use crate::connection::ConnectionLimits;
 use crate::cors::AllowedOrigin;
 use crate::error::ApiError;
 use crate::ingest::Ingest;
@@ -27,6 +28,8 @@ pub struct Settings {
     /// API answers cross-origin (the public SDK endpoints answer every origin without
     /// credentials).
     pub cors_allowed_origins: Vec<AllowedOrigin>,
+    /// Timeouts and the cap on open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Settings {
@@ -37,6 +40,7 @@ impl Default for Settings {
             ingest_batch_events: 2_000,
             ingest_batch_delay: Duration::from_millis(2),
             cors_allowed_origins: Vec::new(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

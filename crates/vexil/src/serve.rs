@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use vexil_server::{AllowedOrigin, AppState, Settings};
+use vexil_server::{AllowedOrigin, AppState, ConnectionLimits, Settings};
 
 use crate::config::StorageArgs;
 use crate::project::{describe, ProjectKeys};
@@ -28,6 +28,33 @@ pub struct ServeArgs {
     /// cross-origin. The SDK endpoints answer every origin, without credentials.
     #[arg(long, env = "VEXIL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<AllowedOrigin>,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+}
+
+/// Connection hygiene: timeouts and the cap on open connections.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Longest wait (ms) for a complete request head, from the connection's opening or the end
+    /// of its previous response (so also the keep-alive idle limit).
+    #[arg(long, env = "VEXIL_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Longest a request body may take to arrive (ms), from the end of its head; 408 past it.
+    #[arg(long, env = "VEXIL_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
+    /// Most connections open at once; past it new ones wait in the listen backlog.
+    #[arg(long, env = "VEXIL_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// Runs the server until Ctrl-C / SIGTERM.
@@ -44,6 +71,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         eval_lookup_timeout: Duration::from_millis(args.eval_lookup_timeout_ms),
         max_body_bytes: args.max_body_bytes,
         cors_allowed_origins: args.cors_allowed_origins.clone(),
+        connections: args.connections.limits(),
         ..Settings::default()
     };
     let state = AppState::new(store.clone(), settings).await?;

@@ -75,6 +75,8 @@ pub fn decode_body(
 pub fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large("The request body is too large.")
+    } else if crate::connection::BodyReadTimeout::caused(&rejection) {
+        ApiError::timeout("The request body did not arrive in time.")
     } else {
         ApiError::parse(format!("Failed to read the request body: {rejection}."))
     }
