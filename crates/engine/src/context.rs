@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::compile::CompiledFlag;
+use crate::reason::ErrorCode;
 
 /// A property map (`{"email": "a@b.c", ...}`).
 pub type Properties = Map<String, Value>;
@@ -58,6 +59,11 @@ pub struct Context<'a> {
     /// Keep only flags this predicate accepts (runtime and evaluation-tag filtering). Flags it
     /// rejects are omitted and count as `false` for flags that depend on them.
     pub include: Option<&'a dyn Fn(&CompiledFlag) -> bool>,
+    /// Stored data (person and group properties, cohort membership, hash-key overrides) could
+    /// not be read, for this reason: a flag whose outcome would depend on it fails with this
+    /// code (continuity flags with `hash_key_override_error`), a flag decided by the request's
+    /// own data evaluates normally. `None`: stored data is complete (or was not needed).
+    pub stored_unavailable: Option<ErrorCode>,
 }
 
 impl<'a> Context<'a> {
@@ -78,6 +84,7 @@ impl<'a> Context<'a> {
             behavior: None,
             flag_keys: None,
             include: None,
+            stored_unavailable: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! short-circuit in stored order, cohort filters are checked after them, then the rollout.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use serde_json::Value;
 
@@ -43,6 +44,7 @@ pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluati
                 ctx,
                 deps: &[],
                 cohort_memo: &mut cohort_memo,
+                needs_stored: Cell::new(false),
             };
             let (value, reason, payload) = eval.outcome(&flag.body);
             errors |= matches!(reason.code, ReasonCode::Error(_));
@@ -71,6 +73,7 @@ pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluati
             ctx,
             deps: &slots,
             cohort_memo: &mut cohort_memo,
+            needs_stored: Cell::new(false),
         };
         let outcome = eval.outcome(&project.flags[i].body);
         errors |= matches!(outcome.1.code, ReasonCode::Error(_));
@@ -135,6 +138,9 @@ struct FlagEval<'e, 'p, 'c> {
     /// Outcomes of flags evaluated so far (empty when the project has no dependencies).
     deps: &'e [Option<Outcome<'p>>],
     cohort_memo: &'e mut Vec<u8>,
+    /// Set when, with stored data unavailable, the flag being evaluated read something only
+    /// stored data could supply (see [`Context::stored_unavailable`]).
+    needs_stored: Cell<bool>,
 }
 
 /// Result of checking one condition.
@@ -151,7 +157,19 @@ enum CondOutcome {
 impl<'p> FlagEval<'_, 'p, '_> {
     fn outcome(&mut self, body: &'p FlagBody) -> Outcome<'p> {
         match body {
-            FlagBody::Rules(rules) => self.flag(rules),
+            FlagBody::Rules(rules) => match self.ctx.stored_unavailable {
+                None => self.flag(rules),
+                Some(_) if rules.continuity => failure(ErrorCode::HashKeyOverrideError),
+                Some(code) => {
+                    self.needs_stored.set(false);
+                    let outcome = self.flag(rules);
+                    if self.needs_stored.get() {
+                        failure(code)
+                    } else {
+                        outcome
+                    }
+                }
+            },
             FlagBody::Defect(code, _) => (
                 FlagValue::False,
                 Reason::new(ReasonCode::Error(*code), None),
@@ -166,11 +184,24 @@ impl<'p> FlagEval<'_, 'p, '_> {
     }
 
     fn dependency_value(&self, dep: usize) -> FlagValue<'p> {
-        self.deps
-            .get(dep)
-            .copied()
-            .flatten()
-            .map_or(FlagValue::False, |(value, ..)| value)
+        let outcome = self.deps.get(dep).copied().flatten();
+        if let (Some(unavailable), Some((_, reason, _))) = (self.ctx.stored_unavailable, outcome) {
+            // A dependency that failed for want of stored data decides nothing either.
+            if reason.code == ReasonCode::Error(unavailable)
+                || reason.code == ReasonCode::Error(ErrorCode::HashKeyOverrideError)
+            {
+                self.needs_stored.set(true);
+            }
+        }
+        outcome.map_or(FlagValue::False, |(value, ..)| value)
+    }
+
+    /// Notes that the flag read a value the request lacks: with stored data unavailable, its
+    /// outcome is then unknown.
+    fn missing_from_request(&self) {
+        if self.ctx.stored_unavailable.is_some() {
+            self.needs_stored.set(true);
+        }
     }
 
     fn flag(&mut self, rules: &'p FlagRules) -> Outcome<'p> {
@@ -289,6 +320,11 @@ impl<'p> FlagEval<'_, 'p, '_> {
         for r in &cond.cohorts {
             if self.project.cohorts.is_cyclic(r.target) {
                 return CondOutcome::CohortCycle;
+            }
+            if self.ctx.stored_unavailable.is_some() {
+                // Membership and cohort properties are stored data.
+                self.needs_stored.set(true);
+                return CondOutcome::NoMatch;
             }
             match self.cohort(r.target) {
                 NOT_EVALUATED => return CondOutcome::NoMatchCohortUnknown,
@@ -473,11 +509,16 @@ impl<'p> FlagEval<'_, 'p, '_> {
     }
 
     fn person_value(&self, key: &str) -> Option<&Value> {
-        lookup_layers(
+        let value = lookup_layers(
             self.ctx.person_properties,
             self.ctx.stored_person_properties,
             key,
-        )
+        );
+        // `distinct_id` falls back to the request's own (as `Requirements::covered_by` counts it).
+        if value.is_none() && key != "distinct_id" {
+            self.missing_from_request();
+        }
+        value
     }
 
     fn property(
@@ -515,6 +556,9 @@ impl<'p> FlagEval<'_, 'p, '_> {
                 ) {
                     return Some(Cow::Borrowed(v));
                 }
+                if &*key.name != "$group_key" {
+                    self.missing_from_request();
+                }
                 match key.fallback {
                     Fallback::GroupKey => self
                         .ctx
@@ -528,9 +572,13 @@ impl<'p> FlagEval<'_, 'p, '_> {
 }
 
 fn cycle_failure<'p>() -> Outcome<'p> {
+    failure(ErrorCode::CohortCycle)
+}
+
+fn failure<'p>(code: ErrorCode) -> Outcome<'p> {
     (
         FlagValue::False,
-        Reason::new(ReasonCode::Error(ErrorCode::CohortCycle), None),
+        Reason::new(ReasonCode::Error(code), None),
         None,
     )
 }

@@ -7,3 +7,4 @@ mod properties;
 mod rules;
 mod scenarios;
 mod support;
+mod unavailable;
