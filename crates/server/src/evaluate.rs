@@ -2,15 +2,18 @@
 //! `evaluation_reasons`): [`ProjectSnapshot::evaluate`] runs the engine on the snapshot for a
 //! request, with stored person/group data layered under the request's own, and [`stored_inputs`]
 //! reads that data — only when the request does not already carry every property the flags
-//! read, and under a deadline.
+//! read, and under a deadline. When it cannot be read in time, only the flags that needed it
+//! fail (the engine's `Context::stored_unavailable`); experience-continuity overrides are read
+//! here and written in the background ([`crate::continuity`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use vexil_engine::{evaluate, CompiledFlag, Evaluation, GroupCoverage, GroupKey};
+use vexil_engine::{evaluate, CompiledFlag, ErrorCode, Evaluation, GroupCoverage, GroupKey};
 use vexil_store::EvalInputs;
 use vexil_wire::request::{FlagFilter, FlagsRequest};
 use vexil_wire::response::FullConfig;
 
+use crate::continuity::OverrideWrite;
 use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
@@ -21,9 +24,10 @@ pub enum Stored {
     NotNeeded,
     /// Read from the store.
     Loaded(EvalInputs),
-    /// The read failed or timed out: evaluate on the request's own data and report
-    /// `errorsWhileComputingFlags`.
-    Failed,
+    /// The read failed (`database_error`) or timed out (`timeout`): flags that need stored
+    /// data fail with this code, the others evaluate on the request's own data, and the
+    /// response reports `errorsWhileComputingFlags`.
+    Failed(ErrorCode),
 }
 
 impl Stored {
@@ -31,7 +35,7 @@ impl Stored {
     pub fn inputs(&self) -> Option<&EvalInputs> {
         match self {
             Stored::Loaded(inputs) => Some(inputs),
-            Stored::NotNeeded | Stored::Failed => None,
+            Stored::NotNeeded | Stored::Failed(_) => None,
         }
     }
 }
@@ -43,9 +47,14 @@ impl ProjectSnapshot {
         &self,
         request: &FlagsRequest,
         filter: Option<&FlagFilter<'_>>,
-        stored: Option<&EvalInputs>,
+        stored: &Stored,
         now: DateTime<Utc>,
     ) -> Evaluation<'_> {
+        let unavailable = match stored {
+            Stored::Failed(code) => Some(*code),
+            Stored::NotNeeded | Stored::Loaded(_) => None,
+        };
+        let stored = stored.inputs();
         let keep = |flag: &CompiledFlag| filter.is_none_or(|f| f.keeps(flag));
         let stored_groups = stored.map(|inputs| self.stored_groups(inputs));
         let mut ctx = request.context(now);
@@ -60,6 +69,7 @@ impl ProjectSnapshot {
             }
         }
         ctx.stored_group_properties = stored_groups.as_ref();
+        ctx.stored_unavailable = unavailable;
         evaluate(&self.compiled, &ctx)
     }
 
@@ -128,8 +138,10 @@ impl ProjectSnapshot {
 }
 
 /// Reads the stored person/group data `request` needs, within the configured deadline, unless
-/// it needs none ([`ProjectSnapshot::covers`]). For experience-continuity flags the hash-key
-/// overrides are written first (PostHog's order).
+/// it needs none ([`ProjectSnapshot::covers`]). Experience-continuity overrides are only read:
+/// when a continuity flag has none for this person and the request carries `$anon_distinct_id`,
+/// the engine hashes on that id and the override is queued for the background writer (PostHog
+/// writes before reading; the outcome is the same without a write on the request path).
 pub async fn stored_inputs(
     state: &AppState,
     snapshot: &ProjectSnapshot,
@@ -143,41 +155,55 @@ pub async fn stored_inputs(
     let groups: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
     let project = snapshot.project.id;
     let anon = request.effective_anon_distinct_id();
-    let store = &state.store;
-    let lookup = async {
-        if snapshot.uses_continuity() {
-            if let Some(anon) = anon.filter(|a| *a != distinct_id) {
-                let keys: Vec<&str> = snapshot
-                    .compiled
-                    .flags()
-                    .iter()
-                    .filter(|f| f.active() && f.ensure_experience_continuity())
-                    .map(|f| f.key())
-                    .collect();
-                store
-                    .insert_hash_key_overrides(project, &[distinct_id, anon], &keys, anon)
-                    .await?;
-            }
-        }
-        store
-            .evaluation_inputs(
-                project,
-                distinct_id,
-                &groups,
-                snapshot.uses_continuity(),
-                anon,
-            )
-            .await
-    };
+    let lookup = state.store.evaluation_inputs(
+        project,
+        distinct_id,
+        &groups,
+        snapshot.uses_continuity(),
+        anon,
+    );
     match tokio::time::timeout(state.settings.eval_lookup_timeout, lookup).await {
-        Ok(Ok(inputs)) => Stored::Loaded(inputs),
+        Ok(Ok(inputs)) => {
+            if let Some(anon) = anon.filter(|a| *a != distinct_id) {
+                queue_overrides(state, snapshot, &inputs, distinct_id, anon);
+            }
+            Stored::Loaded(inputs)
+        }
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, project = %project, "person lookup failed; evaluating on request data");
-            Stored::Failed
+            tracing::warn!(error = %e, project = %project, "person lookup failed; flags that need stored data fail");
+            Stored::Failed(ErrorCode::DatabaseError)
         }
         Err(_) => {
-            tracing::warn!(project = %project, "person lookup timed out; evaluating on request data");
-            Stored::Failed
+            tracing::warn!(project = %project, "person lookup timed out; flags that need stored data fail");
+            Stored::Failed(ErrorCode::Timeout)
         }
     }
+}
+
+/// Queues the continuity overrides `(person, flag) → anon` when some active continuity flag
+/// has none stored yet (spec §8.2: the insert is `ON CONFLICT DO NOTHING`, so existing ones
+/// stay).
+fn queue_overrides(
+    state: &AppState,
+    snapshot: &ProjectSnapshot,
+    inputs: &EvalInputs,
+    distinct_id: &str,
+    anon: &str,
+) {
+    let continuity = || {
+        snapshot
+            .compiled
+            .flags()
+            .iter()
+            .filter(|f| f.active() && f.ensure_experience_continuity())
+    };
+    if continuity().all(|f| inputs.hash_key_overrides.contains_key(f.key())) {
+        return;
+    }
+    state.overrides.queue(OverrideWrite {
+        project: snapshot.project.id,
+        distinct_id: distinct_id.to_owned(),
+        anon: anon.to_owned(),
+        flags: continuity().map(|f| f.key().to_owned()).collect(),
+    });
 }

@@ -14,6 +14,7 @@
 //! ```
 
 mod connection;
+mod continuity;
 mod cors;
 mod error;
 mod evaluate;
@@ -28,6 +29,7 @@ mod state;
 use std::future::Future;
 
 pub use connection::ConnectionLimits;
+pub use continuity::OverrideWriter;
 pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
 pub use ingest::Ingest;

@@ -7,6 +7,7 @@ use vexil_store::{ProjectId, Store};
 use vexil_wire::decode::Decoder;
 
 use crate::connection::ConnectionLimits;
+use crate::continuity::OverrideWriter;
 use crate::cors::AllowedOrigin;
 use crate::error::ApiError;
 use crate::ingest::Ingest;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// The capture write pipeline.
     pub ingest: Ingest,
+    /// The background writer of experience-continuity overrides.
+    pub overrides: OverrideWriter,
     /// The request-body decoder.
     pub decoder: Decoder,
     /// Tunables.
@@ -74,7 +77,9 @@ impl AppState {
             settings.ingest_batch_events,
             settings.ingest_batch_delay,
         );
+        let overrides = OverrideWriter::start(Arc::clone(&store));
         Ok(AppState {
+            overrides,
             decoder: Decoder::new(settings.max_body_bytes),
             store,
             catalog,

@@ -62,12 +62,12 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
 
     let stored = stored_inputs(&state, &snapshot, &request, distinct_id).await;
     let filter = FlagFilter::with_detected(&request, &endpoint.query, endpoint.detected_runtime);
-    let evaluation = snapshot.evaluate(&request, Some(&filter), stored.inputs(), now);
+    let evaluation = snapshot.evaluate(&request, Some(&filter), &stored, now);
 
     let response = FlagsResponse::from_results(
         endpoint.shape,
         &evaluation.flags,
-        evaluation.errors_while_computing_flags || matches!(stored, Stored::Failed),
+        evaluation.errors_while_computing_flags || matches!(stored, Stored::Failed(_)),
         envelope,
     );
     // A v2 record is ~250 bytes; the direct writer skips serde's per-field work.

@@ -261,7 +261,9 @@ async fn experience_continuity_keeps_the_anonymous_bucket_after_identify() {
         )
         .await;
     assert_eq!(value(&body), anon_value);
-    // The override is stored: later requests without the anonymous id keep the bucket.
+    // The override is written in the background; once it is stored, later requests without
+    // the anonymous id keep the bucket.
+    app.state.overrides.flush().await;
     let (_, body) = app
         .post(
             "/flags?v=2",

@@ -3,7 +3,9 @@
 mod capture;
 mod connections;
 mod cors;
+mod degrade;
 mod evaluation;
+mod faulty;
 mod health;
 mod keys;
 mod limits;

@@ -27,8 +27,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
+        Self::spawn_wrapped(settings, |store| store).await
+    }
+
+    /// Spawns the app over `wrap(store)` (e.g. a `FaultyStore`); `self.store` is the wrapper.
+    pub async fn spawn_wrapped(
+        settings: Settings,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let store = vexil_store::open_data_dir(dir.path()).await.unwrap();
+        let store = wrap(vexil_store::open_data_dir(dir.path()).await.unwrap());
         let project = store.create_project("Test project").await.unwrap();
         let state = AppState::new(Arc::clone(&store), settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use vexil_wire::request::FlagsRequest;
 
 use crate::error::ApiError;
+use crate::evaluate::Stored;
 use crate::extract::auth::ManagedProject;
 use crate::extract::Params;
 use crate::response::json_response;
@@ -60,7 +61,7 @@ pub async fn evaluation_reasons(
         groups: Some(groups),
         ..FlagsRequest::default()
     };
-    let evaluation = snapshot.evaluate(&request, None, Some(&inputs), Utc::now());
+    let evaluation = snapshot.evaluate(&request, None, &Stored::Loaded(inputs), Utc::now());
 
     let mut out = Map::new();
     for flag in snapshot.compiled.flags() {
