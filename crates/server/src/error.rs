@@ -22,6 +22,8 @@ pub struct ApiError {
     pub attr: Option<String>,
     /// The `Allow` header of a 405: the methods the path answers.
     pub allow: Option<&'static str>,
+    /// The `Retry-After` header (seconds) of a 429 or a shed 503.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,7 @@ impl ApiError {
             detail: detail.into(),
             attr: None,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -170,6 +173,32 @@ impl ApiError {
         )
     }
 
+    /// 429 with PostHog's body, retry after `seconds`.
+    pub fn rate_limited(seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "validation_error",
+                "rate_limit_exceeded",
+                "Rate limit exceeded",
+            )
+        }
+    }
+
+    /// 503 for a request shed because the server is at capacity; retry in a second.
+    pub fn overloaded() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "overloaded",
+                "The server is at capacity; please retry shortly.",
+            )
+        }
+    }
+
     /// 500; the detail must not leak internals.
     pub fn internal() -> Self {
         Self::new(
@@ -194,6 +223,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

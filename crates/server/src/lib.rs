@@ -21,6 +21,7 @@ mod evaluate;
 mod extract;
 mod ingest;
 mod openapi;
+mod overload;
 mod response;
 mod routes;
 mod snapshot;
@@ -33,6 +34,7 @@ pub use continuity::OverrideWriter;
 pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
 pub use ingest::Ingest;
+pub use overload::{OverloadLimits, Rate};
 pub use routes::router;
 pub use state::{AppState, Settings};
 

@@ -11,6 +11,7 @@ use crate::continuity::OverrideWriter;
 use crate::cors::AllowedOrigin;
 use crate::error::ApiError;
 use crate::ingest::Ingest;
+use crate::overload::{Overload, OverloadLimits};
 use crate::snapshot::{Catalog, ProjectSnapshot};
 
 /// Tunables of the HTTP layer.
@@ -31,6 +32,8 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<AllowedOrigin>,
     /// Timeouts and the cap on open connections.
     pub connections: ConnectionLimits,
+    /// Load shedding and per-project rate limits.
+    pub overload: OverloadLimits,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             ingest_batch_delay: Duration::from_millis(2),
             cors_allowed_origins: Vec::new(),
             connections: ConnectionLimits::default(),
+            overload: OverloadLimits::default(),
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct AppState {
     pub overrides: OverrideWriter,
     /// The request-body decoder.
     pub decoder: Decoder,
+    /// The in-flight cap and the per-project rate limiters.
+    pub overload: Arc<Overload>,
     /// Tunables.
     pub settings: Arc<Settings>,
 }
@@ -81,6 +87,7 @@ impl AppState {
         Ok(AppState {
             overrides,
             decoder: Decoder::new(settings.max_body_bytes),
+            overload: Arc::new(Overload::new(&settings.overload)),
             store,
             catalog,
             ingest,

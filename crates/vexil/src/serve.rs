@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use vexil_server::{AllowedOrigin, AppState, ConnectionLimits, Settings};
+use vexil_server::{AllowedOrigin, AppState, ConnectionLimits, OverloadLimits, Rate, Settings};
 
 use crate::config::StorageArgs;
 use crate::project::{describe, ProjectKeys};
@@ -30,6 +30,47 @@ pub struct ServeArgs {
     pub cors_allowed_origins: Vec<AllowedOrigin>,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub overload: OverloadArgs,
+}
+
+/// Load shedding and per-project rate limits (a zero rate turns a limit off).
+#[derive(Debug, Clone, clap::Args)]
+pub struct OverloadArgs {
+    /// Most `/flags` and `/decide` requests handled at once; past it 503 with `Retry-After`
+    /// (0: no cap).
+    #[arg(long, env = "VEXIL_MAX_IN_FLIGHT_EVALUATIONS", default_value_t = 1_024)]
+    pub max_in_flight_evaluations: usize,
+    /// Per project: sustained `/flags` + `/decide` requests per second (429 past it).
+    #[arg(long, env = "VEXIL_EVALUATION_RATE", default_value_t = 50_000)]
+    pub evaluation_rate: u32,
+    /// Per project: `/flags` + `/decide` burst.
+    #[arg(long, env = "VEXIL_EVALUATION_BURST", default_value_t = 100_000)]
+    pub evaluation_burst: u32,
+    /// Per project: sustained capture requests per second.
+    #[arg(long, env = "VEXIL_CAPTURE_RATE", default_value_t = 20_000)]
+    pub capture_rate: u32,
+    /// Per project: capture burst.
+    #[arg(long, env = "VEXIL_CAPTURE_BURST", default_value_t = 40_000)]
+    pub capture_burst: u32,
+    /// Per project: sustained management API requests per second.
+    #[arg(long, env = "VEXIL_MANAGEMENT_RATE", default_value_t = 1_000)]
+    pub management_rate: u32,
+    /// Per project: management API burst.
+    #[arg(long, env = "VEXIL_MANAGEMENT_BURST", default_value_t = 2_000)]
+    pub management_burst: u32,
+}
+
+impl OverloadArgs {
+    fn limits(&self) -> OverloadLimits {
+        let rate = |per_second, burst| Rate { per_second, burst };
+        OverloadLimits {
+            max_in_flight_evaluations: self.max_in_flight_evaluations,
+            evaluation_rate: rate(self.evaluation_rate, self.evaluation_burst),
+            capture_rate: rate(self.capture_rate, self.capture_burst),
+            management_rate: rate(self.management_rate, self.management_burst),
+        }
+    }
 }
 
 /// Connection hygiene: timeouts and the cap on open connections.
@@ -72,6 +113,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         cors_allowed_origins: args.cors_allowed_origins.clone(),
         connections: args.connections.limits(),
+        overload: args.overload.limits(),
         ..Settings::default()
     };
     let state = AppState::new(store.clone(), settings).await?;

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap};
 use vexil_store::{KeyKind, Project, ProjectId, PERSONAL_KEY_PREFIX, SECRET_KEY_PREFIX};
 
 use crate::error::ApiError;
+use crate::overload::Bucket;
 use crate::state::AppState;
 
 /// The bearer credential of a request, if any.
@@ -98,6 +99,7 @@ impl FromRequestParts<AppState> for ManagedProject {
             .project_by_personal_key(&key)
             .await?
             .ok_or_else(|| ApiError::authentication_failed("Personal API key is invalid."))?;
+        state.overload.check(Bucket::Management, project.id)?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("Project"))?;

@@ -13,6 +13,7 @@ use vexil_wire::request::{
 
 use super::body::{decode_body, headers_and_bytes};
 use crate::error::ApiError;
+use crate::overload::Bucket;
 use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
@@ -91,6 +92,9 @@ impl FromRequest<AppState> for FlagsCall {
                 "The provided API key is invalid or has expired. Please check your API key and try again.",
             )
         })?;
+        state
+            .overload
+            .check(Bucket::Evaluation, snapshot.project.id)?;
         Ok(FlagsCall {
             endpoint,
             request,

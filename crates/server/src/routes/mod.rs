@@ -6,7 +6,10 @@ mod definitions;
 mod flags;
 mod health;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -14,6 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::cors;
 use crate::error::{refuse, ApiError};
+use crate::overload;
 use crate::state::AppState;
 
 /// Every route of the service: the public SDK endpoints open to every origin, the management
@@ -23,8 +27,10 @@ pub fn router(state: AppState) -> Router {
     // Raw bodies may be compressed; the decoder enforces the decoded-size cap itself.
     let body_limit = DefaultBodyLimit::max(state.settings.max_body_bytes);
     let mut router = Router::new();
+    // Shedding comes first: past the in-flight cap nothing is read or decoded.
+    let shed = middleware::from_fn_with_state(Arc::clone(&state.overload), overload::shed);
     for path in ["/flags", "/flags/", "/decide", "/decide/"] {
-        router = router.route(path, flags::methods());
+        router = router.route(path, flags::methods().layer(shed.clone()));
     }
     for path in [
         "/flags/definitions",

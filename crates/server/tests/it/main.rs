@@ -10,4 +10,5 @@ mod health;
 mod keys;
 mod limits;
 mod management;
+mod overload;
 mod support;

@@ -9,6 +9,7 @@ use vexil_store::NewEvent;
 use vexil_wire::capture::{CaptureError, Event};
 
 use crate::error::ApiError;
+use crate::overload::Bucket;
 use crate::state::AppState;
 
 /// Events stamped further ahead than this (after clock-skew correction) are stamped "now", as
@@ -29,6 +30,7 @@ pub(crate) async fn store_batch(
             "The provided API key is invalid or has expired. Please check your API key and try again.",
         )
     })?;
+    state.overload.check(Bucket::Capture, snapshot.project.id)?;
     // The body's `sent_at` (server SDKs), else posthog-js's `_` parameter in milliseconds.
     let sent_at = batch
         .sent_at

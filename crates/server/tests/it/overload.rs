@@ -1,0 +1,190 @@
+//! Overload through the live server: evaluations past the in-flight cap are shed at once with a
+//! 503, `Retry-After` and a JSON body; a project over its rate gets PostHog's 429 with
+//! `Retry-After`, and other projects are not affected.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vexil_server::{OverloadLimits, Rate, Settings};
+
+use crate::support::TestApp;
+
+fn with_limits(overload: OverloadLimits) -> Settings {
+    Settings {
+        overload,
+        ..Settings::default()
+    }
+}
+
+fn flags_body(token: &str) -> Value {
+    json!({"token": token, "distinct_id": "u"})
+}
+
+/// POSTs `/flags?v=2`; the status, `Retry-After` and the body.
+async fn flags(app: &TestApp, token: &str) -> (u16, Option<String>, Value) {
+    let resp = app
+        .client
+        .post(app.url("/flags?v=2"))
+        .json(&flags_body(token))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        status,
+        retry_after,
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn assert_retry_after(retry_after: Option<&str>) {
+    let seconds: u64 = retry_after.expect("no Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
+}
+
+#[tokio::test]
+async fn evaluations_past_the_in_flight_cap_are_shed_at_once() {
+    let app = TestApp::spawn_with(with_limits(OverloadLimits {
+        max_in_flight_evaluations: 1,
+        ..OverloadLimits::default()
+    }))
+    .await;
+    // A request whose body is still on its way holds the only slot.
+    let body = flags_body(app.token()).to_string();
+    let (head, tail) = body.split_at(10);
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "POST /flags?v=2 HTTP/1.1\r\nHost: vexil\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let (status, retry_after, err) = flags(&app, app.token()).await;
+    assert_eq!(status, 503, "{err}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_retry_after(retry_after.as_deref());
+    assert_eq!(err["type"], "server_error", "{err}");
+    assert_eq!(err["code"], "overloaded", "{err}");
+
+    // The slow one is answered once its body is in, and the slot is free again.
+    slow.write_all(tail.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = slow.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let (status, _, body) = flags(&app, app.token()).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn many_concurrent_evaluations_are_answered_or_shed_never_failed() {
+    let app = TestApp::spawn_with(with_limits(OverloadLimits {
+        max_in_flight_evaluations: 2,
+        ..OverloadLimits::default()
+    }))
+    .await;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (client, url, body) = (
+            app.client.clone(),
+            app.url("/flags?v=2"),
+            flags_body(app.token()),
+        );
+        calls.spawn(async move {
+            let resp = client.post(url).json(&body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, retry_after, resp.text().await.unwrap())
+        });
+    }
+    while let Some(answer) = calls.join_next().await {
+        let (status, retry_after, body) = answer.unwrap();
+        match status {
+            200 => {}
+            503 => {
+                assert_retry_after(retry_after.as_deref());
+                assert!(body.contains("\"overloaded\""), "{body}");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_project_over_its_evaluation_rate_gets_429_and_others_do_not() {
+    let app = TestApp::spawn_with(with_limits(OverloadLimits {
+        evaluation_rate: Rate {
+            per_second: 1,
+            burst: 2,
+        },
+        ..OverloadLimits::default()
+    }))
+    .await;
+    let other = app.store.create_project("Other").await.unwrap();
+    app.state
+        .catalog
+        .load_new_projects(app.store.as_ref())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(flags(&app, app.token()).await.0, 200);
+    }
+    let (status, retry_after, err) = flags(&app, app.token()).await;
+    assert_eq!(status, 429, "{err}");
+    assert_retry_after(retry_after.as_deref());
+    assert_eq!(
+        err,
+        json!({"type": "validation_error", "code": "rate_limit_exceeded", "detail": "Rate limit exceeded", "attr": null})
+    );
+    let (status, _, body) = flags(&app, &other.project.api_token).await;
+    assert_eq!(status, 200, "{body}");
+    // Unknown tokens are refused before any bucket.
+    assert_eq!(flags(&app, "phc_unknown").await.0, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn capture_and_management_have_their_own_rates() {
+    let app = TestApp::spawn_with(with_limits(OverloadLimits {
+        capture_rate: Rate {
+            per_second: 1,
+            burst: 1,
+        },
+        management_rate: Rate {
+            per_second: 1,
+            burst: 1,
+        },
+        ..OverloadLimits::default()
+    }))
+    .await;
+    let batch = json!({"api_key": app.token(), "batch": [{"event": "e", "distinct_id": "u", "properties": {}}]});
+    let (status, body) = app.post("/batch/", &batch).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, err) = app.post("/batch/", &batch).await;
+    assert_eq!(status, 429, "{err}");
+    assert_eq!(err["code"], "rate_limit_exceeded");
+
+    let flags_path = "/api/projects/@current/feature_flags/";
+    let (status, body) = app.api(Method::GET, flags_path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, err) = app.api(Method::GET, flags_path, None).await;
+    assert_eq!(status, 429, "{err}");
+    assert_eq!(err["code"], "rate_limit_exceeded");
+
+    // Evaluation has its own bucket.
+    assert_eq!(flags(&app, app.token()).await.0, 200);
+    app.stop().await;
+}
