@@ -7,11 +7,17 @@
 //! Other changes reload the project from the store ([`Catalog::refresh`]). Readers holding the
 //! old `Arc` finish with it undisturbed.
 //!
+//! A committed change whose publication fails (a reload that cannot read the store) leaves the
+//! project **stale**: [`Catalog::mark_stale`] records it, the server retries the reload until it
+//! succeeds ([`crate::state::AppState::stale`]), and [`Catalog::stale_count`] reports how many
+//! projects serve a snapshot older than their store meanwhile.
+//!
 //! Writers of one project are serialised by that project's lock (so one cannot publish an
 //! older snapshot after a newer one, and a write's checks see every earlier write); capture
 //! never takes it: the group types it registers are published with a compare-and-swap.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -227,6 +233,11 @@ pub struct Catalog {
     index: ArcSwap<Index>,
     /// Held only while a project is added to the index.
     adding: Mutex<()>,
+    /// Projects serving a snapshot older than their store, with the generation of their latest
+    /// mark (a retry that started before a newer mark must not clear it).
+    stale: std::sync::Mutex<HashMap<ProjectId, u64>>,
+    /// Generations for `stale`, and the number of marks ever made (failed publications).
+    stale_marks: AtomicU64,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -281,6 +292,8 @@ impl Catalog {
         let catalog = Catalog {
             index: ArcSwap::from_pointee(Index::default()),
             adding: Mutex::new(()),
+            stale: std::sync::Mutex::new(HashMap::new()),
+            stale_marks: AtomicU64::new(0),
         };
         for project in store.list_projects().await? {
             catalog.refresh(store, project.id).await?;
@@ -382,6 +395,47 @@ impl Catalog {
                 }
             });
         }
+    }
+
+    /// Records that a committed change of project `id` did not reach its snapshot. Returns
+    /// whether the project was not stale already (the caller then starts the retries).
+    pub fn mark_stale(&self, id: ProjectId) -> bool {
+        let generation = self.stale_marks.fetch_add(1, Ordering::SeqCst) + 1;
+        self.stale_set().insert(id, generation).is_none()
+    }
+
+    /// The generation of the project's latest stale mark; `None` when it is up to date.
+    pub fn stale_generation(&self, id: ProjectId) -> Option<u64> {
+        self.stale_set().get(&id).copied()
+    }
+
+    /// Clears the project's stale mark after a reload that began once mark `generation` was
+    /// made; returns `false` (leaving it stale) if it was marked again since.
+    pub fn clear_stale(&self, id: ProjectId, generation: u64) -> bool {
+        let mut stale = self.stale_set();
+        if stale.get(&id) == Some(&generation) {
+            stale.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Number of projects serving a snapshot older than their store (a gauge).
+    pub fn stale_count(&self) -> usize {
+        self.stale_set().len()
+    }
+
+    /// Committed changes that failed to reach their snapshot at first, since start (a counter).
+    pub fn failed_publications(&self) -> u64 {
+        self.stale_marks.load(Ordering::SeqCst)
+    }
+
+    fn stale_set(&self) -> std::sync::MutexGuard<'_, HashMap<ProjectId, u64>> {
+        // The map stays consistent even if a holder panicked: every update is one call.
+        self.stale
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn slot(&self, id: ProjectId) -> Option<Arc<Slot>> {

@@ -107,10 +107,61 @@ impl AppState {
     }
 
     /// Recompiles the project's snapshot after a committed write. The write stands either way; a
-    /// failed refresh is logged (the next successful one catches up).
+    /// failed refresh marks the project stale and is retried until it succeeds ([`AppState::stale`]).
     pub async fn refresh(&self, project: ProjectId) {
         if let Err(e) = self.catalog.refresh(self.store.as_ref(), project).await {
-            tracing::error!(error = %e, project = %project, "snapshot refresh after a write failed");
+            self.stale(project, &e);
+        }
+    }
+
+    /// A committed change of `project` did not reach its snapshot (`error`): marks the project
+    /// stale and, unless retries already run for it, reloads it in the background with backoff
+    /// until a reload succeeds.
+    pub fn stale(&self, project: ProjectId, error: &vexil_store::StoreError) {
+        let retry = self.catalog.mark_stale(project);
+        tracing::error!(
+            error = %error,
+            project = %project,
+            stale_projects = self.catalog.stale_count(),
+            "committed change not live: snapshot update failed; retrying in the background"
+        );
+        if retry {
+            tokio::spawn(heal(self.clone(), project));
+        }
+    }
+}
+
+/// First and longest wait between reloads of a stale project.
+const HEAL_BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(5));
+
+/// Reloads a stale project until a reload that started after its latest stale mark succeeds.
+async fn heal(state: AppState, project: ProjectId) {
+    let (first, longest) = HEAL_BACKOFF;
+    let mut wait = first;
+    let mut attempts = 0u32;
+    loop {
+        tokio::time::sleep(wait).await;
+        let Some(generation) = state.catalog.stale_generation(project) else {
+            return;
+        };
+        attempts += 1;
+        match state.catalog.refresh(state.store.as_ref(), project).await {
+            Ok(()) if state.catalog.clear_stale(project, generation) => {
+                tracing::info!(project = %project, attempts, "stale snapshot caught up with the store");
+                return;
+            }
+            // Marked again while reloading: reload once more.
+            Ok(()) => wait = first,
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    project = %project,
+                    attempts,
+                    stale_projects = state.catalog.stale_count(),
+                    "project still serves an older snapshot than its store; retrying"
+                );
+                wait = (wait * 2).min(longest);
+            }
         }
     }
 }

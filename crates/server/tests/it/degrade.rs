@@ -145,3 +145,104 @@ async fn the_continuity_override_write_is_off_the_request_path() {
     assert_eq!(variant(&body), anon_variant);
     app.stop().await;
 }
+
+const COHORTS: &str = "/api/projects/@current/cohorts/";
+const FLAGS: &str = "/api/projects/@current/feature_flags/";
+
+fn plan_cohort(plan: &str) -> Value {
+    json!({"properties": {"type": "AND", "values": [
+        {"type": "AND", "values": [{"key": "plan", "type": "person", "value": plan}]}]}})
+}
+
+fn cohort_filter(id: &Value) -> Value {
+    json!({"groups": [{"properties": [{"key": "id", "type": "cohort", "value": id}], "rollout_percentage": 100}]})
+}
+
+/// `beta`'s value for a person on the enterprise plan.
+async fn beta_for_enterprise(app: &TestApp) -> Value {
+    let request = json!({"token": app.token(), "distinct_id": "u", "person_properties": {"plan": "enterprise"}});
+    let (status, body) = app.post("/flags?v=2", &request).await;
+    assert_eq!(status, 200);
+    body["flags"]["beta"]["enabled"].clone()
+}
+
+/// Waits (up to 10 s) until `beta` is on for the enterprise person.
+async fn until_live(app: &TestApp) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if beta_for_enterprise(app).await == json!(true) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_cohort_change_whose_refresh_fails_goes_live_once_the_store_answers() {
+    let (app, faults) = spawn_faulty().await;
+    let (status, cohort) = app
+        .api(
+            reqwest::Method::POST,
+            COHORTS,
+            Some(&json!({"name": "Plan", "filters": plan_cohort("pro")})),
+        )
+        .await;
+    assert_eq!(status, 201, "{cohort}");
+    let flag = json!({"key": "beta", "filters": cohort_filter(&cohort["id"])});
+    let (status, body) = app.api(reqwest::Method::POST, FLAGS, Some(&flag)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(beta_for_enterprise(&app).await, json!(false));
+
+    // The change commits, but the next reloads fail (the first in the request itself).
+    faults.failing_reloads.store(5, Ordering::SeqCst);
+    let path = format!("{COHORTS}{}/", cohort["id"]);
+    let patch = json!({"filters": plan_cohort("enterprise")});
+    let (status, body) = app.api(reqwest::Method::PATCH, &path, Some(&patch)).await;
+    assert_eq!(status, 200, "{body}");
+    // Meanwhile the project is reported stale and serves the older definition.
+    assert_eq!(app.state.catalog.stale_count(), 1);
+    assert!(app.state.catalog.failed_publications() >= 1);
+    assert_eq!(beta_for_enterprise(&app).await, json!(false));
+
+    assert!(
+        until_live(&app).await,
+        "the committed change never went live"
+    );
+    assert_eq!(faults.failing_reloads.load(Ordering::SeqCst), 0);
+    assert_eq!(app.state.catalog.stale_count(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flag_change_whose_reload_fails_goes_live_once_the_store_answers() {
+    let (app, faults) = spawn_faulty().await;
+    let (status, cohort) = app
+        .api(
+            reqwest::Method::POST,
+            COHORTS,
+            Some(&json!({"name": "Plan", "filters": plan_cohort("enterprise")})),
+        )
+        .await;
+    assert_eq!(status, 201, "{cohort}");
+    let off = json!({"key": "beta", "filters": {"groups": [{"rollout_percentage": 0}]}});
+    let (status, flag) = app.api(reqwest::Method::POST, FLAGS, Some(&off)).await;
+    assert_eq!(status, 201, "{flag}");
+    assert_eq!(beta_for_enterprise(&app).await, json!(false));
+
+    // Referencing a cohort makes the write reload the project; those reloads fail for a while.
+    faults.failing_reloads.store(5, Ordering::SeqCst);
+    let path = format!("{FLAGS}{}/", flag["id"]);
+    let patch = json!({"filters": cohort_filter(&cohort["id"])});
+    let (status, body) = app.api(reqwest::Method::PATCH, &path, Some(&patch)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.state.catalog.stale_count(), 1);
+    assert_eq!(beta_for_enterprise(&app).await, json!(false));
+
+    assert!(
+        until_live(&app).await,
+        "the committed change never went live"
+    );
+    assert_eq!(app.state.catalog.stale_count(), 0);
+    app.stop().await;
+}

@@ -1,8 +1,9 @@
 //! `cohorts/` (spec §10): list, create, retrieve, PATCH (soft delete with `{"deleted": true}`),
 //! static member lists (CSV upload or `distinct_ids`) and `cohorts/{id}/persons/`.
 //!
-//! Every successful write refreshes the project's snapshot, so flags targeting the cohort
-//! evaluate against the change immediately.
+//! Every committed write refreshes the project's snapshot, so flags targeting the cohort
+//! evaluate against the change immediately (a failed refresh is retried until it succeeds,
+//! `AppState::stale`; the write runs to completion even if the client goes away).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -18,6 +19,7 @@ use super::keys::user_json;
 use super::listing::all_cohorts;
 use super::paging::{offset_envelope, offset_page, Links};
 use super::persons::person_json;
+use super::to_completion;
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
 use crate::extract::{Fields, ItemId, Params, Payload};
@@ -146,6 +148,10 @@ pub async fn list(
 
 /// `POST cohorts/` (JSON, or multipart with a `csv` file for a static cohort).
 pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Response, ApiError> {
+    to_completion(create_cohort(state, body)).await
+}
+
+async fn create_cohort(state: AppState, body: Payload) -> Result<Response, ApiError> {
     let project = body.project.project.id;
     let fields = &body.fields;
     let name = fields
@@ -180,13 +186,18 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
         created_by: Some(body.project.actor.clone()),
     };
     let cohort = state.store.create_cohort(project, &new).await?;
-    if let Some(members) = &members {
-        state
-            .store
-            .add_cohort_members(project, cohort.id, members)
-            .await?;
-    }
+    let added = match &members {
+        Some(members) => {
+            state
+                .store
+                .add_cohort_members(project, cohort.id, members)
+                .await
+        }
+        None => Ok(0),
+    };
+    // The cohort is committed even if its members are not: publish it before answering either way.
     state.refresh(project).await;
+    added?;
     cohort_response(&state, StatusCode::CREATED, &cohort).await
 }
 
@@ -211,6 +222,10 @@ pub async fn update(
     ItemId(id): ItemId,
     body: Payload,
 ) -> Result<Response, ApiError> {
+    to_completion(update_cohort(state, id, body)).await
+}
+
+async fn update_cohort(state: AppState, id: i64, body: Payload) -> Result<Response, ApiError> {
     let project = body.project.project.id;
     let fields = &body.fields;
     let before = state
@@ -251,10 +266,13 @@ pub async fn update(
             .update_cohort(project, id, &update, version)
             .await?;
     }
-    if let Some(members) = &members {
-        state.store.add_cohort_members(project, id, members).await?;
-    }
+    let added = match &members {
+        Some(members) => state.store.add_cohort_members(project, id, members).await,
+        None => Ok(0),
+    };
+    // The update is committed even if the members are not: publish it before answering either way.
     state.refresh(project).await;
+    added?;
     cohort_response(&state, StatusCode::OK, &cohort).await
 }
 

@@ -17,6 +17,7 @@ use super::flag_input::{self, FlagWrite};
 use super::flag_list::ListQuery;
 use super::flag_view::flag_json;
 use super::paging::{offset_envelope, offset_page, Links};
+use super::to_completion;
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
 use crate::extract::{ItemId, Params, Payload};
@@ -88,10 +89,10 @@ fn duplicate_key() -> ApiError {
 }
 
 /// Publishes a committed row to the project's snapshot. The write stands either way; a failed
-/// reload is logged (the next successful one catches up).
-async fn publish(writer: &ProjectWriter<'_>, flag: &FeatureFlag) {
+/// reload marks the project stale and is retried until it succeeds ([`AppState::stale`]).
+async fn publish(state: &AppState, writer: &ProjectWriter<'_>, flag: &FeatureFlag) {
     if let Err(e) = writer.apply(flag).await {
-        tracing::error!(error = %e, project = %flag.project_id, "snapshot update after a write failed");
+        state.stale(flag.project_id, &e);
     }
 }
 
@@ -148,6 +149,10 @@ pub async fn list(
 
 /// `POST feature_flags/`.
 pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Response, ApiError> {
+    to_completion(create_flag(state, body)).await
+}
+
+async fn create_flag(state: AppState, body: Payload) -> Result<Response, ApiError> {
     let project = body.project.project.id;
     let new = flag_input::parse(&body.fields, true)?.into_new(&body.project.actor)?;
     let writer = state.catalog.writer(state.store.as_ref(), project).await?;
@@ -163,7 +168,7 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
         .create_flag_checked(project, &new, &check)
         .await
         .map_err(store_error)?;
-    publish(&writer, &flag).await;
+    publish(&state, &writer, &flag).await;
     drop(writer);
     flag_response(&state, StatusCode::CREATED, &flag).await
 }
@@ -189,7 +194,7 @@ pub async fn update(
     body: Payload,
 ) -> Result<Response, ApiError> {
     let write = flag_input::parse(&body.fields, false)?;
-    apply_update(&state, &body, id, &write).await
+    to_completion(async move { apply_update(&state, &body, id, &write).await }).await
 }
 
 /// `PUT feature_flags/{id}/`: as PATCH, with `key` required.
@@ -202,7 +207,7 @@ pub async fn replace(
     if write.update.key.is_none() {
         return Err(ApiError::validation("required", "This field is required.").attr("key"));
     }
-    apply_update(&state, &body, id, &write).await
+    to_completion(async move { apply_update(&state, &body, id, &write).await }).await
 }
 
 async fn apply_update(
@@ -242,7 +247,7 @@ async fn apply_update(
         .update_flag_checked(project, id, &write.update, Some(actor), &check)
         .await
         .map_err(store_error)?;
-    publish(&writer, &after).await;
+    publish(state, &writer, &after).await;
     drop(writer);
     flag_response(state, StatusCode::OK, &after).await
 }

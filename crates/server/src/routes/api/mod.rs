@@ -25,6 +25,9 @@ mod persons;
 mod remote_config;
 mod schema;
 
+use std::future::Future;
+
+use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
@@ -155,4 +158,17 @@ fn refuse(
         allow,
         format!("Method not allowed here (allowed: {allow})."),
     )
+}
+
+/// Runs a write — its commit and the publication to the project's snapshot — to completion
+/// even if the client goes away meanwhile: a handler dropped between the two would leave a
+/// committed change that never goes live.
+async fn to_completion(
+    write: impl Future<Output = Result<Response, ApiError>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    match tokio::spawn(write).await {
+        Ok(answer) => answer,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(ApiError::unavailable("The server is shutting down.")),
+    }
 }
