@@ -199,6 +199,16 @@ impl ApiError {
         }
     }
 
+    /// 507: the disk is full; the write was rolled back and nothing changed.
+    pub fn insufficient_storage() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "server_error",
+            "insufficient_storage",
+            "The server's disk is full: nothing was written. Please retry later.",
+        )
+    }
+
     /// 500; the detail must not leak internals.
     pub fn internal() -> Self {
         Self::new(
@@ -283,6 +293,14 @@ impl From<StoreError> for ApiError {
             )
             .attr(field),
             StoreError::Invalid { field, message } => ApiError::invalid(message).attr(field),
+            StoreError::LimitExceeded { limit, max, .. } => ApiError::validation(
+                "limit_exceeded",
+                format!("The write would break the limit {limit} ({max}); nothing was changed."),
+            ),
+            StoreError::Full(e) => {
+                tracing::error!(error = %e, "disk full");
+                ApiError::insufficient_storage()
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::unavailable(

@@ -1,25 +1,35 @@
-//! The capture write pipeline: requests hand their events to one writer task, which applies
-//! person/group updates in arrival order and stores the events of many requests in one
-//! transaction per project. A request is acknowledged only after its events are committed.
+//! The capture write pipeline: requests hand their events to one writer task, which batches
+//! the requests arriving within a couple of milliseconds and writes each project's share of a
+//! batch — events, person and group changes — in **one** store transaction
+//! ([`Store::write_capture`]: one commit, one fsync, each person written once). A request is
+//! acknowledged only after its events are committed.
 //!
 //! Side effects are read from each event's `properties` (callers merge a top-level `$set` /
 //! `$set_once` in first): `$identify` / `$create_alias` merge persons, then `$set`,
 //! `$set_once` and `$unset` update the (merged) person; `$groupidentify` upserts a group; the
 //! keys of `$groups` register group types. Events marked `$process_person_profile: false` touch
 //! no person. A side effect the store refuses as invalid (an empty group key, a sixth group
-//! type) is skipped with a warning, as PostHog drops it; the event is still stored. Any other
-//! failure fails the whole request, which the client retries: updates are idempotent and events
-//! are deduplicated by uuid.
+//! type) is skipped with a warning, as PostHog drops it; the event is still stored. A request
+//! breaking a storage limit fails alone (the batch is re-run without it). Any other failure
+//! fails the batch, whose clients retry: events are deduplicated by uuid, with their effects.
+//!
+//! The writer is supervised: if it panics, the requests of the batch it held get a 503
+//! (their transaction never committed), the failure is counted ([`Ingest::status`], shown by
+//! `/_readiness`) and a fresh writer takes over the queue after a short pause.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use vexil_engine::GroupKey;
-use vexil_store::{NewEvent, PersonUpdate, ProjectId, Properties, Store, StoreError};
+use vexil_store::{
+    CapturedEvent, Effect, NewEvent, PersonUpdate, ProjectId, Properties, Store, StoreError,
+};
 
 use crate::snapshot::Catalog;
 
@@ -30,6 +40,21 @@ pub enum IngestError {
     /// events were in the failed transaction.
     #[error("storage failed: {0}")]
     Store(#[source] Arc<StoreError>),
+    /// The request's event number `event` would break a storage limit; nothing of the request
+    /// was stored (the other requests of its batch were).
+    #[error("event {event} breaks {limit} ({max})")]
+    Limit {
+        /// The limit's name (`MAX_PERSON_PROPERTIES`).
+        limit: &'static str,
+        /// Its value.
+        max: usize,
+        /// The event's index in the request.
+        event: usize,
+    },
+    /// The writer failed (panicked) while writing the request's batch; nothing of the batch
+    /// was written and the writer restarted.
+    #[error("the capture writer failed while writing this request")]
+    WriterFailed,
     /// The pipeline is shutting down.
     #[error("the server is shutting down")]
     Closed,
@@ -47,11 +72,40 @@ struct Job {
     done: oneshot::Sender<Result<u64, IngestError>>,
 }
 
+/// How the pipeline is configured ([`Ingest::start`]).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Most events written in one transaction.
+    pub max_events: usize,
+    /// Longest a request waits for others to share its transaction.
+    pub delay: Duration,
+    /// Pause before a failed writer is restarted (the writer is reported down meanwhile).
+    pub restart_delay: Duration,
+    /// Test hook: the writer panics while preparing a batch holding an event of this name.
+    pub panic_on_event: Option<String>,
+}
+
+/// The writer's health, as `/_readiness` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStatus {
+    /// Whether the writer task is running (false between a failure and its restart).
+    pub running: bool,
+    /// How many times the writer failed and was restarted since start-up.
+    pub restarts: u64,
+}
+
+#[derive(Debug)]
+struct Health {
+    running: AtomicBool,
+    restarts: AtomicU64,
+}
+
 /// Handle to the capture pipeline (cheap to clone).
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
     stop: Arc<Notify>,
+    health: Arc<Health>,
     worker: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -62,27 +116,27 @@ impl std::fmt::Debug for Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer task: at most `max_events` events per transaction, a request waiting
-    /// at most `delay` for others to share its transaction.
-    pub fn start(
-        store: Arc<dyn Store>,
-        catalog: Arc<Catalog>,
-        max_events: usize,
-        delay: std::time::Duration,
-    ) -> Ingest {
+    /// Starts the writer task under a supervisor that restarts it when it fails.
+    pub fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>, config: IngestConfig) -> Ingest {
         let (tx, rx) = mpsc::channel(4_096);
-        let writer = Writer {
+        let stop = Arc::new(Notify::new());
+        let health = Arc::new(Health {
+            running: AtomicBool::new(true),
+            restarts: AtomicU64::new(0),
+        });
+        let supervisor = Supervisor {
             store,
             catalog,
-            max_events: max_events.max(1),
-            delay,
-            group_types: HashMap::new(),
+            config,
+            rx: Arc::new(Mutex::new(rx)),
+            stop: Arc::clone(&stop),
+            health: Arc::clone(&health),
         };
-        let stop = Arc::new(Notify::new());
-        let worker = tokio::spawn(writer.run(rx, Arc::clone(&stop)));
+        let worker = tokio::spawn(supervisor.run());
         Ingest {
             tx,
             stop,
+            health,
             worker: Arc::new(Mutex::new(Some(worker))),
         }
     }
@@ -104,12 +158,22 @@ impl Ingest {
             })
             .await
             .map_err(|_| IngestError::Closed)?;
-        wait.await.map_err(|_| IngestError::Closed)?
+        // A dropped answer without shutdown: the writer failed while holding this job.
+        wait.await.map_err(|_| IngestError::WriterFailed)?
     }
 
-    /// Whether the writer task accepts events (false once it stopped or died).
+    /// The writer's health.
+    pub fn status(&self) -> WriterStatus {
+        WriterStatus {
+            running: self.health.running.load(Ordering::Acquire),
+            restarts: self.health.restarts.load(Ordering::Acquire),
+        }
+    }
+
+    /// Whether the writer task accepts events (false once it stopped, and while a failed
+    /// writer waits for its restart).
     pub fn is_running(&self) -> bool {
-        !self.tx.is_closed()
+        !self.tx.is_closed() && self.health.running.load(Ordering::Acquire)
     }
 
     /// Stops accepting work and waits until everything submitted is written.
@@ -117,7 +181,43 @@ impl Ingest {
         self.stop.notify_one();
         if let Some(handle) = self.worker.lock().await.take() {
             if let Err(e) = handle.await {
-                tracing::error!(error = %e, "capture writer ended abnormally");
+                tracing::error!(error = %e, "capture writer supervisor ended abnormally");
+            }
+        }
+    }
+}
+
+/// Runs the writer and, when it panics, counts the failure, reports the writer down for
+/// `restart_delay` and starts a fresh one on the same queue. The jobs of the failed batch lose
+/// their answer (their requests get a 503 and retry); their transaction never committed.
+struct Supervisor {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    config: IngestConfig,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    stop: Arc<Notify>,
+    health: Arc<Health>,
+}
+
+impl Supervisor {
+    async fn run(self) {
+        loop {
+            let writer = Writer {
+                store: Arc::clone(&self.store),
+                catalog: Arc::clone(&self.catalog),
+                config: self.config.clone(),
+                group_types: HashMap::new(),
+            };
+            let task = tokio::spawn(writer.run(Arc::clone(&self.rx), Arc::clone(&self.stop)));
+            match task.await {
+                Ok(()) => return,
+                Err(e) => {
+                    self.health.running.store(false, Ordering::Release);
+                    let restarts = self.health.restarts.fetch_add(1, Ordering::AcqRel) + 1;
+                    tracing::error!(error = %e, restarts, "capture writer failed; restarting");
+                    tokio::time::sleep(self.config.restart_delay).await;
+                    self.health.running.store(true, Ordering::Release);
+                }
             }
         }
     }
@@ -126,14 +226,15 @@ impl Ingest {
 struct Writer {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
-    max_events: usize,
-    delay: std::time::Duration,
+    config: IngestConfig,
     /// Group type indexes by name, per project, as far as this writer has seen them.
     group_types: HashMap<ProjectId, HashMap<String, i64>>,
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>, stop: Arc<Notify>) {
+    async fn run(mut self, rx: Arc<Mutex<mpsc::Receiver<Job>>>, stop: Arc<Notify>) {
+        let mut rx = rx.lock().await;
+        let max_events = self.config.max_events.max(1);
         loop {
             let first = tokio::select! {
                 job = rx.recv() => match job {
@@ -155,8 +256,8 @@ impl Writer {
             };
             let mut count = first.events.len();
             let mut jobs = vec![first];
-            let deadline = Instant::now() + self.delay;
-            while count < self.max_events {
+            let deadline = Instant::now() + self.config.delay;
+            while count < max_events {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(job)) => {
                         count += job.events.len();
@@ -169,106 +270,150 @@ impl Writer {
         }
     }
 
+    /// Writes a batch of jobs: one store transaction per project. A job whose event breaks a
+    /// storage limit is answered with that error and the transaction re-run without it.
     async fn write(&mut self, jobs: Vec<Job>) {
-        let mut outcomes: Vec<Result<u64, IngestError>> = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            outcomes.push(
-                self.apply_updates(job.project, &job.events)
-                    .await
-                    .map(|()| 0),
-            );
+        let mut by_project: HashMap<ProjectId, Vec<Job>> = HashMap::new();
+        for job in jobs {
+            by_project.entry(job.project).or_default().push(job);
         }
-        // One transaction per project for all events of the batch's healthy jobs.
-        let mut by_project: HashMap<ProjectId, Vec<usize>> = HashMap::new();
-        for (i, job) in jobs.iter().enumerate() {
-            if outcomes[i].is_ok() {
-                by_project.entry(job.project).or_default().push(i);
-            }
-        }
-        for (project, members) in by_project {
-            let events: Vec<NewEvent> = members
-                .iter()
-                .flat_map(|&i| jobs[i].events.iter().cloned())
-                .collect();
-            match self.store.insert_events(project, &events).await {
-                Ok(_) => {
-                    for &i in &members {
-                        outcomes[i] = Ok(jobs[i].events.len() as u64);
+        for (project, jobs) in by_project {
+            // (job, its events' span in `batch`)
+            let mut members: Vec<(Job, usize)> = Vec::with_capacity(jobs.len());
+            let mut batch: Vec<CapturedEvent> = Vec::new();
+            for mut job in jobs {
+                let events = std::mem::take(&mut job.events);
+                let len = events.len();
+                match self.captured(project, events).await {
+                    Ok(captured) => {
+                        batch.extend(captured);
+                        members.push((job, len));
                     }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, project = %project, "event batch write failed");
-                    let e = Arc::new(e);
-                    for &i in &members {
-                        outcomes[i] = Err(IngestError::Store(Arc::clone(&e)));
+                    Err(e) => {
+                        let _ = job.done.send(Err(e));
                     }
                 }
             }
-        }
-        for (job, outcome) in jobs.into_iter().zip(outcomes) {
-            let _ = job.done.send(outcome);
+            while !members.is_empty() {
+                match self.store.write_capture(project, &batch).await {
+                    Ok(outcome) => {
+                        for (event, reason) in &outcome.skipped {
+                            tracing::warn!(project = %project, event, reason, "capture side effect skipped");
+                        }
+                        for (job, len) in members.drain(..) {
+                            let _ = job.done.send(Ok(len as u64));
+                        }
+                    }
+                    Err(StoreError::LimitExceeded { limit, max, event }) => {
+                        // Fail the job holding `event` alone; write the others.
+                        let mut start = 0;
+                        let at = members.iter().position(|(_, len)| {
+                            let end = start + len;
+                            let found = event < end;
+                            if !found {
+                                start = end;
+                            }
+                            found
+                        });
+                        let Some(at) = at else {
+                            break; // cannot happen: the store names an event of the batch
+                        };
+                        let (job, len) = members.remove(at);
+                        batch.drain(start..start + len);
+                        let _ = job.done.send(Err(IngestError::Limit {
+                            limit,
+                            max,
+                            event: event - start,
+                        }));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, project = %project, "event batch write failed");
+                        let e = Arc::new(e);
+                        for (job, _) in members.drain(..) {
+                            let _ = job.done.send(Err(IngestError::Store(Arc::clone(&e))));
+                        }
+                    }
+                }
+            }
         }
     }
 
-    /// Person and group side effects of the events, in order.
-    async fn apply_updates(
+    /// The events with their effects, group types registered (and published) first.
+    async fn captured(
         &mut self,
         project: ProjectId,
-        events: &[NewEvent],
-    ) -> Result<(), IngestError> {
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<CapturedEvent>, IngestError> {
+        let mut out = Vec::with_capacity(events.len());
         for event in events {
-            let props = &event.properties;
-            let distinct_id = event.distinct_id.as_str();
-            let person_profile = props.get("$process_person_profile") != Some(&Value::Bool(false));
-            match event.event.as_str() {
-                "$identify" if person_profile => {
-                    if let Some(anon) = str_prop(props, "$anon_distinct_id") {
-                        if anon != distinct_id {
-                            skip_invalid(self.store.identify(project, distinct_id, anon).await)?;
-                        }
+            if self.config.panic_on_event.as_deref() == Some(event.event.as_str()) {
+                panic!("test hook: the capture writer panics on {:?}", event.event);
+            }
+            let effects = self.effects(project, &event).await?;
+            out.push(CapturedEvent { event, effects });
+        }
+        Ok(out)
+    }
+
+    /// Person and group side effects of one event, in order.
+    async fn effects(
+        &mut self,
+        project: ProjectId,
+        event: &NewEvent,
+    ) -> Result<Vec<Effect>, IngestError> {
+        let mut effects = Vec::new();
+        let props = &event.properties;
+        let distinct_id = event.distinct_id.as_str();
+        let person_profile = props.get("$process_person_profile") != Some(&Value::Bool(false));
+        match event.event.as_str() {
+            "$identify" if person_profile => {
+                if let Some(anon) = str_prop(props, "$anon_distinct_id") {
+                    if anon != distinct_id {
+                        effects.push(Effect::Merge {
+                            other: anon.to_owned(),
+                        });
                     }
                 }
-                "$create_alias" if person_profile => {
-                    if let Some(alias) = str_prop(props, "alias") {
-                        if alias != distinct_id {
-                            skip_invalid(self.store.alias(project, distinct_id, alias).await)?;
-                        }
+            }
+            "$create_alias" if person_profile => {
+                if let Some(alias) = str_prop(props, "alias") {
+                    if alias != distinct_id {
+                        effects.push(Effect::Merge {
+                            other: alias.to_owned(),
+                        });
                     }
                 }
-                "$groupidentify" => {
-                    if let (Some(kind), Some(key)) = (
-                        str_prop(props, "$group_type"),
-                        group_key(props.get("$group_key")),
-                    ) {
-                        if let Some(index) = self.group_type(project, kind).await? {
-                            let set = props
+            }
+            "$groupidentify" => {
+                if let (Some(kind), Some(key)) = (
+                    str_prop(props, "$group_type"),
+                    group_key(props.get("$group_key")),
+                ) {
+                    if let Some(index) = self.group_type(project, kind).await? {
+                        effects.push(Effect::Group {
+                            group_type_index: index,
+                            group_key: key,
+                            set: props
                                 .get("$group_set")
                                 .and_then(Value::as_object)
                                 .cloned()
-                                .unwrap_or_default();
-                            skip_invalid(
-                                self.store.upsert_group(project, index, &key, &set).await,
-                            )?;
-                        }
+                                .unwrap_or_default(),
+                        });
                     }
                 }
-                _ => {}
             }
-            if let Some(groups) = props.get("$groups").and_then(Value::as_object) {
-                for kind in groups.keys() {
-                    self.group_type(project, kind).await?;
-                }
-            }
-            let update = person_update(props);
-            if person_profile && !update.is_empty() {
-                skip_invalid(
-                    self.store
-                        .apply_person_update(project, distinct_id, &update)
-                        .await,
-                )?;
+            _ => {}
+        }
+        if let Some(groups) = props.get("$groups").and_then(Value::as_object) {
+            for kind in groups.keys() {
+                self.group_type(project, kind).await?;
             }
         }
-        Ok(())
+        let update = person_update(props);
+        if person_profile && !update.is_empty() {
+            effects.push(Effect::Person(update));
+        }
+        Ok(effects)
     }
 
     /// The index of group type `name`, registering it if needed; `None` when the store refuses

@@ -33,7 +33,7 @@ pub use connection::ConnectionLimits;
 pub use continuity::OverrideWriter;
 pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
-pub use ingest::Ingest;
+pub use ingest::{Ingest, IngestConfig, IngestError, WriterStatus};
 pub use overload::{OverloadLimits, Rate};
 pub use routes::router;
 pub use state::{AppState, Settings};

@@ -10,7 +10,7 @@ use crate::connection::ConnectionLimits;
 use crate::continuity::OverrideWriter;
 use crate::cors::AllowedOrigin;
 use crate::error::ApiError;
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, IngestConfig};
 use crate::overload::{Overload, OverloadLimits};
 use crate::snapshot::{Catalog, ProjectSnapshot};
 
@@ -34,6 +34,14 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Load shedding and per-project rate limits.
     pub overload: OverloadLimits,
+    /// Pause before a failed capture writer is restarted (`/_readiness` answers 503 meanwhile).
+    pub ingest_restart_delay: Duration,
+    /// Test hook, never set by the `vexil` binary: the capture writer panics on a batch holding
+    /// an event of this name. A setting rather than `cfg(test)` because the integration tests
+    /// (`tests/it`, another crate) need it, and rather than a cargo feature because
+    /// `cargo test --workspace` would unify the feature into the binaries it builds.
+    #[doc(hidden)]
+    pub ingest_panic_on_event: Option<String>,
 }
 
 impl Default for Settings {
@@ -46,6 +54,8 @@ impl Default for Settings {
             cors_allowed_origins: Vec::new(),
             connections: ConnectionLimits::default(),
             overload: OverloadLimits::default(),
+            ingest_restart_delay: Duration::from_millis(200),
+            ingest_panic_on_event: None,
         }
     }
 }
@@ -80,8 +90,12 @@ impl AppState {
         let ingest = Ingest::start(
             Arc::clone(&store),
             Arc::clone(&catalog),
-            settings.ingest_batch_events,
-            settings.ingest_batch_delay,
+            IngestConfig {
+                max_events: settings.ingest_batch_events,
+                delay: settings.ingest_batch_delay,
+                restart_delay: settings.ingest_restart_delay,
+                panic_on_event: settings.ingest_panic_on_event.clone(),
+            },
         );
         let overrides = OverrideWriter::start(Arc::clone(&store));
         Ok(AppState {

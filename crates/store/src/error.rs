@@ -3,7 +3,8 @@
 /// What can go wrong in a [`crate::Store`] call.
 ///
 /// Callers map these to HTTP statuses: [`StoreError::NotFound`] → 404, [`StoreError::Conflict`]
-/// → 409, [`StoreError::Duplicate`] and [`StoreError::Invalid`] → 400, the rest → 500.
+/// → 409, [`StoreError::Duplicate`], [`StoreError::Invalid`] and [`StoreError::LimitExceeded`]
+/// → 400, [`StoreError::Full`] → 507, the rest → 5xx.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The entity does not exist in this project (or the project itself does not exist).
@@ -32,6 +33,21 @@ pub enum StoreError {
         /// One human sentence.
         message: String,
     },
+    /// A write would break a storage limit (see [`crate::MAX_PERSON_PROPERTIES`]); nothing
+    /// of the transaction was written.
+    #[error("limit {limit} ({max}) exceeded by event {event} of the batch")]
+    LimitExceeded {
+        /// The limit's name, as documented (`MAX_PERSON_PROPERTIES`).
+        limit: &'static str,
+        /// Its value.
+        max: usize,
+        /// The index, in the batch, of the event that broke it (0 for single writes).
+        event: usize,
+    },
+    /// The disk (or the database's size limit) is full: the write was rolled back and nothing
+    /// changed. Reads keep working; writes succeed again once space is freed.
+    #[error("the disk is full: {0}")]
+    Full(#[source] sqlx::Error),
     /// A caller's check refused a write (see [`crate::FlagCheck`]); nothing was written. The
     /// caller gets back its own error to downcast.
     #[error("write refused: {0}")]
@@ -47,7 +63,23 @@ pub enum StoreError {
     Corrupt(String),
     /// The database driver failed (IO, locking, constraint not otherwise mapped).
     #[error(transparent)]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
+}
+
+/// SQLite's primary result code for a full disk or database (`SQLITE_FULL`).
+const SQLITE_FULL: i32 = 13;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // Extended result codes keep the primary code in their low byte.
+        let full = matches!(&e, sqlx::Error::Database(d)
+            if d.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == SQLITE_FULL));
+        if full {
+            StoreError::Full(e)
+        } else {
+            StoreError::Backend(e)
+        }
+    }
 }
 
 /// Shorthand for `Result<T, StoreError>`.

@@ -29,6 +29,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod capture;
 mod cohort;
 mod definitions;
 mod error;
@@ -46,6 +47,7 @@ mod store;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use capture::{CaptureOutcome, CapturedEvent, Effect, MAX_PERSON_PROPERTIES};
 pub use cohort::{Cohort, CohortUpdate, NewCohort};
 pub use definitions::{feed_cohort_references, feed_definition};
 pub use error::{Result, StoreError};

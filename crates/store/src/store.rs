@@ -8,9 +8,10 @@ use uuid::Uuid;
 use vexil_engine::Definitions;
 
 use crate::{
-    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagCheck,
-    FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing, NewCohort, NewEvent,
-    NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties, Result,
+    ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
+    FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
+    NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties,
+    Result,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -290,6 +291,18 @@ pub trait Store: Send + Sync {
     /// `$feature_flag_called` events are also recorded as flag calls. Returns how many events
     /// were new, once committed.
     async fn insert_events(&self, project: ProjectId, events: &[NewEvent]) -> Result<u64>;
+
+    /// Stores a capture batch and applies its person and group changes, all in one
+    /// transaction: an event whose uuid is already stored (or appears earlier in the batch) is
+    /// skipped with its effects; each person and group is written once however many events
+    /// touch it. Effects the store refuses as invalid are skipped and reported; a
+    /// [`crate::StoreError::LimitExceeded`] names the event that broke the limit and nothing is
+    /// written.
+    async fn write_capture(
+        &self,
+        project: ProjectId,
+        events: &[CapturedEvent],
+    ) -> Result<CaptureOutcome>;
 
     /// How many `event` events the person behind `distinct_id` (through any of their distinct
     /// ids) performed at or after `since`.

@@ -19,7 +19,8 @@ pub async fn liveness() -> Json<Value> {
 }
 
 /// `/_readiness`: 200 when every component answers — the store (a query) and the capture
-/// writer — with the project counts; otherwise 503 `{"status": "unavailable", "components":
+/// writer — with the project counts and `capture_restarts` (how many times the capture writer
+/// failed and was restarted since start-up); otherwise 503 `{"status": "unavailable", "components":
 /// {"store": "down", "capture": "up"}}`. Why a component is down is logged, never answered:
 /// error text can carry paths and internals.
 pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
@@ -44,6 +45,7 @@ pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value
                 "components": components,
                 "projects": projects,
                 "loaded": state.catalog.len(),
+                "capture_restarts": state.ingest.status().restarts,
             })),
         ),
         _ => (

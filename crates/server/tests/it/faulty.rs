@@ -14,9 +14,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vexil_engine::Definitions;
 use vexil_store::{
-    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagCheck,
-    FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing, NewCohort, NewEvent,
-    NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties, Result, Store, StoreError,
+    ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
+    FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
+    NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties,
+    Result, Store, StoreError,
 };
 
 /// The faults to inject; change them while the app runs.
@@ -292,6 +293,14 @@ impl Store for FaultyStore {
 
     async fn insert_events(&self, project: ProjectId, events: &[NewEvent]) -> Result<u64> {
         self.inner.insert_events(project, events).await
+    }
+
+    async fn write_capture(
+        &self,
+        project: ProjectId,
+        events: &[CapturedEvent],
+    ) -> Result<CaptureOutcome> {
+        self.inner.write_capture(project, events).await
     }
 
     async fn count_events(

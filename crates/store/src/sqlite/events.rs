@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
 use super::{micros, time, Db};
 use crate::{NewEvent, ProjectId, Result, StoreError};
@@ -16,59 +16,74 @@ pub(super) async fn insert(db: &Db, project: ProjectId, events: &[NewEvent]) -> 
     let mut tx = db.write().await?;
     let mut new = 0;
     for e in events {
-        let uuid = e.uuid.to_string();
-        let at = micros(e.timestamp);
-        let written = sqlx::query(
-            "INSERT INTO events
-                 (project_id, uuid, event, distinct_id, properties, timestamp, inserted_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (project_id, uuid) DO NOTHING",
-        )
-        .bind(project.0)
-        .bind(&uuid)
-        .bind(&e.event)
-        .bind(&e.distinct_id)
-        .bind(serde_json::Value::Object(e.properties.clone()).to_string())
-        .bind(at)
-        .bind(inserted_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|err| {
-            if super::is_fk_violation(&err) {
-                StoreError::NotFound { entity: "project" }
-            } else {
-                err.into()
-            }
-        })?
-        .rows_affected();
-        if written == 0 {
-            continue; // a retried delivery: already stored, flag call included
-        }
-        new += 1;
-        if let Some(call) = e.flag_call() {
-            sqlx::query(
-                "INSERT INTO flag_calls
-                     (project_id, event_uuid, flag_key, response, distinct_id, person_id, at)
-                 VALUES (?, ?, ?, ?, ?,
-                     (SELECT person_id FROM person_distinct_ids
-                      WHERE project_id = ? AND distinct_id = ?),
-                     ?)
-                 ON CONFLICT (project_id, event_uuid) DO NOTHING",
-            )
-            .bind(project.0)
-            .bind(&uuid)
-            .bind(call.flag_key)
-            .bind(call.response.to_string())
-            .bind(&e.distinct_id)
-            .bind(project.0)
-            .bind(&e.distinct_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        if insert_one(&mut tx, project, e, inserted_at).await? {
+            new += 1;
         }
     }
     tx.commit().await?;
     Ok(new)
+}
+
+/// Inserts one event (and its flag call); `false` when its uuid is already stored.
+pub(super) async fn insert_one(
+    conn: &mut SqliteConnection,
+    project: ProjectId,
+    e: &NewEvent,
+    inserted_at: i64,
+) -> Result<bool> {
+    let uuid = e.uuid.to_string();
+    let at = micros(e.timestamp);
+    let written = sqlx::query(
+        "INSERT INTO events
+             (project_id, uuid, event, distinct_id, properties, timestamp, inserted_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (project_id, uuid) DO NOTHING",
+    )
+    .bind(project.0)
+    .bind(&uuid)
+    .bind(&e.event)
+    .bind(&e.distinct_id)
+    .bind(
+        serde_json::to_string(&e.properties)
+            .map_err(|err| StoreError::invalid("properties", err.to_string()))?,
+    )
+    .bind(at)
+    .bind(inserted_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|err| {
+        if super::is_fk_violation(&err) {
+            StoreError::NotFound { entity: "project" }
+        } else {
+            err.into()
+        }
+    })?
+    .rows_affected();
+    if written == 0 {
+        return Ok(false); // a retried delivery: already stored, flag call included
+    }
+    if let Some(call) = e.flag_call() {
+        sqlx::query(
+            "INSERT INTO flag_calls
+                 (project_id, event_uuid, flag_key, response, distinct_id, person_id, at)
+             VALUES (?, ?, ?, ?, ?,
+                 (SELECT person_id FROM person_distinct_ids
+                  WHERE project_id = ? AND distinct_id = ?),
+                 ?)
+             ON CONFLICT (project_id, event_uuid) DO NOTHING",
+        )
+        .bind(project.0)
+        .bind(&uuid)
+        .bind(call.flag_key)
+        .bind(call.response.to_string())
+        .bind(&e.distinct_id)
+        .bind(project.0)
+        .bind(&e.distinct_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(true)
 }
 
 pub(super) async fn count(

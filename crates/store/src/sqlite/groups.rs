@@ -3,6 +3,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use chrono::{DateTime, Utc};
+
+use super::capture::Changes;
 use super::{json, micros, time, Db};
 use crate::{Group, ProjectId, Properties, Result, StoreError, MAX_GROUP_TYPE_INDEX};
 
@@ -45,13 +48,8 @@ pub(super) async fn get(
     row.as_ref().map(group_from_row).transpose()
 }
 
-pub(super) async fn upsert(
-    db: &Db,
-    project: ProjectId,
-    group_type_index: i64,
-    group_key: &str,
-    set: &Properties,
-) -> Result<Group> {
+/// The store's rules for a group written by `$groupidentify`.
+pub(super) fn check(group_type_index: i64, group_key: &str) -> Result<()> {
     check_group_type_index(group_type_index)?;
     if group_key.is_empty() {
         return Err(StoreError::invalid(
@@ -59,13 +57,18 @@ pub(super) async fn upsert(
             "The group key must not be empty.",
         ));
     }
-    let now = crate::now();
-    let mut tx = db.write().await?;
-    let mut props = get(&mut tx, project, group_type_index, group_key)
-        .await?
-        .map(|g| g.properties)
-        .unwrap_or_default();
-    props.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(())
+}
+
+/// Writes a group's properties (created at `now` if new).
+pub(super) async fn save(
+    conn: &mut SqliteConnection,
+    project: ProjectId,
+    group_type_index: i64,
+    group_key: &str,
+    properties: &Properties,
+    now: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO project_groups
              (project_id, group_type_index, group_key, properties, created_at, updated_at)
@@ -76,10 +79,10 @@ pub(super) async fn upsert(
     .bind(project.0)
     .bind(group_type_index)
     .bind(group_key)
-    .bind(serde_json::Value::Object(props).to_string())
+    .bind(serde_json::Value::Object(properties.clone()).to_string())
     .bind(micros(now))
     .bind(micros(now))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(|e| {
         if super::is_fk_violation(&e) {
@@ -88,6 +91,23 @@ pub(super) async fn upsert(
             e.into()
         }
     })?;
+    Ok(())
+}
+
+pub(super) async fn upsert(
+    db: &Db,
+    project: ProjectId,
+    group_type_index: i64,
+    group_key: &str,
+    set: &Properties,
+) -> Result<Group> {
+    check(group_type_index, group_key)?;
+    let mut tx = db.write().await?;
+    let mut changes = Changes::new(project);
+    changes
+        .group(&mut tx, group_type_index, group_key, set)
+        .await?;
+    changes.flush(&mut tx).await?;
     let group = get(&mut tx, project, group_type_index, group_key)
         .await?
         .ok_or(StoreError::NotFound { entity: "group" })?;

@@ -6,6 +6,7 @@
 //! `SQLITE_BUSY` when a read turns into a write; reads use a separate pool and see committed
 //! data only. An in-memory database uses a single connection for both.
 
+mod capture;
 mod cohorts;
 mod evaluation;
 mod events;
@@ -32,9 +33,10 @@ use uuid::Uuid;
 use vexil_engine::Definitions;
 
 use crate::{
-    ActivityEntry, Cohort, CohortUpdate, CreatedProject, EvalInputs, FeatureFlag, FlagCheck,
-    FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing, NewCohort, NewEvent,
-    NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties, Result, Store, StoreError,
+    ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
+    FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
+    NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties,
+    Result, Store, StoreError,
 };
 
 /// How long a statement waits for a lock held by another connection or process.
@@ -401,6 +403,14 @@ impl Store for SqliteStore {
 
     async fn insert_events(&self, project: ProjectId, events: &[NewEvent]) -> Result<u64> {
         events::insert(&self.db, project, events).await
+    }
+
+    async fn write_capture(
+        &self,
+        project: ProjectId,
+        events: &[CapturedEvent],
+    ) -> Result<CaptureOutcome> {
+        capture::write(&self.db, project, events).await
     }
 
     async fn count_events(

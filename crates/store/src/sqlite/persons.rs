@@ -5,9 +5,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
+use super::capture::Changes;
 use super::{json, micros, time, Db};
-use crate::person::merge_properties;
-use crate::{is_illegal_merge_id, Person, PersonUpdate, ProjectId, Properties, Result, StoreError};
+use crate::{Person, PersonUpdate, ProjectId, Properties, Result, StoreError};
 
 /// The person id behind a distinct id.
 pub(super) async fn person_id(
@@ -34,6 +34,26 @@ fn person_from_row(row: &SqliteRow, distinct_ids: Vec<String>) -> Result<Person>
         is_identified: row.try_get("is_identified")?,
         created_at: time(row.try_get("created_at")?)?,
     })
+}
+
+/// A person's `(properties, is_identified, created_at)`.
+pub(super) async fn row(
+    conn: &mut SqliteConnection,
+    person: i64,
+) -> Result<Option<(Properties, bool, DateTime<Utc>)>> {
+    let Some(row) =
+        sqlx::query("SELECT properties, is_identified, created_at FROM persons WHERE id = ?")
+            .bind(person)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        json(row.try_get("properties")?, "person properties")?,
+        row.try_get("is_identified")?,
+        time(row.try_get("created_at")?)?,
+    )))
 }
 
 async fn load(conn: &mut SqliteConnection, person: i64) -> Result<Option<Person>> {
@@ -74,11 +94,12 @@ async fn reload(conn: &mut SqliteConnection, person: i64) -> Result<Person> {
         .ok_or(StoreError::NotFound { entity: "person" })
 }
 
-async fn create(
+pub(super) async fn create(
     conn: &mut SqliteConnection,
     project: ProjectId,
     properties: &Properties,
     is_identified: bool,
+    created_at: DateTime<Utc>,
     distinct_ids: &[&str],
 ) -> Result<i64> {
     let id: i64 = sqlx::query_scalar(
@@ -89,7 +110,7 @@ async fn create(
     .bind(Uuid::new_v4().to_string())
     .bind(serde_json::Value::Object(properties.clone()).to_string())
     .bind(is_identified)
-    .bind(micros(crate::now()))
+    .bind(micros(created_at))
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| {
@@ -105,7 +126,7 @@ async fn create(
     Ok(id)
 }
 
-async fn attach(
+pub(super) async fn attach(
     conn: &mut SqliteConnection,
     project: ProjectId,
     person: i64,
@@ -122,7 +143,7 @@ async fn attach(
     Ok(())
 }
 
-async fn save(
+pub(super) async fn save(
     conn: &mut SqliteConnection,
     person: i64,
     properties: &Properties,
@@ -150,26 +171,9 @@ pub(super) async fn apply_update(
     update: &PersonUpdate,
 ) -> Result<Person> {
     let mut tx = db.write().await?;
-    let id = match get(&mut tx, project, distinct_id).await? {
-        Some(mut person) => {
-            if update.apply(&mut person.properties) {
-                save(
-                    &mut tx,
-                    person.id,
-                    &person.properties,
-                    person.is_identified,
-                    person.created_at,
-                )
-                .await?;
-            }
-            person.id
-        }
-        None => {
-            let mut props = Properties::new();
-            update.apply(&mut props);
-            create(&mut tx, project, &props, false, &[distinct_id]).await?
-        }
-    };
+    let mut changes = Changes::new(project);
+    let id = changes.update(&mut tx, distinct_id, update).await?;
+    changes.flush(&mut tx).await?;
     let person = reload(&mut tx, id).await?;
     tx.commit().await?;
     Ok(person)
@@ -182,82 +186,37 @@ pub(super) async fn identify(
     other_id: &str,
 ) -> Result<Person> {
     let mut tx = db.write().await?;
-    let kept = get(&mut tx, project, distinct_id).await?;
-    let legal = !is_illegal_merge_id(distinct_id) && !is_illegal_merge_id(other_id);
-    if !legal || distinct_id == other_id {
-        // Nothing to join: make sure the event's own person exists.
-        let id = match kept {
-            Some(p) => {
-                if legal && !p.is_identified {
-                    save(&mut tx, p.id, &p.properties, true, p.created_at).await?;
-                }
-                p.id
-            }
-            None => create(&mut tx, project, &Properties::new(), legal, &[distinct_id]).await?,
-        };
-        let person = reload(&mut tx, id).await?;
-        tx.commit().await?;
-        return Ok(person);
-    }
-
-    let other = get(&mut tx, project, other_id).await?;
-    let id = match (kept, other) {
-        (None, None) => {
-            create(
-                &mut tx,
-                project,
-                &Properties::new(),
-                true,
-                &[distinct_id, other_id],
-            )
-            .await?
-        }
-        (Some(p), None) => {
-            attach(&mut tx, project, p.id, other_id).await?;
-            save(&mut tx, p.id, &p.properties, true, p.created_at).await?;
-            p.id
-        }
-        (None, Some(o)) => {
-            attach(&mut tx, project, o.id, distinct_id).await?;
-            save(&mut tx, o.id, &o.properties, true, o.created_at).await?;
-            o.id
-        }
-        (Some(p), Some(o)) if p.id == o.id || o.is_identified => {
-            // Same person already, or PostHog's guard: an identified person is never merged
-            // away (two known users must not fuse).
-            save(&mut tx, p.id, &p.properties, true, p.created_at).await?;
-            p.id
-        }
-        (Some(mut p), Some(o)) => {
-            merge_properties(&mut p.properties, o.properties);
-            let created_at = p.created_at.min(o.created_at);
-            save(&mut tx, p.id, &p.properties, true, created_at).await?;
-            sqlx::query("UPDATE person_distinct_ids SET person_id = ? WHERE person_id = ?")
-                .bind(p.id)
-                .bind(o.id)
-                .execute(&mut *tx)
-                .await?;
-            // Keep the merged person's continuity hash keys; the kept person's win.
-            sqlx::query(
-                "INSERT INTO hash_key_overrides (project_id, person_id, flag_key, hash_key)
-                 SELECT project_id, ?, flag_key, hash_key FROM hash_key_overrides
-                 WHERE person_id = ?
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(p.id)
-            .bind(o.id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM persons WHERE id = ?")
-                .bind(o.id)
-                .execute(&mut *tx)
-                .await?;
-            p.id
-        }
-    };
+    let mut changes = Changes::new(project);
+    let id = changes.identify(&mut tx, distinct_id, other_id).await?;
+    changes.flush(&mut tx).await?;
     let person = reload(&mut tx, id).await?;
     tx.commit().await?;
     Ok(person)
+}
+
+/// Moves person `merged`'s distinct ids and continuity hash keys to `kept` (the kept
+/// person's hash keys win) and deletes `merged`.
+pub(super) async fn merge_rows(conn: &mut SqliteConnection, kept: i64, merged: i64) -> Result<()> {
+    sqlx::query("UPDATE person_distinct_ids SET person_id = ? WHERE person_id = ?")
+        .bind(kept)
+        .bind(merged)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO hash_key_overrides (project_id, person_id, flag_key, hash_key)
+         SELECT project_id, ?, flag_key, hash_key FROM hash_key_overrides
+         WHERE person_id = ?
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(kept)
+    .bind(merged)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM persons WHERE id = ?")
+        .bind(merged)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn delete(db: &Db, project: ProjectId, uuid: Uuid) -> Result<bool> {

@@ -30,6 +30,32 @@ impl RawRows for SqliteRaw {
         pool.close().await;
         keys
     }
+
+    async fn person_version(&self, project: ProjectId, distinct_id: &str) -> i64 {
+        let pool = SqlitePool::connect(&self.url).await.unwrap();
+        let version = sqlx::query_scalar(
+            "SELECT version FROM persons WHERE id = (SELECT person_id FROM person_distinct_ids
+             WHERE project_id = ? AND distinct_id = ?)",
+        )
+        .bind(project.0)
+        .bind(distinct_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        version
+    }
+
+    async fn count_events(&self, project: ProjectId) -> i64 {
+        let pool = SqlitePool::connect(&self.url).await.unwrap();
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE project_id = ?")
+            .bind(project.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
 }
 
 /// A store on a fresh file in a temporary directory.

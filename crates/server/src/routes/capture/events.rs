@@ -5,10 +5,11 @@
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
-use vexil_store::NewEvent;
+use vexil_store::{NewEvent, ProjectId, StoreError};
 use vexil_wire::capture::{CaptureError, Event};
 
 use crate::error::ApiError;
+use crate::ingest::IngestError;
 use crate::overload::Bucket;
 use crate::state::AppState;
 
@@ -47,13 +48,29 @@ pub(crate) async fn store_batch(
         .ingest
         .submit(snapshot.project.id, events)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, project = %snapshot.project.id, "capture not stored");
+        .map_err(|e| ingest_error(e, snapshot.project.id))?;
+    Ok(())
+}
+
+/// The answer to a request the pipeline did not store.
+fn ingest_error(e: IngestError, project: ProjectId) -> ApiError {
+    match e {
+        IngestError::Limit { limit, max, event } => ApiError::validation(
+            "limit_exceeded",
+            format!("Event {event} would break the limit {limit} ({max}); nothing of the request was stored."),
+        )
+        .attr(format!("batch[{event}]")),
+        IngestError::Store(e) if matches!(*e, StoreError::Full(_)) => {
+            tracing::error!(error = %e, project = %project, "capture not stored: disk full");
+            ApiError::insufficient_storage()
+        }
+        e => {
+            tracing::error!(error = %e, project = %project, "capture not stored");
             ApiError::unavailable(
                 "The events could not be stored and were not accepted. Please retry.",
             )
-        })?;
-    Ok(())
+        }
+    }
 }
 
 /// The answer to a body that is not a capture request.

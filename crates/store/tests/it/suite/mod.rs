@@ -1,6 +1,7 @@
 //! The shared suite: every case is `async fn(&mut TestDb)` and talks to the store only through
 //! `&dyn Store`, except for the few reads of raw rows that `RawRows` provides per backend.
 
+pub mod capture;
 pub mod cohorts;
 pub mod concurrency;
 pub mod durability;
@@ -24,6 +25,10 @@ use vexil_store::{CreatedProject, ProjectId, Properties, Store};
 pub trait RawRows: Send + Sync {
     /// `(api_token, secret_key_hash, personal_key_hash)` of a project row.
     async fn project_keys(&self, project: ProjectId) -> (String, String, String);
+    /// The stored version of the person behind `distinct_id` (bumped on every write).
+    async fn person_version(&self, project: ProjectId, distinct_id: &str) -> i64;
+    /// How many events the project has stored.
+    async fn count_events(&self, project: ProjectId) -> i64;
 }
 
 /// A fresh, private database for one test.
@@ -116,6 +121,12 @@ macro_rules! store_suite {
                 count_events_follows_the_person,
                 flag_calls_are_recorded_once,
                 unknown_project_is_not_found,
+            ],
+            capture: [
+                one_batch_merges_each_person_once,
+                duplicates_are_skipped_with_their_effects,
+                a_limit_breaks_the_whole_batch_and_names_the_event,
+                invalid_effects_are_skipped_and_reported,
             ],
             evaluation: [inputs_for_known_person, inputs_for_unknown_person],
             durability: [data_survives_reopen],
