@@ -7,6 +7,7 @@ mod degrade;
 mod evaluation;
 mod faulty;
 mod health;
+mod ingest;
 mod keys;
 mod limits;
 mod management;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use vexil_store::{NewEvent, ProjectId, StoreError};
 use vexil_wire::capture::{CaptureError, Event};
 
+use super::limits;
 use crate::error::ApiError;
 use crate::ingest::IngestError;
 use crate::overload::Bucket;
@@ -26,6 +27,7 @@ pub(crate) async fn store_batch(
     sent_at_ms: Option<i64>,
 ) -> Result<(), ApiError> {
     let batch = vexil_wire::capture::parse(decoded).map_err(capture_error)?;
+    limits::check_count(batch.events.len())?;
     let snapshot = state.catalog.by_token(&batch.token).ok_or_else(|| {
         ApiError::authentication_failed(
             "The provided API key is invalid or has expired. Please check your API key and try again.",
@@ -43,7 +45,8 @@ pub(crate) async fn store_batch(
         .events
         .into_iter()
         .map(|event| new_event(event, sent_at, now))
-        .collect();
+        .collect::<Vec<_>>();
+    limits::check_events(&events)?;
     state
         .ingest
         .submit(snapshot.project.id, events)

@@ -15,6 +15,8 @@
 //! * One invalid event (no or empty distinct id, no name, a field of the wrong type) rejects the
 //!   request with a 400 naming it (`batch[3].distinct_id`), as PostHog's capture does; nothing of
 //!   the request is stored.
+//! * Caps ([`limits`]: events per request, bytes per event, bytes per person property value,
+//!   and the store's properties per person) refuse a request whole, naming the limit.
 //! * A missing or unparsable `uuid` gets a fresh v4 (PostHog rejects unparsable ones).
 //! * `GET` is handled like `POST`, as PostHog's capture does: the body is what counts, so a GET
 //!   without one is a 400. `OPTIONS` is answered by the CORS layer (every `OPTIONS`, preflight or
@@ -22,6 +24,7 @@
 
 mod batch;
 mod events;
+mod limits;
 mod v1;
 
 use axum::routing::post;

@@ -1,0 +1,226 @@
+//! Capture at scale, safely: caps refused whole, the person-property cap failing one request
+//! alone, a panicking writer failing only its batch and coming back, reported by readiness.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use vexil_server::Settings;
+
+use crate::support::TestApp;
+
+async fn count(app: &TestApp, distinct_id: &str, event: &str) -> u64 {
+    app.store
+        .count_events(
+            app.project.project.id,
+            distinct_id,
+            event,
+            DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+fn batch(app: &TestApp, events: Vec<Value>) -> Value {
+    json!({"api_key": app.token(), "batch": events})
+}
+
+fn event(name: &str, distinct_id: &str, properties: Value) -> Value {
+    json!({"event": name, "distinct_id": distinct_id, "properties": properties})
+}
+
+#[tokio::test]
+async fn requests_over_a_cap_are_refused_whole_naming_the_limit() {
+    let app = TestApp::spawn().await;
+    // Each body starts with a good event that must not be stored either.
+    let good = || event("good", "u", json!({"$set": {"plan": "pro"}}));
+
+    let mut too_many = vec![good()];
+    too_many.extend((0..2_000).map(|_| event("many", "u", json!({}))));
+    let (status, body) = app.post("/batch/", &batch(&app, too_many)).await;
+    assert_eq!((status, body["attr"].clone()), (413, json!("batch")));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_EVENTS_PER_REQUEST (2000)"),
+        "{body}"
+    );
+    // At the cap is fine.
+    let at_cap: Vec<Value> = (0..2_000).map(|_| event("cap", "v", json!({}))).collect();
+    let (status, _) = app.post("/batch/", &batch(&app, at_cap)).await;
+    assert_eq!(status, 200);
+
+    let huge = event("huge", "u", json!({"blob": "x".repeat(1_000_001)}));
+    let (status, body) = app.post("/batch/", &batch(&app, vec![good(), huge])).await;
+    assert_eq!((status, body["attr"].clone()), (413, json!("batch[1]")));
+    assert!(
+        body["detail"].as_str().unwrap().contains("MAX_EVENT_BYTES"),
+        "{body}"
+    );
+
+    let big_value = event("$set", "u", json!({"$set": {"bio": "x".repeat(70_000)}}));
+    let (status, body) = app
+        .post("/batch/", &batch(&app, vec![good(), big_value]))
+        .await;
+    assert_eq!(
+        (status, body["code"].clone(), body["attr"].clone()),
+        (
+            400,
+            json!("limit_exceeded"),
+            json!("batch[1].properties.$set.bio")
+        )
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_PROPERTY_VALUE_BYTES (65536)"),
+        "{body}"
+    );
+
+    assert_eq!(count(&app, "u", "good").await, 0, "nothing stored");
+    assert_eq!(count(&app, "v", "cap").await, 2_000);
+    assert_eq!(
+        app.store
+            .get_person(app.project.project.id, "u")
+            .await
+            .unwrap(),
+        None
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_person_property_cap_fails_only_its_request() {
+    // A long batching window so that the two requests share one transaction.
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(Settings {
+            ingest_batch_delay: Duration::from_millis(300),
+            ..Settings::default()
+        })
+        .await,
+    );
+    let max = vexil_store::MAX_PERSON_PROPERTIES;
+    let full: serde_json::Map<String, Value> =
+        (0..max).map(|i| (format!("p{i}"), json!(i))).collect();
+    let (status, _) = app
+        .post(
+            "/batch/",
+            &batch(&app, vec![event("$set", "u", json!({"$set": full}))]),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let over = {
+        let app = std::sync::Arc::clone(&app);
+        tokio::spawn(async move {
+            let body = batch(
+                &app,
+                vec![
+                    event("first", "u", json!({})),
+                    event("$set", "u", json!({"$set": {"one_more": 1}})),
+                ],
+            );
+            app.post("/batch/", &body).await
+        })
+    };
+    let fine = {
+        let app = std::sync::Arc::clone(&app);
+        tokio::spawn(async move {
+            let body = batch(
+                &app,
+                vec![event("$set", "w", json!({"$set": {"plan": "pro"}}))],
+            );
+            app.post("/batch/", &body).await
+        })
+    };
+    let (status, body) = over.await.unwrap();
+    assert_eq!(
+        (status, body["code"].clone(), body["attr"].clone()),
+        (400, json!("limit_exceeded"), json!("batch[1]"))
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("MAX_PERSON_PROPERTIES ({max})")),
+        "{body}"
+    );
+    assert_eq!(fine.await.unwrap().0, 200);
+    assert_eq!(count(&app, "u", "first").await, 0, "nothing of the request");
+    let w = app
+        .store
+        .get_person(app.project.project.id, "w")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.properties["plan"], json!("pro"));
+}
+
+#[tokio::test]
+async fn a_panicking_writer_fails_its_batch_restarts_and_is_reported() {
+    let app = TestApp::spawn_with(Settings {
+        ingest_restart_delay: Duration::from_millis(1_500),
+        ingest_panic_on_event: Some("boom".into()),
+        ..Settings::default()
+    })
+    .await;
+    let readiness = || async {
+        let resp = app.client.get(app.url("/_readiness")).send().await.unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    };
+    let (status, body) = readiness().await;
+    assert_eq!(
+        (
+            status,
+            body["components"]["capture"].clone(),
+            body["capture_restarts"].clone()
+        ),
+        (200, json!("up"), json!(0))
+    );
+
+    let body = batch(
+        &app,
+        vec![
+            event("before", "u", json!({"$set": {"a": 1}})),
+            event("boom", "u", json!({})),
+        ],
+    );
+    let (status, answer) = app.post("/batch/", &body).await;
+    assert_eq!(
+        (status, answer["code"].clone()),
+        (503, json!("unavailable"))
+    );
+
+    // Down until the restart delay has passed: readiness says so.
+    let (status, body) = readiness().await;
+    assert_eq!(
+        (status, body["components"].clone()),
+        (503, json!({"store": "up", "capture": "down"}))
+    );
+    // A request sent meanwhile waits for the new writer and is stored.
+    let after = batch(&app, vec![event("after", "u", json!({"$set": {"b": 2}}))]);
+    let (status, _) = app.post("/batch/", &after).await;
+    assert_eq!(status, 200);
+    let (status, body) = readiness().await;
+    assert_eq!(
+        (
+            status,
+            body["components"]["capture"].clone(),
+            body["capture_restarts"].clone()
+        ),
+        (200, json!("up"), json!(1))
+    );
+
+    // Nothing of the failed batch was written.
+    assert_eq!(count(&app, "u", "before").await, 0);
+    let person = app
+        .store
+        .get_person(app.project.project.id, "u")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Value::Object(person.properties), json!({"b": 2}));
+    app.stop().await;
+}
