@@ -23,6 +23,7 @@ mod ingest;
 mod openapi;
 mod overload;
 mod response;
+mod retention;
 mod routes;
 mod snapshot;
 mod state;
@@ -36,7 +37,7 @@ pub use error::ApiError;
 pub use ingest::{Ingest, IngestConfig, IngestError, WriterStatus};
 pub use overload::{OverloadLimits, Rate};
 pub use routes::router;
-pub use state::{AppState, Settings};
+pub use state::{AppState, Settings, DEFAULT_EVENT_RETENTION};
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests and
 /// flushes the capture pipeline.
@@ -47,9 +48,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ingest = state.ingest.clone();
     let watcher = tokio::spawn(watch_projects(state.clone()));
+    let retention = state.settings.event_retention.map(|keep| {
+        tokio::spawn(retention::run(
+            state.store.clone(),
+            keep,
+            state.settings.retention_interval,
+        ))
+    });
     let limits = state.settings.connections.clone();
     let served = connection::run(listener, router(state), &limits, shutdown).await;
     watcher.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     ingest.shutdown().await;
     served
 }

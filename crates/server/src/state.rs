@@ -14,6 +14,9 @@ use crate::ingest::{Ingest, IngestConfig};
 use crate::overload::{Overload, OverloadLimits};
 use crate::snapshot::{Catalog, ProjectSnapshot};
 
+/// How long events and flag calls are kept by default: 30 days.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3_600);
+
 /// Tunables of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -36,6 +39,10 @@ pub struct Settings {
     pub overload: OverloadLimits,
     /// Pause before a failed capture writer is restarted (`/_readiness` answers 503 meanwhile).
     pub ingest_restart_delay: Duration,
+    /// Retention: events and flag calls older than this are deleted (`None`: kept forever).
+    pub event_retention: Option<Duration>,
+    /// How often retention runs.
+    pub retention_interval: Duration,
     /// Test hook, never set by the `vexil` binary: the capture writer panics on a batch holding
     /// an event of this name. A setting rather than `cfg(test)` because the integration tests
     /// (`tests/it`, another crate) need it, and rather than a cargo feature because
@@ -56,6 +63,8 @@ impl Default for Settings {
             overload: OverloadLimits::default(),
             ingest_restart_delay: Duration::from_millis(200),
             ingest_panic_on_event: None,
+            event_retention: Some(DEFAULT_EVENT_RETENTION),
+            retention_interval: Duration::from_secs(3_600),
         }
     }
 }

@@ -314,6 +314,11 @@ pub trait Store: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<u64>;
 
+    /// Retention: deletes, in every project, up to `limit` events and up to `limit` flag calls
+    /// whose time (the event's timestamp) is before `before`, oldest first, in one short
+    /// transaction. Returns how many rows went; call again until it returns less than `limit`.
+    async fn purge_events(&self, before: DateTime<Utc>, limit: u64) -> Result<u64>;
+
     /// When each flag key was last reported by `$feature_flag_called`.
     async fn last_flag_calls(&self, project: ProjectId) -> Result<HashMap<String, DateTime<Utc>>>;
 

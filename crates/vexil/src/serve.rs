@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// cross-origin. The SDK endpoints answer every origin, without credentials.
     #[arg(long, env = "VEXIL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<AllowedOrigin>,
+    /// Days events and flag calls are kept (by event time); 0 keeps them forever.
+    #[arg(long, env = "VEXIL_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    pub event_retention_days: u64,
     #[command(flatten)]
     pub connections: ConnectionArgs,
     #[command(flatten)]
@@ -114,6 +117,8 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         cors_allowed_origins: args.cors_allowed_origins.clone(),
         connections: args.connections.limits(),
         overload: args.overload.limits(),
+        event_retention: (args.event_retention_days > 0)
+            .then(|| Duration::from_secs(args.event_retention_days.saturating_mul(86_400))),
         ..Settings::default()
     };
     let state = AppState::new(store.clone(), settings).await?;

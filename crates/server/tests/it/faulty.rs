@@ -315,6 +315,10 @@ impl Store for FaultyStore {
             .await
     }
 
+    async fn purge_events(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
+        self.inner.purge_events(before, limit).await
+    }
+
     async fn last_flag_calls(&self, project: ProjectId) -> Result<HashMap<String, DateTime<Utc>>> {
         self.inner.last_flag_calls(project).await
     }

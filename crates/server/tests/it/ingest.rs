@@ -224,3 +224,41 @@ async fn a_panicking_writer_fails_its_batch_restarts_and_is_reported() {
     assert_eq!(Value::Object(person.properties), json!({"b": 2}));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn retention_deletes_old_events_in_the_background() {
+    let app = TestApp::spawn_with(Settings {
+        event_retention: Some(Duration::from_secs(86_400)),
+        retention_interval: Duration::from_millis(50),
+        ..Settings::default()
+    })
+    .await;
+    let p = app.project.project.id;
+    let at = |days: i64| vexil_store::NewEvent {
+        uuid: uuid::Uuid::new_v4(),
+        event: "$feature_flag_called".into(),
+        distinct_id: "u".into(),
+        properties: serde_json::from_value(
+            json!({"$feature_flag": format!("flag-{days}"), "$feature_flag_response": true}),
+        )
+        .unwrap(),
+        timestamp: Utc::now() - chrono::TimeDelta::days(days),
+    };
+    let old: Vec<_> = (0..2_500).map(|_| at(3)).collect();
+    app.store
+        .insert_events(p, &[old.as_slice(), &[at(0)]].concat())
+        .await
+        .unwrap();
+    let mut left = u64::MAX;
+    for _ in 0..100 {
+        left = count(&app, "u", "$feature_flag_called").await;
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 1, "only the recent event is left");
+    let calls = app.store.last_flag_calls(p).await.unwrap();
+    assert_eq!(calls.keys().collect::<Vec<_>>(), ["flag-0"]);
+    app.stop().await;
+}

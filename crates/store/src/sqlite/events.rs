@@ -126,3 +126,31 @@ pub(super) async fn last_flag_calls(
         .map(|r| Ok((r.try_get("flag_key")?, time(r.try_get("last_at")?)?)))
         .collect()
 }
+
+/// Deletes up to `limit` events and up to `limit` flag calls that happened before `before`,
+/// oldest first, in one short transaction.
+pub(super) async fn purge(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u64> {
+    let before = micros(before);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut tx = db.write().await?;
+    let events = sqlx::query(
+        "DELETE FROM events WHERE id IN
+             (SELECT id FROM events WHERE timestamp < ? ORDER BY timestamp LIMIT ?)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let calls = sqlx::query(
+        "DELETE FROM flag_calls WHERE id IN
+             (SELECT id FROM flag_calls WHERE at < ? ORDER BY at LIMIT ?)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(events + calls)
+}

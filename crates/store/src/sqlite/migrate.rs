@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "key_revocation",
         sql: include_str!("migrations/0002_key_revocation.sql"),
     },
+    Migration {
+        version: 3,
+        name: "retention",
+        sql: include_str!("migrations/0003_retention.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

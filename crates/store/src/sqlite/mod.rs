@@ -423,6 +423,10 @@ impl Store for SqliteStore {
         events::count(&self.db, project, distinct_id, event, since).await
     }
 
+    async fn purge_events(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
+        events::purge(&self.db, before, limit).await
+    }
+
     async fn last_flag_calls(&self, project: ProjectId) -> Result<HashMap<String, DateTime<Utc>>> {
         events::last_flag_calls(&self.db, project).await
     }

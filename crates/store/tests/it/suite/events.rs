@@ -139,3 +139,44 @@ pub async fn unknown_project_is_not_found(db: &mut TestDb) {
         "{err:?}"
     );
 }
+
+pub async fn purge_deletes_old_events_and_flag_calls_in_chunks(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let q = db.project("B").await.project.id;
+    let s = &*db.store;
+    // base() is 2025-01-01 12:00; five old events per project (one a flag call), two recent.
+    let mut old: Vec<NewEvent> = (0..4).map(|i| event("$pageview", "u1", -100 - i)).collect();
+    old.push(flag_called("beta", json!(true), -50));
+    let recent = vec![
+        event("$pageview", "u1", 10),
+        flag_called("gamma", json!(true), 20),
+    ];
+    for project in [p, q] {
+        s.insert_events(project, &old).await.unwrap();
+        s.insert_events(project, &recent).await.unwrap();
+    }
+    // 8 old events and 2 old flag calls: chunks of 3 per table.
+    let mut deleted = Vec::new();
+    loop {
+        let n = s.purge_events(base(), 3).await.unwrap();
+        deleted.push(n);
+        if n < 3 {
+            break;
+        }
+    }
+    assert_eq!(deleted.iter().sum::<u64>(), 12, "{deleted:?}");
+    assert!(deleted.iter().all(|&n| n <= 6), "{deleted:?}");
+    for project in [p, q] {
+        assert_eq!(
+            s.count_events(project, "u1", "$pageview", base() - Duration::days(1))
+                .await
+                .unwrap(),
+            1
+        );
+        let calls = s.last_flag_calls(project).await.unwrap();
+        assert_eq!(calls.keys().collect::<Vec<_>>(), ["gamma"]);
+        // A purged event is gone: delivering it again stores it again.
+        assert_eq!(s.insert_events(project, &old[..1]).await.unwrap(), 1);
+    }
+    assert_eq!(s.purge_events(base(), 3).await.unwrap(), 2);
+}

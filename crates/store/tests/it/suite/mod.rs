@@ -121,6 +121,7 @@ macro_rules! store_suite {
                 count_events_follows_the_person,
                 flag_calls_are_recorded_once,
                 unknown_project_is_not_found,
+                purge_deletes_old_events_and_flag_calls_in_chunks,
             ],
             capture: [
                 one_batch_merges_each_person_once,
