@@ -262,3 +262,120 @@ async fn retention_deletes_old_events_in_the_background() {
     assert_eq!(calls.keys().collect::<Vec<_>>(), ["flag-0"]);
     app.stop().await;
 }
+
+/// Mounts a tmpfs of `size` at a new temporary directory; `None` without the privilege.
+struct TinyDisk(tempfile::TempDir);
+
+impl TinyDisk {
+    fn mount(size: &str) -> Option<TinyDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TinyDisk(dir))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        // Lazily: a file the test process still holds open must not leave the mount behind.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_writes_clearly_and_corrupts_nothing() {
+    let Some(disk) = TinyDisk::mount("3m") else {
+        eprintln!("skipped: mounting a tmpfs needs root (the error mapping is unit-tested)");
+        return;
+    };
+    let app = TestApp::spawn_in(
+        tempfile::tempdir_in(disk.0.path()).unwrap(),
+        Settings::default(),
+        |store| store,
+    )
+    .await;
+    let big = |tag: &str, n: usize| {
+        let events = (0..n)
+            .map(|i| event(tag, "u", json!({"i": i, "pad": "x".repeat(2_000)})))
+            .collect();
+        batch(&app, events)
+    };
+    let (status, _) = app.post("/batch/", &big("before", 50)).await;
+    assert_eq!(status, 200);
+
+    // Fill the file system.
+    let filler = disk.0.path().join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let mut refused = None;
+    for _ in 0..5 {
+        let (status, body) = app.post("/batch/", &big("full", 400)).await;
+        if status != 200 {
+            refused = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = refused.expect("a write on a full disk is refused");
+    assert_eq!(
+        (status, body["code"].clone()),
+        (507, json!("insufficient_storage")),
+        "{body}"
+    );
+    // A management write is refused the same way.
+    let (status, body) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/projects/@current/feature_flags/",
+            Some(&json!({"key": "on-full-disk", "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (507, json!("insufficient_storage")),
+        "{body}"
+    );
+    // Reads keep working.
+    assert_eq!(count(&app, "u", "before").await, 50);
+
+    // Space comes back: writes work again and nothing is corrupt.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, _) = app.post("/batch/", &big("after", 10)).await;
+    assert_eq!(status, 200);
+    assert_eq!(count(&app, "u", "after").await, 10);
+    let acknowledged_full = count(&app, "u", "full").await;
+    assert_eq!(acknowledged_full % 400, 0, "whole batches only");
+    // Reopened from disk, the same data is there and the store writes.
+    let p = app.project.project.id;
+    let dir = app.stop_keeping_data().await;
+    let store = vexil_store::open_data_dir(dir.path()).await.unwrap();
+    let since = DateTime::<Utc>::from_timestamp(0, 0).unwrap();
+    for (name, n) in [("before", 50), ("full", acknowledged_full), ("after", 10)] {
+        assert_eq!(
+            store.count_events(p, "u", name, since).await.unwrap(),
+            n,
+            "{name}"
+        );
+    }
+    store
+        .create_flag(
+            p,
+            &vexil_store::NewFlag::new("after-full", json!({"groups": []})),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    drop(dir);
+    drop(disk);
+}

@@ -35,7 +35,15 @@ impl TestApp {
         settings: Settings,
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
     ) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(tempfile::tempdir().unwrap(), settings, wrap).await
+    }
+
+    /// The app over `wrap(store)` with the store in `dir` (e.g. on a small file system).
+    pub async fn spawn_in(
+        dir: tempfile::TempDir,
+        settings: Settings,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> TestApp {
         let store = wrap(vexil_store::open_data_dir(dir.path()).await.unwrap());
         let project = store.create_project("Test project").await.unwrap();
         let state = AppState::new(Arc::clone(&store), settings).await.unwrap();

@@ -60,7 +60,17 @@ pub(crate) struct Db {
 impl Db {
     /// Opens a write transaction holding the database write lock from its first statement.
     async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                // A COMMIT that failed (a full disk) can leave the driver counting a
+                // transaction SQLite already rolled back, and every later `BEGIN` refused:
+                // replace the connection (closing it rolls back whatever is left).
+                let stuck = self.writer.acquire().await?.detach();
+                let _ = sqlx::Connection::close_hard(stuck).await;
+                Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            begun => Ok(begun?),
+        }
     }
 }
 
