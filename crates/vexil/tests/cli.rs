@@ -418,3 +418,208 @@ fn rotate_and_revoke_keys_while_the_server_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--project"));
 }
+
+/// What the server acknowledged before it was killed.
+#[derive(Default)]
+struct Acknowledged {
+    /// Event uuids of every batch answered 200, by distinct id.
+    events: Vec<(String, String)>,
+    /// Highest `$set: {"seq": n}` acknowledged, per distinct id.
+    seq: std::collections::HashMap<String, u64>,
+    /// `(version, name)` of the last acknowledged flag update.
+    flag: Option<(i64, String)>,
+}
+
+/// Acknowledged capture and flag writes survive `kill -9`: capture batches (with `$set`) and
+/// flag updates run concurrently against the real binary, which is SIGKILLed mid-stream and
+/// restarted on the same directory; every write answered 2xx before the kill is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let out = vexil(
+        &[
+            "project",
+            "create",
+            "--name",
+            "Crash",
+            "--json",
+            "--data-dir",
+            &data,
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = keys["api_token"].as_str().unwrap().to_owned();
+    let personal = keys["personal_api_key"].as_str().unwrap().to_owned();
+    let project = vexil_store::ProjectId(keys["id"].as_i64().unwrap());
+
+    let mut server = Server::start(&data);
+    let url = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let flags = format!("{url}/api/projects/@current/feature_flags/");
+    let created: Value = client
+        .post(&flags)
+        .bearer_auth(&personal)
+        .json(&json!({"key": "crash", "name": "v0",
+                      "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flag_id = created["id"].as_i64().expect("flag created");
+
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    let batches_acked = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for writer in 0..4 {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        let (acked, batches_acked, killed) = (acked.clone(), batches_acked.clone(), killed.clone());
+        tasks.push(tokio::spawn(async move {
+            let distinct_id = format!("writer-{writer}");
+            for seq in 1u64.. {
+                if killed.load(Ordering::Acquire) {
+                    break;
+                }
+                let uuids: Vec<String> =
+                    (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+                let batch: Vec<Value> = uuids
+                    .iter()
+                    .map(|u| {
+                        json!({"event": "load", "distinct_id": distinct_id, "uuid": u,
+                                    "properties": {"$set": {"seq": seq}}})
+                    })
+                    .collect();
+                let sent = client
+                    .post(format!("{url}/batch/"))
+                    .json(&json!({"api_key": token, "batch": batch}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status().is_success() => {
+                        let mut acked = acked.lock().unwrap();
+                        acked
+                            .events
+                            .extend(uuids.into_iter().map(|u| (distinct_id.clone(), u)));
+                        acked.seq.insert(distinct_id.clone(), seq);
+                        batches_acked.fetch_add(1, Ordering::AcqRel);
+                    }
+                    _ => break, // killed: this batch is not acknowledged
+                }
+            }
+        }));
+    }
+    {
+        let (client, flags, personal, acked, killed) = (
+            client.clone(),
+            flags.clone(),
+            personal.clone(),
+            acked.clone(),
+            killed.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in 1u64.. {
+                if killed.load(Ordering::Acquire) {
+                    break;
+                }
+                let name = format!("v{i}");
+                let sent = client
+                    .patch(format!("{flags}{flag_id}/"))
+                    .bearer_auth(&personal)
+                    .json(&json!({"name": name}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status().is_success() => {
+                        let body: Value = match resp.json().await {
+                            Ok(body) => body,
+                            Err(_) => break,
+                        };
+                        let version = body["version"].as_i64().expect("version");
+                        acked.lock().unwrap().flag = Some((version, name));
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    // Kill mid-stream, once a good number of writes is acknowledged.
+    while batches_acked.load(Ordering::Acquire) < 60 {
+        assert!(
+            !tasks.iter().all(|t| t.is_finished()),
+            "the writers stopped before the kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    killed.store(true, Ordering::Release);
+    server.child.wait().unwrap();
+    drop(server);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(acked.events.len() >= 60 * 20);
+    let (version, name) = acked.flag.clone().expect("flag updates were acknowledged");
+
+    // Restart on the same directory: the acknowledged flag change is served.
+    let server = Server::start(&data);
+    let url = format!("http://{}", server.addr);
+    let flag: Value = client
+        .get(format!(
+            "{url}/api/projects/@current/feature_flags/{flag_id}/"
+        ))
+        .bearer_auth(&personal)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored_version = flag["version"].as_i64().unwrap();
+    assert!(stored_version >= version, "{flag}");
+    if stored_version == version {
+        assert_eq!(flag["name"], json!(name));
+    }
+    drop(server);
+
+    // Every acknowledged event is stored (storing it again adds nothing), and every person
+    // carries at least its last acknowledged `$set`.
+    let store = vexil_store::open_data_dir(dir.path()).await.unwrap();
+    let mut missing = 0;
+    for (distinct_id, uuid) in &acked.events {
+        let event = vexil_store::NewEvent {
+            uuid: uuid::Uuid::parse_str(uuid).unwrap(),
+            event: "probe".into(),
+            distinct_id: distinct_id.clone(),
+            properties: serde_json::Map::new(),
+            timestamp: chrono::Utc::now(),
+        };
+        missing += store.insert_events(project, &[event]).await.unwrap();
+    }
+    assert_eq!(missing, 0, "acknowledged events lost");
+    for (distinct_id, seq) in &acked.seq {
+        let person = store
+            .get_person(project, distinct_id)
+            .await
+            .unwrap()
+            .expect("person of an acknowledged $set");
+        let stored = person.properties["seq"].as_u64().unwrap();
+        assert!(
+            stored >= *seq,
+            "{distinct_id}: seq {stored} < acknowledged {seq}"
+        );
+    }
+    store.close().await;
+}
