@@ -19,7 +19,7 @@ const BATCH: usize = 64;
 
 /// One override insert: `hash_key = anon` for `flags`, for the persons of `distinct_id` and
 /// `anon`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct OverrideWrite {
     /// The project.
     pub project: ProjectId,
@@ -87,9 +87,13 @@ impl OverrideWriter {
 
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut written: Vec<OverrideWrite> = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        written.clear();
         for message in batch.drain(..) {
             match message {
+                // A client retrying `/flags` queues the same write again: once per batch does.
+                Message::Write(w) if written.contains(&w) => {}
                 Message::Write(w) => {
                     let keys: Vec<&str> = w.flags.iter().map(String::as_str).collect();
                     let ids = [w.distinct_id.as_str(), w.anon.as_str()];
@@ -99,6 +103,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
                     {
                         tracing::warn!(error = %e, project = %w.project, "continuity override write failed");
                     }
+                    written.push(w);
                 }
                 Message::Flush(done) => {
                     let _ = done.send(());

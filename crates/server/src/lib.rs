@@ -40,13 +40,14 @@ pub use routes::router;
 pub use state::{AppState, Settings, DEFAULT_EVENT_RETENTION};
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests and
-/// flushes the capture pipeline.
+/// flushes the capture pipeline and the queued continuity-override writes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let ingest = state.ingest.clone();
+    let overrides = state.overrides.clone();
     let watcher = tokio::spawn(watch_projects(state.clone()));
     let retention = state.settings.event_retention.map(|keep| {
         tokio::spawn(retention::run(
@@ -62,6 +63,13 @@ pub async fn serve(
         retention.abort();
     }
     ingest.shutdown().await;
+    // Continuity overrides are best-effort: give the queued ones a moment, never hang on them.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), overrides.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("continuity override writes still queued at shutdown were dropped");
+    }
     served
 }
 
