@@ -29,6 +29,7 @@ mod snapshot;
 mod state;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use connection::ConnectionLimits;
 pub use continuity::OverrideWriter;
@@ -56,9 +57,11 @@ pub async fn serve(
             state.settings.retention_interval,
         ))
     });
+    let lag = tokio::spawn(overload::watch_lag(Arc::clone(&state.overload)));
     let limits = state.settings.connections.clone();
     let served = connection::run(listener, router(state), &limits, shutdown).await;
     watcher.abort();
+    lag.abort();
     if let Some(retention) = retention {
         retention.abort();
     }

@@ -1,5 +1,6 @@
-//! Overload protection: a cap on evaluations in flight, past which requests are shed at once
-//! (503 with `Retry-After`) instead of queueing until every answer is late, and per-project
+//! Overload protection: evaluations are shed at once (503 with `Retry-After`) instead of
+//! queueing until every answer is late — past a cap on evaluations in flight, and while the
+//! runtime runs late — and per-project
 //! token buckets for evaluation, capture and the management API (429 with `Retry-After`, the
 //! body PostHog sends).
 //!
@@ -7,8 +8,9 @@
 //! number is bounded by the number of projects: unknown tokens are 401s and never get one.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -43,6 +45,11 @@ pub struct OverloadLimits {
     /// Most `/flags` and `/decide` requests handled at once; the next ones are shed (503).
     /// Zero turns shedding off.
     pub max_in_flight_evaluations: usize,
+    /// Evaluations are also shed while the runtime runs later than this. An evaluation is
+    /// CPU work that does not wait, so under overload requests do not pile up *in* the handler
+    /// (the in-flight count stays low) but before it, as ready tasks and unread sockets; how
+    /// late a 10 ms ticker wakes up measures that queue. Zero turns it off.
+    pub max_queue_delay: Duration,
     /// Per project: `/flags` and `/decide` evaluations.
     pub evaluation_rate: Rate,
     /// Per project: capture requests (a batch counts once).
@@ -57,6 +64,7 @@ impl Default for OverloadLimits {
     fn default() -> Self {
         OverloadLimits {
             max_in_flight_evaluations: 1_024,
+            max_queue_delay: Duration::from_millis(500),
             evaluation_rate: Rate {
                 per_second: 50_000,
                 burst: 100_000,
@@ -87,6 +95,7 @@ pub enum Bucket {
 /// The live limiters, shared by every request.
 pub struct Overload {
     in_flight: Option<Arc<Semaphore>>,
+    lag: Option<Lag>,
     evaluation: Option<DefaultKeyedRateLimiter<ProjectId>>,
     capture: Option<DefaultKeyedRateLimiter<ProjectId>>,
     management: Option<DefaultKeyedRateLimiter<ProjectId>>,
@@ -111,6 +120,7 @@ impl Overload {
         Overload {
             in_flight: (limits.max_in_flight_evaluations > 0)
                 .then(|| Arc::new(Semaphore::new(limits.max_in_flight_evaluations))),
+            lag: (!limits.max_queue_delay.is_zero()).then(|| Lag::new(limits.max_queue_delay)),
             evaluation: bucket(limits.evaluation_rate),
             capture: bucket(limits.capture_rate),
             management: bucket(limits.management_rate),
@@ -144,11 +154,73 @@ fn retry_after(wait: Duration) -> u64 {
 /// Middleware of the evaluation routes: runs the request if an in-flight slot is free, else
 /// answers 503 at once.
 pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Next) -> Response {
+    if overload.lag.as_ref().is_some_and(Lag::late) {
+        return ApiError::overloaded().into_response();
+    }
     let Some(slots) = &overload.in_flight else {
         return next.run(req).await;
     };
     match slots.try_acquire() {
         Ok(_slot) => next.run(req).await,
         Err(_) => ApiError::overloaded().into_response(),
+    }
+}
+
+/// How late the runtime runs: a ticker records when it last woke up and, when it woke up late,
+/// sheds until as long again has passed (a late runtime drains its queue at about the rate it
+/// built it up).
+struct Lag {
+    max: Duration,
+    started: Instant,
+    /// Milliseconds since `started`: the ticker's last wake-up.
+    last_tick: AtomicU64,
+    /// Milliseconds since `started` until which evaluations are shed.
+    shed_until: AtomicU64,
+}
+
+/// The ticker's period.
+const TICK: Duration = Duration::from_millis(10);
+
+impl Lag {
+    fn new(max: Duration) -> Self {
+        Lag {
+            max,
+            started: Instant::now(),
+            last_tick: AtomicU64::new(0),
+            shed_until: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the runtime runs late now: the ticker saw it late recently, or has not woken up
+    /// for longer than it should.
+    fn late(&self) -> bool {
+        let now = self.now_ms();
+        let max = u64::try_from(self.max.as_millis()).unwrap_or(u64::MAX);
+        let tick = u64::try_from(TICK.as_millis()).unwrap_or(0);
+        now < self.shed_until.load(Ordering::Relaxed)
+            || now.saturating_sub(self.last_tick.load(Ordering::Relaxed)) > tick + max
+    }
+}
+
+/// Measures the runtime's lateness every [`TICK`] while the server runs.
+pub async fn watch_lag(overload: Arc<Overload>) {
+    let Some(lag) = &overload.lag else {
+        return;
+    };
+    loop {
+        let before = Instant::now();
+        tokio::time::sleep(TICK).await;
+        let late = before.elapsed().saturating_sub(TICK);
+        let now = lag.now_ms();
+        lag.last_tick.store(now, Ordering::Relaxed);
+        if late > lag.max {
+            let late = u64::try_from(late.as_millis()).unwrap_or(u64::MAX);
+            lag.shed_until
+                .store(now.saturating_add(late), Ordering::Relaxed);
+        }
     }
 }

@@ -44,6 +44,10 @@ pub struct OverloadArgs {
     /// (0: no cap).
     #[arg(long, env = "VEXIL_MAX_IN_FLIGHT_EVALUATIONS", default_value_t = 1_024)]
     pub max_in_flight_evaluations: usize,
+    /// `/flags` and `/decide` are also shed while the server runs later than this (ms) on its
+    /// queue of ready work (0: off).
+    #[arg(long, env = "VEXIL_MAX_QUEUE_DELAY_MS", default_value_t = 500)]
+    pub max_queue_delay_ms: u64,
     /// Per project: sustained `/flags` + `/decide` requests per second (429 past it).
     #[arg(long, env = "VEXIL_EVALUATION_RATE", default_value_t = 50_000)]
     pub evaluation_rate: u32,
@@ -69,6 +73,7 @@ impl OverloadArgs {
         let rate = |per_second, burst| Rate { per_second, burst };
         OverloadLimits {
             max_in_flight_evaluations: self.max_in_flight_evaluations,
+            max_queue_delay: Duration::from_millis(self.max_queue_delay_ms),
             evaluation_rate: rate(self.evaluation_rate, self.evaluation_burst),
             capture_rate: rate(self.capture_rate, self.capture_burst),
             management_rate: rate(self.management_rate, self.management_burst),

@@ -86,6 +86,40 @@ async fn evaluations_past_the_in_flight_cap_are_shed_at_once() {
 }
 
 #[tokio::test]
+async fn evaluations_are_shed_while_the_runtime_runs_late() {
+    let app = TestApp::spawn_with(with_limits(OverloadLimits {
+        max_queue_delay: Duration::from_millis(100),
+        ..OverloadLimits::default()
+    }))
+    .await;
+    assert_eq!(flags(&app, app.token()).await.0, 200);
+    // A request waits in the socket while the (single-threaded) runtime is busy for 400 ms.
+    let body = flags_body(app.token()).to_string();
+    let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
+    let request = format!(
+        "POST /flags?v=2 HTTP/1.1\r\nHost: vexil\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    stream.set_nonblocking(true).unwrap();
+    let mut stream = TcpStream::from_std(stream).unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = stream.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"overloaded\""), "{answer}");
+    // Once the runtime has caught up, evaluations are answered again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(flags(&app, app.token()).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn many_concurrent_evaluations_are_answered_or_shed_never_failed() {
     let app = TestApp::spawn_with(with_limits(OverloadLimits {
         max_in_flight_evaluations: 2,
