@@ -30,7 +30,9 @@ if [ -n "${VEXIL_BIN:-}" ]; then
   cargo build --release -q -p vexil-bench --example ceiling
   vexil=$VEXIL_BIN
 else
-  cargo build --release -q -p vexil -p vexil-bench --example ceiling
+  # Two invocations: with `--example`, `cargo build -p vexil -p vexil-bench` builds only the example.
+  cargo build --release -q -p vexil
+  cargo build --release -q -p vexil-bench --example ceiling
   vexil=./target/release/vexil
 fi
 ceiling=./target/release/examples/ceiling
