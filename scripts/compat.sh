@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node) against a
-# live `vexil serve`, then a restart of the server and a persistence check.
+# Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node) and the
+# official OpenFeature OFREP providers (node server, Python) against a live `vexil serve`, then a
+# restart of the server and a persistence check.
 #
 # Usage: scripts/compat.sh [path/to/vexil]        (default: target/debug/vexil, built if missing)
 #
@@ -19,6 +20,10 @@ PY_PACKAGES=('posthog>=7.11.2,<8' 'pytest>=8,<10' 'requests>=2.31,<3')
 PY_LEGACY_PACKAGES=('posthog>=3.11,<3.22' 'pytest>=8,<10' 'requests>=2.31,<3')
 NODE_PACKAGE='posthog-node@>=5.29.4 <6'
 NODE_LEGACY_PACKAGE='posthog-node@>=4.10 <5'
+# The official OpenFeature OFREP providers with their SDKs, pinned (tests/compat/ofrep-*).
+OFREP_PY_PACKAGES=('openfeature-provider-ofrep==0.3.0' 'openfeature-sdk==0.10.0' 'pytest>=8,<10' 'requests>=2.31,<3')
+OFREP_NODE_PACKAGES=('@openfeature/ofrep-provider@0.1.3' '@openfeature/ofrep-core@0.1.4'
+                     '@openfeature/server-sdk@1.23.0' '@openfeature/core@1.12.0')
 
 say() { printf '== compat: %s\n' "$*"; }
 die() { printf 'compat: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -104,6 +109,12 @@ python_env "$tmp/venv" "${PY_PACKAGES[@]}"
 python_env "$tmp/venv-legacy" "${PY_LEGACY_PACKAGES[@]}"
 node_env "$tmp/node" "$NODE_PACKAGE"
 node_env "$tmp/node-legacy" "$NODE_LEGACY_PACKAGE"
+python_env "$tmp/venv-ofrep" "${OFREP_PY_PACKAGES[@]}"
+say "installing ${OFREP_NODE_PACKAGES[*]}"
+mkdir -p "$tmp/ofrep-node"
+cp "$root"/tests/compat/ofrep-node/package.json "$root"/tests/compat/ofrep-node/*.mjs "$root"/tests/compat/node/lib.mjs "$tmp/ofrep-node/"
+(cd "$tmp/ofrep-node" && retry npm install --no-audit --no-fund --loglevel=error "${OFREP_NODE_PACKAGES[@]}" >/dev/null) \
+  || die "npm install ${OFREP_NODE_PACKAGES[*]} failed"
 py=$tmp/venv/bin/python
 version_of() { "$1" -c 'import posthog.version as v; print(v.VERSION)'; }
 node_version_of() { node -p 'require(process.argv[1]).version' "$1/node_modules/posthog-node/package.json"; }
@@ -125,7 +136,7 @@ create_project() {
   "$vexil" project create --name "$1" --json --data-dir "$data" > "$tmp/project-$1.json" \
     || die "vexil project create --name $1 failed"
 }
-projects=(python node walkthrough)
+projects=(python node walkthrough ofrep-node ofrep-python)
 for name in "${projects[@]}"; do
   create_project "$name"
 done
@@ -226,6 +237,14 @@ legacy_node_suite() {
   eval "$(project_env node)"
   cd "$tmp/node-legacy" && node --test --test-reporter=spec ./legacy.mjs
 }
+ofrep_node_suite() {
+  eval "$(project_env ofrep-node)"
+  cd "$tmp/ofrep-node" && node --test --test-reporter=spec ./ofrep.test.mjs
+}
+ofrep_python_suite() {
+  eval "$(project_env ofrep-python)"
+  "$tmp/venv-ofrep/bin/python" -m pytest "${pytest_args[@]}" "$root/tests/compat/ofrep-python"
+}
 persistence_before() {
   eval "$(project_env python)"
   "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/persistence/test_before_restart.py"
@@ -249,6 +268,8 @@ run_phase "README walkthrough" walkthrough_suite
 run_phase "node SDK suite" node_suite
 run_phase "legacy posthog (python) $py_legacy_version" legacy_python_suite
 run_phase "legacy posthog-node $node_legacy_version" legacy_node_suite
+run_phase "OFREP: @openfeature/ofrep-provider (node server SDK)" ofrep_node_suite
+run_phase "OFREP: openfeature-provider-ofrep (python)" ofrep_python_suite
 run_phase "persistence: record before restart" persistence_before
 
 say "restarting the server (SIGTERM, then start again on the same data dir)"
@@ -262,7 +283,7 @@ run_phase "persistence: node project after restart" node_after_restart
 stop_server
 read -r n_passed n_failed < <(count_tests)
 say "timings: install ${t_install}s; first start ${t_start}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
-say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version: $n_passed passed, $n_failed failed"
+say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, OFREP providers (node, python): $n_passed passed, $n_failed failed"
 failures+=("${server_problems[@]}")
 if [[ ${#failures[@]} -gt 0 ]]; then
   die "$(printf '%s; ' "${failures[@]}")"

@@ -10,6 +10,7 @@
 //!   flags v1, decide v2 and decide v1 bodies ([`FlagsResponse`]), config fields, error bodies.
 //! * [`definitions`] — the local-evaluation payload and its ETag.
 //! * [`capture`] — `/batch/` and `/e/` event bodies.
+//! * [`ofrep`] — OpenFeature Remote Evaluation Protocol requests and responses.
 //!
 //! ```
 //! use vexil_engine::{evaluate, CompiledProject, Definitions};
@@ -44,6 +45,7 @@ pub mod decode;
 pub mod definitions;
 mod distinct_id;
 mod field;
+pub mod ofrep;
 pub mod request;
 pub mod response;
 

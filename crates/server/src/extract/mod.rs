@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod flags;
+pub mod ofrep;
 mod params;
 mod payload;
 

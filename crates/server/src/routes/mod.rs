@@ -5,6 +5,7 @@ mod capture;
 mod definitions;
 mod flags;
 mod health;
+mod ofrep;
 
 use std::sync::Arc;
 
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             get(health::readiness).fallback(refuse(health::ALLOW, health::REFUSED)),
         )
         .merge(capture::router())
+        .merge(ofrep::router().layer(shed))
         .layer(cors::public(origins))
         .merge(api::router().layer(cors::management(origins)))
         .fallback(|| async { ApiError::not_found("Route") })

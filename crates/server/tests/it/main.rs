@@ -11,5 +11,6 @@ mod ingest;
 mod keys;
 mod limits;
 mod management;
+mod ofrep;
 mod overload;
 mod support;

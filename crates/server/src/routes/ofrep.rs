@@ -1,0 +1,179 @@
+//! OpenFeature Remote Evaluation Protocol: `POST /ofrep/v1/evaluate/flags/{key}` (one flag) and
+//! `POST /ofrep/v1/evaluate/flags` (every flag, with an `ETag`; `If-None-Match` → 304). The
+//! context becomes the request `/flags` evaluates ([`OfrepCall`]), evaluated on the same path
+//! ([`stored_inputs`], [`ProjectSnapshot::evaluate`]) and projected by `vexil_wire::ofrep`.
+//!
+//! Not yet: `eventStreams` in bulk responses (and the `refetchEvaluation` stream), which wait
+//! for the server's change stream; providers poll meanwhile.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
+use axum::Router;
+use chrono::Utc;
+use serde::Serialize;
+use vexil_engine::FlagDefinition;
+use vexil_wire::ofrep::{BulkResponse, Failure, Resolution};
+
+use crate::error::{refuse, ApiError};
+use crate::evaluate::stored_inputs;
+use crate::extract::ofrep::{OfrepBodyError, OfrepCall};
+use crate::response::json_response;
+use crate::snapshot::ProjectSnapshot;
+use crate::state::AppState;
+
+const ALLOW: &str = "POST, OPTIONS";
+
+/// The OFREP routes (the caller adds shedding and the public CORS policy).
+pub fn router() -> Router<AppState> {
+    let methods = |handler: MethodRouter<AppState>| {
+        handler
+            .options(|| async { (StatusCode::NO_CONTENT, [(header::ALLOW, ALLOW)]) })
+            .fallback(refuse(ALLOW, "Use POST to evaluate flags."))
+    };
+    Router::new()
+        .route("/ofrep/v1/evaluate/flags", methods(post(evaluate_all)))
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            methods(post(evaluate_one)),
+        )
+}
+
+/// One flag: 200 with its value, or 404 / 400 / 500 in OFREP's failure shape.
+async fn evaluate_one(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    call: OfrepCall,
+) -> Response {
+    let OfrepCall { snapshot, request } = call;
+    let mut request = match request {
+        Ok(request) => request,
+        Err(e) => return failure(&context_failure(Some(&key), &e)),
+    };
+    let Some(flag) = snapshot.compiled.flag(&key) else {
+        return match remote_configuration(&snapshot, &key) {
+            Some(def) => resolution(&Resolution::remote_configuration(def)),
+            None => failure(&Failure::not_found(&key)),
+        };
+    };
+    if !flag.active() {
+        return resolution(&Resolution::disabled(flag));
+    }
+    request.flag_keys = Some(vec![key.clone()]);
+    let Some(distinct_id) = request.distinct_id.as_deref() else {
+        return failure(&Failure::targeting_key_missing(Some(&key)));
+    };
+    let stored = stored_inputs(&state, &snapshot, &request, distinct_id).await;
+    let evaluation = snapshot.evaluate(&request, None, &stored, Utc::now());
+    match evaluation.get(&key) {
+        Some(result) => resolution(&Resolution::from_result(result)),
+        None => {
+            tracing::error!(flag = %key, "an active flag was not evaluated");
+            ApiError::internal().into_response()
+        }
+    }
+}
+
+/// Every flag of the project: active ones evaluated, inactive ones `DISABLED`,
+/// remote-configuration ones `STATIC`; a strong ETag of the body, 304 when the client has it.
+async fn evaluate_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    call: OfrepCall,
+) -> Response {
+    let OfrepCall { snapshot, request } = call;
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return failure(&context_failure(None, &e)),
+    };
+    let Some(distinct_id) = request.distinct_id.as_deref() else {
+        return failure(&Failure::targeting_key_missing(None));
+    };
+    let stored = stored_inputs(&state, &snapshot, &request, distinct_id).await;
+    let evaluation = snapshot.evaluate(&request, None, &stored, Utc::now());
+    let mut evaluated = evaluation.flags.iter().peekable();
+    let mut flags = Vec::with_capacity(snapshot.flags().len());
+    // Results come in definition order with inactive flags left out: merge them back in.
+    for flag in snapshot.compiled.flags() {
+        match evaluated.peek() {
+            Some(r) if std::ptr::eq(r.flag, &**flag) => {
+                flags.push(Resolution::from_result(r));
+                evaluated.next();
+            }
+            _ if !flag.active() => flags.push(Resolution::disabled(flag)),
+            _ => {}
+        }
+    }
+    flags.extend(remote_configurations(&snapshot).map(Resolution::remote_configuration));
+    let body = match serde_json::to_vec(&BulkResponse { flags: &flags }) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "OFREP response serialisation failed");
+            return ApiError::internal().into_response();
+        }
+    };
+    let etag = vexil_wire::definitions::etag(&body);
+    let etag_header = HeaderValue::from_str(&etag).ok();
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+        });
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    };
+    if let Some(etag) = etag_header {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// The project's remote-configuration flags: the snapshot's non-deleted flags the compiled
+/// project does not hold (it is compiled from the local-evaluation definitions, which leave
+/// exactly those out).
+fn remote_configurations(snapshot: &ProjectSnapshot) -> impl Iterator<Item = &FlagDefinition> {
+    snapshot
+        .flags()
+        .iter()
+        .map(|f| &**f)
+        .filter(|f| snapshot.compiled.flag(&f.key).is_none())
+}
+
+/// The remote-configuration flag with this key.
+fn remote_configuration<'s>(
+    snapshot: &'s ProjectSnapshot,
+    key: &str,
+) -> Option<&'s FlagDefinition> {
+    remote_configurations(snapshot).find(|f| f.key == key)
+}
+
+fn context_failure<'k>(key: Option<&'k str>, error: &OfrepBodyError) -> Failure<'k> {
+    Failure::new(key, error.code(), format!("Invalid request: {error}."))
+}
+
+fn resolution(resolution: &Resolution<'_>) -> Response {
+    respond(resolution.status(), resolution)
+}
+
+fn failure(failure: &Failure<'_>) -> Response {
+    respond(failure.error_code.status(), failure)
+}
+
+fn respond<T: Serialize>(status: u16, body: &T) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, body)
+}
