@@ -1,12 +1,12 @@
 //! Cohorts: dynamic (property groups, nested AND/OR with negation, cohort-in-cohort), static
 //! (membership supplied by the caller) and behavioural ("performed X in the last N minutes",
-//! counted by a [`crate::BehavioralData`] source at evaluation time).
+//! counted by a [`crate::BehavioralData`] source at evaluation time; see [`crate::behavior`]).
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Duration, Months, Utc};
 use serde_json::Value;
 
+use crate::behavior::{self, Behaviors, CountRule, LeafError};
 use crate::compile::{parse_operator, DefinitionError, PropertyKey, Source};
 use crate::graph;
 use crate::limits::{Exceeded, MAX_COHORT_CRITERIA, MAX_COHORT_DEPTH};
@@ -18,6 +18,8 @@ use crate::property::{MatchOptions, OperatorError, Test};
 pub(crate) struct CohortSet {
     pub(crate) cohorts: Vec<Cohort>,
     pub(crate) by_id: HashMap<i64, usize>,
+    /// What the behavioural leaves count.
+    pub(crate) behaviors: Behaviors,
 }
 
 #[derive(Debug)]
@@ -66,73 +68,12 @@ pub(crate) struct CohortRef {
     pub(crate) negate: bool,
 }
 
+/// A behavioural leaf: a count the caller supplies ([`crate::BehavioralData`]) and its rule.
 #[derive(Debug)]
 pub(crate) struct Behavior {
-    pub(crate) event: Box<str>,
-    pub(crate) window: Window,
+    /// Index into [`CohortSet::behaviors`]' queries.
+    pub(crate) query: usize,
     pub(crate) rule: CountRule,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Window {
-    amount: u32,
-    unit: WindowUnit,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum WindowUnit {
-    Minute,
-    Hour,
-    Day,
-    Week,
-    Month,
-    Year,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum CountRule {
-    AtLeastOnce,
-    Never,
-    Compare(CountCmp, u64),
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum CountCmp {
-    Eq,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-}
-
-impl Window {
-    pub(crate) fn since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let n = i64::from(self.amount);
-        match self.unit {
-            WindowUnit::Minute => now.checked_sub_signed(Duration::minutes(n)),
-            WindowUnit::Hour => now.checked_sub_signed(Duration::hours(n)),
-            WindowUnit::Day => now.checked_sub_signed(Duration::days(n)),
-            WindowUnit::Week => now.checked_sub_signed(Duration::weeks(n)),
-            WindowUnit::Month => now.checked_sub_months(Months::new(self.amount)),
-            WindowUnit::Year => now.checked_sub_months(Months::new(self.amount.saturating_mul(12))),
-        }
-    }
-}
-
-impl CountRule {
-    pub(crate) fn holds(&self, count: u64) -> bool {
-        match *self {
-            CountRule::AtLeastOnce => count >= 1,
-            CountRule::Never => count == 0,
-            CountRule::Compare(cmp, n) => match cmp {
-                CountCmp::Eq => count == n,
-                CountCmp::Gt => count > n,
-                CountCmp::Gte => count >= n,
-                CountCmp::Lt => count < n,
-                CountCmp::Lte => count <= n,
-            },
-        }
-    }
 }
 
 impl CohortSet {
@@ -149,6 +90,7 @@ impl CohortSet {
         let mut set = CohortSet {
             cohorts: Vec::with_capacity(ids.len()),
             by_id,
+            behaviors: Behaviors::default(),
         };
         for (_, def) in &ids {
             let root = match PropertyGroup::parse(def) {
@@ -196,7 +138,7 @@ impl CohortSet {
         }
     }
 
-    fn node(&self, group: &PropertyGroup, opts: MatchOptions) -> Result<Node, CohortDefect> {
+    fn node(&mut self, group: &PropertyGroup, opts: MatchOptions) -> Result<Node, CohortDefect> {
         use CohortDefect::Unparseable;
         let f = match group {
             PropertyGroup::Wrapped(inner) => return self.node(inner, opts),
@@ -216,7 +158,17 @@ impl CohortSet {
         let negate = f.negation.unwrap_or(false);
         let leaf = match f.kind() {
             "cohort" => Leaf::Cohort(self.target(f.cohort_id().ok_or(Unparseable)?)),
-            "behavioral" => Leaf::Behavioral(behavior(f).ok_or(Unparseable)?),
+            "behavioral" => {
+                let parsed = behavior::parse(f, opts).map_err(|e| match e {
+                    LeafError::Limit { exceeded, .. } => CohortDefect::OverLimit(exceeded),
+                    LeafError::Unsupported { .. } => Unparseable,
+                })?;
+                let rule = parsed.rule;
+                Leaf::Behavioral(Behavior {
+                    query: self.behaviors.add(parsed),
+                    rule,
+                })
+            }
             "person" | "person_metadata" => {
                 let op = parse_operator(f, "").map_err(|_| Unparseable)?;
                 let test = Test::compile(op, f.value.as_ref(), opts).map_err(|e| match e {
@@ -327,47 +279,4 @@ impl Extents {
             None
         }
     }
-}
-
-fn behavior(f: &PropertyFilter) -> Option<Behavior> {
-    let amount = match f.time_value.as_ref()? {
-        Value::Number(n) => u32::try_from(n.as_u64()?).ok()?,
-        Value::String(s) => s.trim().parse().ok()?,
-        _ => return None,
-    };
-    let unit = match f.time_interval.as_deref()? {
-        "minute" => WindowUnit::Minute,
-        "hour" => WindowUnit::Hour,
-        "day" => WindowUnit::Day,
-        "week" => WindowUnit::Week,
-        "month" => WindowUnit::Month,
-        "year" => WindowUnit::Year,
-        _ => return None,
-    };
-    let rule = match f.value.as_ref()?.as_str()? {
-        "performed_event" => CountRule::AtLeastOnce,
-        "performed_event_multiple" => {
-            let n = match f.operator_value.as_ref()? {
-                Value::Number(n) => n.as_u64()?,
-                Value::String(s) => s.trim().parse().ok()?,
-                _ => return None,
-            };
-            let cmp = match f.operator.as_deref().unwrap_or("gte") {
-                "exact" | "eq" => CountCmp::Eq,
-                "gt" => CountCmp::Gt,
-                "gte" => CountCmp::Gte,
-                "lt" => CountCmp::Lt,
-                "lte" => CountCmp::Lte,
-                _ => return None,
-            };
-            CountRule::Compare(cmp, n)
-        }
-        "not_performed_event" => CountRule::Never,
-        _ => return None,
-    };
-    Some(Behavior {
-        event: f.key.as_str().into(),
-        window: Window { amount, unit },
-        rule,
-    })
 }

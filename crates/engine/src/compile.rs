@@ -584,6 +584,11 @@ impl CompiledProject {
         self.by_key.get(key).map(|&i| &*self.flags[i])
     }
 
+    /// What the project's behavioural cohorts count (empty when none is behavioural).
+    pub fn behaviors(&self) -> &crate::behavior::Behaviors {
+        &self.cohorts.behaviors
+    }
+
     /// The stored data evaluations of this project can read.
     pub fn requirements(&self) -> &Requirements {
         &self.requirements

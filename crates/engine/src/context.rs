@@ -13,14 +13,16 @@ use crate::reason::ErrorCode;
 /// A property map (`{"email": "a@b.c", ...}`).
 pub type Properties = Map<String, Value>;
 
-/// Behavioural data the engine asks for at flag-check time ("did X in the last 5 minutes").
+/// Behavioural counts the engine asks for at flag-check time ("did X in the last 5 minutes").
 ///
-/// Implementations must be fast and non-blocking (an in-memory window, a pre-fetched snapshot):
-/// the engine calls this synchronously while evaluating.
+/// The engine asks by query: an index into the compiled project's
+/// [`crate::behavior::Behaviors::queries`], each an event signature and a window ending at the
+/// context's `now`, for the context's person. Implementations must not block: the intended one
+/// holds counts read once per request, before evaluation.
 pub trait BehavioralData {
-    /// How many `event` events `distinct_id` performed at or after `since`; `None` when unknown
-    /// (the cohort then counts as not evaluated and the person as a non-member).
-    fn count_events(&self, distinct_id: &str, event: &str, since: DateTime<Utc>) -> Option<u64>;
+    /// How many events matched query `query` for this person; `None` when unknown (the cohort
+    /// then counts as not evaluated and the person as a non-member).
+    fn count(&self, query: usize) -> Option<u64>;
 }
 
 /// Everything one evaluation reads besides the compiled project.

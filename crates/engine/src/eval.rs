@@ -408,12 +408,7 @@ impl<'p> FlagEval<'_, 'p, '_> {
                         NOT_EVALUATED => return None,
                         m => m == YES,
                     },
-                    Leaf::Behavioral(b) => {
-                        let source = self.ctx.behavior?;
-                        let since = b.window.since(self.ctx.now)?;
-                        let count = source.count_events(self.ctx.distinct_id, &b.event, since)?;
-                        b.rule.holds(count)
-                    }
+                    Leaf::Behavioral(b) => b.rule.holds(self.ctx.behavior?.count(b.query)?),
                 };
                 Some(hit != *negate)
             }

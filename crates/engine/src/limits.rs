@@ -50,6 +50,11 @@ pub const MAX_CONDITIONS: usize = 1_000;
 /// Most multivariate variants in one flag (A/B/n tests have a handful).
 pub const MAX_VARIANTS: usize = 100;
 
+/// Longest behavioural-cohort window ("performed X in the last N days"), in days. Counts are
+/// kept in memory in buckets up to this age (and rebuilt at start from stored events, which
+/// `--event-retention-days` keeps 30 days by default); a longer window could not be answered.
+pub const MAX_BEHAVIORAL_WINDOW_DAYS: u32 = 30;
+
 /// A definition over one of the limits above; its text names the limit and its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Exceeded {
@@ -77,6 +82,10 @@ pub enum Exceeded {
     /// A flag with this many variants.
     #[error("the flag has {0} variants; the limit is {MAX_VARIANTS} (MAX_VARIANTS)")]
     Variants(usize),
+    /// A behavioural window of this description (`"2 month"`), longer than
+    /// [`MAX_BEHAVIORAL_WINDOW_DAYS`].
+    #[error("the behavioral window is {0}; windows are at most {MAX_BEHAVIORAL_WINDOW_DAYS} days (MAX_BEHAVIORAL_WINDOW_DAYS)")]
+    BehavioralWindow(String),
     /// A project that already has this many flags.
     #[error("the project already has {0} flags; the limit is {MAX_FLAGS} (MAX_FLAGS)")]
     Flags(usize),

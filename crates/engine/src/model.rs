@@ -204,6 +204,15 @@ pub struct PropertyFilter {
     /// Behavioral filters: count comparison value for `performed_event_multiple`.
     #[serde(default)]
     pub operator_value: Option<Value>,
+    /// Behavioral filters: what is counted (`events`; PostHog also has `actions`).
+    #[serde(default)]
+    pub event_type: Option<Box<str>>,
+    /// Behavioral filters: filters on the counted event's properties (`type: "event"`).
+    #[serde(default)]
+    pub event_filters: Option<Box<[PropertyFilter]>>,
+    /// Behavioral filters: PostHog's absolute start date (not supported by Vexil).
+    #[serde(default)]
+    pub explicit_datetime: Option<Box<Value>>,
 }
 
 impl Filters {
@@ -291,7 +300,7 @@ pub enum PropertyGroup {
     /// `{"properties": {...}}`: the stored form's wrapper around a group.
     Wrapped(Box<PropertyGroup>),
     /// One criterion: person property, cohort or behavioural filter.
-    Filter(PropertyFilter),
+    Filter(Box<PropertyFilter>),
 }
 
 impl PropertyGroup {

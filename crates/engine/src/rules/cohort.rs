@@ -7,10 +7,12 @@ use serde_json::Value;
 
 use super::property::check_operator_value;
 use super::{shape, Violation, ViolationCode};
+use crate::behavior::{self, LeafError};
 use crate::cohort::Extents;
 use crate::graph;
 use crate::limits::{Exceeded, MAX_COHORTS};
 use crate::model::{PropertyFilter, PropertyGroup};
+use crate::property::MatchOptions;
 
 /// A stored, non-deleted cohort as the reference rules see it.
 #[derive(Debug, Clone, Copy)]
@@ -183,17 +185,23 @@ fn check_criterion(f: &PropertyFilter, path: &str) -> Result<(), Violation> {
                 "Cohort filters need a cohort id as value.",
             )
         }),
-        "behavioral" => {
-            let event_value = f.value.as_ref().and_then(Value::as_str);
-            if !f.key.is_empty() && event_value.is_some_and(|v| !v.is_empty()) {
-                Ok(())
-            } else {
-                Err(Violation::invalid(
-                    path,
-                    "Behavioral filters need an event name (key) and a value such as \"performed_event\".",
-                ))
+        "behavioral" => match behavior::parse(f, MatchOptions::default()) {
+            // Values the engine would compile to "never matches" (a bad regex) are refused too.
+            Ok(_) => f
+                .event_filters
+                .iter()
+                .flatten()
+                .enumerate()
+                .try_for_each(|(i, ef)| {
+                    check_operator_value(ef, &format!("{path}.event_filters[{i}]"))
+                }),
+            Err(LeafError::Unsupported { field, message }) => {
+                Err(Violation::invalid(format!("{path}.{field}"), message))
             }
-        }
+            Err(LeafError::Limit { field, exceeded }) => {
+                Err(Violation::limit(format!("{path}.{field}"), exceeded))
+            }
+        },
         "person" | "person_metadata" => {
             if f.key.is_empty() {
                 return Err(missing_key(path));

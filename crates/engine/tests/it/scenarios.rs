@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde_json::{json, Value};
 use vexil_engine::{evaluate, BehavioralData, CompiledProject, Context, FlagValue};
 
@@ -546,34 +546,34 @@ fn static_cohorts_come_from_the_membership_input() {
     assert!(evaluate(&p, &ctx).get("static").unwrap().value.is_enabled());
 }
 
-struct Events(Vec<(&'static str, DateTime<Utc>)>);
+/// Counts by query index, as a caller pre-reads them for one request.
+struct Counts(Vec<u64>);
 
-impl BehavioralData for Events {
-    fn count_events(&self, _: &str, event: &str, since: DateTime<Utc>) -> Option<u64> {
-        Some(
-            self.0
-                .iter()
-                .filter(|(e, at)| *e == event && *at >= since)
-                .count() as u64,
-        )
+impl BehavioralData for Counts {
+    fn count(&self, query: usize) -> Option<u64> {
+        self.0.get(query).copied()
     }
 }
 
 #[test]
 fn behavioral_cohorts_are_decided_at_check_time() {
     let p = cohort_project();
+    let queries = p.behaviors().queries();
+    assert_eq!(queries.len(), 1);
+    assert_eq!(queries[0].window().length(), Duration::minutes(5));
+    assert_eq!(p.behaviors().signatures()[0].event(), "$pageview");
     let mut ctx = Context::new("u", now());
     let without = evaluate(&p, &ctx);
     let r = without.get("recent").unwrap();
     assert!(!r.value.is_enabled());
     assert!(r.reason.description().to_string().contains("behavioral"));
 
-    let recent = Events(vec![("$pageview", now() - Duration::minutes(2))]);
+    let recent = Counts(vec![1]);
     ctx.behavior = Some(&recent);
     assert!(evaluate(&p, &ctx).get("recent").unwrap().value.is_enabled());
 
-    let stale = Events(vec![("$pageview", now() - Duration::minutes(6))]);
-    ctx.behavior = Some(&stale);
+    let none = Counts(vec![0]);
+    ctx.behavior = Some(&none);
     assert!(!evaluate(&p, &ctx).get("recent").unwrap().value.is_enabled());
 }
 
