@@ -306,45 +306,48 @@ pub(crate) fn parse(f: &PropertyFilter, opts: MatchOptions) -> Result<Parsed, Le
             "Behavioral filters with an explicit start date are not supported; use time_value and time_interval.",
         ));
     }
-    let rule =
-        match f.value.as_ref().and_then(Value::as_str) {
-            Some("performed_event") => CountRule::AtLeastOnce,
-            Some("not_performed_event") => CountRule::Never,
-            Some("performed_event_multiple") => {
-                let n = count_value(f.operator_value.as_ref()).ok_or_else(|| {
-                    unsupported(
+    let rule = match f.value.as_ref().and_then(Value::as_str) {
+        Some("performed_event") => CountRule::AtLeastOnce,
+        Some("not_performed_event") => CountRule::Never,
+        Some("performed_event_multiple") => {
+            let n = count_value(f.operator_value.as_ref()).ok_or_else(|| {
+                unsupported(
                     "operator_value",
                     "performed_event_multiple needs a non-negative whole number as operator_value.",
                 )
-                })?;
-                let cmp = match f.operator.as_deref().unwrap_or("gte") {
-                    "exact" | "eq" => CountCmp::Eq,
-                    "gt" => CountCmp::Gt,
-                    "gte" => CountCmp::Gte,
-                    "lt" => CountCmp::Lt,
-                    "lte" => CountCmp::Lte,
-                    other => return Err(unsupported(
+            })?;
+            let cmp = match f.operator.as_deref().unwrap_or("gte") {
+                "exact" | "eq" => CountCmp::Eq,
+                "gt" => CountCmp::Gt,
+                "gte" => CountCmp::Gte,
+                "lt" => CountCmp::Lt,
+                "lte" => CountCmp::Lte,
+                other => {
+                    return Err(unsupported(
                         "operator",
                         format!(
                             "Unsupported count operator {other:?} (use exact, gt, gte, lt or lte)."
                         ),
-                    )),
-                };
-                CountRule::Compare(cmp, n)
-            }
-            Some(other) => return Err(unsupported(
+                    ))
+                }
+            };
+            CountRule::Compare(cmp, n)
+        }
+        Some(other) => {
+            return Err(unsupported(
                 "value",
                 format!(
                     "Unsupported behavioral filter {other:?}; Vexil evaluates {SUPPORTED_VALUES}."
                 ),
-            )),
-            None => {
-                return Err(unsupported(
-                    "value",
-                    format!("Behavioral filters need a value: one of {SUPPORTED_VALUES}."),
-                ))
-            }
-        };
+            ))
+        }
+        None => {
+            return Err(unsupported(
+                "value",
+                format!("Behavioral filters need a value: one of {SUPPORTED_VALUES}."),
+            ))
+        }
+    };
     let window = window(f)?;
     let filters = f
         .event_filters
@@ -418,12 +421,14 @@ fn window(f: &PropertyFilter) -> Result<Window, LeafError> {
         // The longest a month and a year can be: they are refused unless that fits.
         Some("month") => (31 * 86_400, "month"),
         Some("year") => (366 * 86_400, "year"),
-        other => return Err(unsupported(
-            "time_interval",
-            format!(
+        other => {
+            return Err(unsupported(
+                "time_interval",
+                format!(
                 "Unsupported time_interval {other:?} (use minute, hour, day, week, month or year)."
             ),
-        )),
+            ))
+        }
     };
     amount
         .checked_mul(unit_seconds)

@@ -4,7 +4,8 @@
 //! reads that data — only when the request does not already carry every property the flags
 //! read, and under a deadline. When it cannot be read in time, only the flags that needed it
 //! fail (the engine's `Context::stored_unavailable`); experience-continuity overrides are read
-//! here and written in the background ([`crate::continuity`]).
+//! here and written in the background ([`crate::continuity`]). Behavioural counts are read in
+//! the same lookup, under the same deadline, for every distinct id of the person.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -13,6 +14,7 @@ use vexil_store::EvalInputs;
 use vexil_wire::request::{FlagFilter, FlagsRequest};
 use vexil_wire::response::FullConfig;
 
+use crate::behavior::{read_counts, Counts};
 use crate::continuity::OverrideWrite;
 use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
@@ -22,8 +24,8 @@ use crate::state::AppState;
 pub enum Stored {
     /// The request carries every property the flags read: nothing was read.
     NotNeeded,
-    /// Read from the store.
-    Loaded(EvalInputs),
+    /// Read from the store, with the behavioural counts of the project's queries.
+    Loaded(EvalInputs, Counts),
     /// The read failed (`database_error`) or timed out (`timeout`): flags that need stored
     /// data fail with this code, the others evaluate on the request's own data, and the
     /// response reports `errorsWhileComputingFlags`.
@@ -34,7 +36,7 @@ impl Stored {
     /// The inputs read, if any.
     pub fn inputs(&self) -> Option<&EvalInputs> {
         match self {
-            Stored::Loaded(inputs) => Some(inputs),
+            Stored::Loaded(inputs, _) => Some(inputs),
             Stored::NotNeeded | Stored::Failed(_) => None,
         }
     }
@@ -52,7 +54,11 @@ impl ProjectSnapshot {
     ) -> Evaluation<'_> {
         let unavailable = match stored {
             Stored::Failed(code) => Some(*code),
-            Stored::NotNeeded | Stored::Loaded(_) => None,
+            Stored::NotNeeded | Stored::Loaded(..) => None,
+        };
+        let counts = match stored {
+            Stored::Loaded(_, counts) if !counts.0.is_empty() => Some(counts),
+            _ => None,
         };
         let stored = stored.inputs();
         let keep = |flag: &CompiledFlag| filter.is_none_or(|f| f.keeps(flag));
@@ -69,6 +75,9 @@ impl ProjectSnapshot {
             }
         }
         ctx.stored_group_properties = stored_groups.as_ref();
+        if let Some(counts) = counts {
+            ctx.behavior = Some(counts);
+        }
         ctx.stored_unavailable = unavailable;
         evaluate(&self.compiled, &ctx)
     }
@@ -147,6 +156,7 @@ pub async fn stored_inputs(
     snapshot: &ProjectSnapshot,
     request: &FlagsRequest,
     distinct_id: &str,
+    now: DateTime<Utc>,
 ) -> Stored {
     if snapshot.covers(request) {
         return Stored::NotNeeded;
@@ -162,12 +172,17 @@ pub async fn stored_inputs(
         snapshot.uses_continuity(),
         anon,
     );
+    let lookup = async {
+        let counts = behavior_counts(state, snapshot, distinct_id, now);
+        let (inputs, counts) = tokio::join!(lookup, counts);
+        Ok::<_, LookupError>((inputs?, counts?))
+    };
     match tokio::time::timeout(state.settings.eval_lookup_timeout, lookup).await {
-        Ok(Ok(inputs)) => {
+        Ok(Ok((inputs, counts))) => {
             if let Some(anon) = anon.filter(|a| *a != distinct_id) {
                 queue_overrides(state, snapshot, &inputs, distinct_id, anon);
             }
-            Stored::Loaded(inputs)
+            Stored::Loaded(inputs, counts)
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, project = %project, "person lookup failed; flags that need stored data fail");
@@ -178,6 +193,47 @@ pub async fn stored_inputs(
             Stored::Failed(ErrorCode::Timeout)
         }
     }
+}
+
+/// Why the stored-data lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] vexil_store::StoreError),
+    /// The behavioural counters failed.
+    #[error(transparent)]
+    Counters(#[from] crate::behavior::CounterError),
+    /// The capture writer could not bring the counters up to date.
+    #[error(transparent)]
+    Writer(#[from] crate::ingest::IngestError),
+}
+
+/// The behavioural counts of every query of the project for the person behind `distinct_id`
+/// (all their distinct ids); empty when the project has no behavioural cohort. When a track is
+/// not counted yet (a cohort just created), the capture writer replays its past first.
+pub async fn behavior_counts(
+    state: &AppState,
+    snapshot: &ProjectSnapshot,
+    distinct_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Counts, LookupError> {
+    let behaviors = snapshot.compiled.behaviors();
+    if behaviors.is_empty() {
+        return Ok(Counts::default());
+    }
+    let project = snapshot.project.id;
+    let person = state.store.get_person(project, distinct_id).await?;
+    let ids: Vec<&str> = match &person {
+        Some(p) => p.distinct_ids.iter().map(String::as_str).collect(),
+        None => vec![distinct_id],
+    };
+    let counts = read_counts(state.counters.as_ref(), project, behaviors, &ids, now).await?;
+    if counts.0.iter().all(Option::is_some) {
+        return Ok(counts);
+    }
+    state.ingest.sync(project).await?;
+    Ok(read_counts(state.counters.as_ref(), project, behaviors, &ids, now).await?)
 }
 
 /// Queues the continuity overrides `(person, flag) → anon` when some active continuity flag

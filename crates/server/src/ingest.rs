@@ -13,6 +13,12 @@
 //! breaking a storage limit fails alone (the batch is re-run without it). Any other failure
 //! fails the batch, whose clients retry: events are deduplicated by uuid, with their effects.
 //!
+//! Once a batch is committed, its new events feed the behavioural counters
+//! ([`crate::behavior`]); before writing a project's batch, the writer brings the project's
+//! counted tracks in line with its snapshot (replaying stored events for new ones), so no event
+//! is both replayed and recorded. [`Ingest::sync`] asks for that alone (evaluation does, when
+//! it meets a track not counted yet).
+//!
 //! The writer is supervised: if it panics, the requests of the batch it held get a 503
 //! (their transaction never committed), the failure is counted ([`Ingest::status`], shown by
 //! `/_readiness`) and a fresh writer takes over the queue after a short pause.
@@ -31,7 +37,9 @@ use vexil_store::{
     CapturedEvent, Effect, NewEvent, PersonUpdate, ProjectId, Properties, Store, StoreError,
 };
 
-use crate::snapshot::Catalog;
+use crate::behavior::{self, Counters};
+use crate::clock::Clock;
+use crate::snapshot::{Catalog, ProjectSnapshot};
 
 /// Why a capture request could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +91,8 @@ pub struct IngestConfig {
     pub restart_delay: Duration,
     /// Test hook: the writer panics while preparing a batch holding an event of this name.
     pub panic_on_event: Option<String>,
+    /// The clock behavioural buckets expire by.
+    pub clock: Clock,
 }
 
 /// The writer's health, as `/_readiness` reports it.
@@ -117,7 +127,12 @@ impl std::fmt::Debug for Ingest {
 
 impl Ingest {
     /// Starts the writer task under a supervisor that restarts it when it fails.
-    pub fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>, config: IngestConfig) -> Ingest {
+    pub fn start(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        counters: Arc<dyn Counters>,
+        config: IngestConfig,
+    ) -> Ingest {
         let (tx, rx) = mpsc::channel(4_096);
         let stop = Arc::new(Notify::new());
         let health = Arc::new(Health {
@@ -127,6 +142,7 @@ impl Ingest {
         let supervisor = Supervisor {
             store,
             catalog,
+            counters,
             config,
             rx: Arc::new(Mutex::new(rx)),
             stop: Arc::clone(&stop),
@@ -162,6 +178,12 @@ impl Ingest {
         wait.await.map_err(|_| IngestError::WriterFailed)?
     }
 
+    /// Has the writer bring the project's behavioural counters in line with its snapshot (a
+    /// new behavioural cohort's past is replayed), between two batches; resolves when done.
+    pub async fn sync(&self, project: ProjectId) -> Result<(), IngestError> {
+        self.submit(project, Vec::new()).await.map(drop)
+    }
+
     /// The writer's health.
     pub fn status(&self) -> WriterStatus {
         WriterStatus {
@@ -193,6 +215,7 @@ impl Ingest {
 struct Supervisor {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
+    counters: Arc<dyn Counters>,
     config: IngestConfig,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     stop: Arc<Notify>,
@@ -205,8 +228,10 @@ impl Supervisor {
             let writer = Writer {
                 store: Arc::clone(&self.store),
                 catalog: Arc::clone(&self.catalog),
+                counters: Arc::clone(&self.counters),
                 config: self.config.clone(),
                 group_types: HashMap::new(),
+                synced: HashMap::new(),
             };
             let task = tokio::spawn(writer.run(Arc::clone(&self.rx), Arc::clone(&self.stop)));
             match task.await {
@@ -226,9 +251,12 @@ impl Supervisor {
 struct Writer {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
+    counters: Arc<dyn Counters>,
     config: IngestConfig,
     /// Group type indexes by name, per project, as far as this writer has seen them.
     group_types: HashMap<ProjectId, HashMap<String, i64>>,
+    /// The snapshot each project's counters were last brought in line with.
+    synced: HashMap<ProjectId, Arc<ProjectSnapshot>>,
 }
 
 impl Writer {
@@ -278,6 +306,7 @@ impl Writer {
             by_project.entry(job.project).or_default().push(job);
         }
         for (project, jobs) in by_project {
+            let snapshot = self.sync_counters(project).await;
             // (job, its events' span in `batch`)
             let mut members: Vec<(Job, usize)> = Vec::with_capacity(jobs.len());
             let mut batch: Vec<CapturedEvent> = Vec::new();
@@ -299,6 +328,21 @@ impl Writer {
                     Ok(outcome) => {
                         for (event, reason) in &outcome.skipped {
                             tracing::warn!(project = %project, event, reason, "capture side effect skipped");
+                        }
+                        if let Some(snapshot) = &snapshot {
+                            // Committed: counted before any request of the batch is answered.
+                            let events = outcome.stored.iter().filter_map(|&i| batch.get(i));
+                            let recorded = behavior::record_events(
+                                self.counters.as_ref(),
+                                project,
+                                snapshot.compiled.behaviors(),
+                                events.map(|c| &c.event),
+                                None,
+                                self.config.clock.now(),
+                            );
+                            if let Err(e) = recorded.await {
+                                tracing::error!(error = %e, project = %project, "behavioural counts not recorded");
+                            }
                         }
                         for (job, len) in members.drain(..) {
                             let _ = job.done.send(Ok(len as u64));
@@ -336,6 +380,34 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Brings the project's behavioural counters in line with its current snapshot (once per
+    /// snapshot); returns the snapshot when the project counts anything.
+    async fn sync_counters(&mut self, project: ProjectId) -> Option<Arc<ProjectSnapshot>> {
+        let snapshot = self.catalog.by_id(project)?;
+        let done = self
+            .synced
+            .get(&project)
+            .is_some_and(|s| Arc::ptr_eq(s, &snapshot));
+        if !done {
+            let synced = behavior::sync(
+                self.store.as_ref(),
+                self.counters.as_ref(),
+                project,
+                snapshot.compiled.behaviors(),
+                self.config.clock.now(),
+            );
+            match synced.await {
+                Ok(()) => {
+                    self.synced.insert(project, Arc::clone(&snapshot));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, project = %project, "behavioural counters not rebuilt; retried with the next batch");
+                }
+            }
+        }
+        (!snapshot.compiled.behaviors().is_empty()).then_some(snapshot)
     }
 
     /// The events with their effects, group types registered (and published) first.

@@ -13,6 +13,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod behavior;
+mod clock;
 mod connection;
 mod continuity;
 mod cors;
@@ -31,6 +33,7 @@ mod state;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use clock::Clock;
 pub use connection::ConnectionLimits;
 pub use continuity::OverrideWriter;
 pub use cors::{AllowedOrigin, InvalidOrigin};
@@ -58,10 +61,12 @@ pub async fn serve(
         ))
     });
     let lag = tokio::spawn(overload::watch_lag(Arc::clone(&state.overload)));
+    let evict = tokio::spawn(evict_counters(state.clone()));
     let limits = state.settings.connections.clone();
     let served = connection::run(listener, router(state), &limits, shutdown).await;
     watcher.abort();
     lag.abort();
+    evict.abort();
     if let Some(retention) = retention {
         retention.abort();
     }
@@ -84,5 +89,14 @@ async fn watch_projects(state: AppState) {
         if let Err(e) = state.catalog.load_new_projects(state.store.as_ref()).await {
             tracing::warn!(error = %e, "project sync failed");
         }
+    }
+}
+
+/// Drops expired behavioural-count buckets and idle persons, every minute.
+async fn evict_counters(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.counters.evict(state.settings.clock.now()).await;
     }
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use vexil_engine::model::PropertyGroup;
 use vexil_engine::{CompiledProject, FlagDefinition};
 use vexil_store::{
     feed_cohort_references, feed_definition, FeatureFlag, FlagQuery, Page, Project, ProjectId,
@@ -102,10 +103,19 @@ impl ProjectSnapshot {
 
     fn feed(&self) -> &Feed {
         self.feed.get_or_init(|| {
+            // Behavioural cohorts are left out, like static ones: SDKs evaluating locally find
+            // the cohort missing and ask `/flags`, where the counts are.
+            let cohorts: BTreeMap<String, serde_json::Value> = self
+                .compiled
+                .cohort_definitions()
+                .iter()
+                .filter(|(_, group)| !is_behavioral(group))
+                .map(|(id, group)| (id.clone(), group.clone()))
+                .collect();
             let body = vexil_wire::definitions::feed_body(
                 self.compiled.definitions(),
                 &self.group_type_mapping,
-                self.compiled.cohort_definitions(),
+                &cohorts,
                 vexil_wire::definitions::FeedOptions::default(),
             )
             .unwrap_or_else(|e| {
@@ -213,6 +223,11 @@ impl ProjectSnapshot {
             feed: OnceLock::new(),
         }
     }
+}
+
+/// Whether a cohort's property group has a behavioural criterion.
+fn is_behavioral(group: &serde_json::Value) -> bool {
+    PropertyGroup::parse(group).is_ok_and(|g| g.filters().iter().any(|f| f.kind() == "behavioral"))
 }
 
 /// One project's current snapshot and the lock its writers queue on.

@@ -6,6 +6,8 @@ use std::time::Duration;
 use vexil_store::{ProjectId, Store};
 use vexil_wire::decode::Decoder;
 
+use crate::behavior::{self, Counters, MemoryCounters};
+use crate::clock::Clock;
 use crate::connection::ConnectionLimits;
 use crate::continuity::OverrideWriter;
 use crate::cors::AllowedOrigin;
@@ -49,6 +51,9 @@ pub struct Settings {
     /// `cargo test --workspace` would unify the feature into the binaries it builds.
     #[doc(hidden)]
     pub ingest_panic_on_event: Option<String>,
+    /// The clock of evaluation and capture (the system clock; tests use an adjustable one, and
+    /// an adjustable clock also serves `POST /_test/clock`).
+    pub clock: Clock,
 }
 
 impl Default for Settings {
@@ -65,6 +70,7 @@ impl Default for Settings {
             ingest_panic_on_event: None,
             event_retention: Some(DEFAULT_EVENT_RETENTION),
             retention_interval: Duration::from_secs(3_600),
+            clock: Clock::system(),
         }
     }
 }
@@ -84,6 +90,8 @@ pub struct AppState {
     pub decoder: Decoder,
     /// The in-flight cap and the per-project rate limiters.
     pub overload: Arc<Overload>,
+    /// Behavioural counts fed by capture and read by evaluation.
+    pub counters: Arc<dyn Counters>,
     /// Tunables.
     pub settings: Arc<Settings>,
 }
@@ -96,14 +104,36 @@ impl AppState {
         settings: Settings,
     ) -> Result<Self, vexil_store::StoreError> {
         let catalog = Arc::new(Catalog::load(store.as_ref()).await?);
+        let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
+        // Before anything is served or captured: a restart loses no behavioural count.
+        for project in store.list_projects().await? {
+            if let Some(snapshot) = catalog.by_id(project.id) {
+                let behaviors = snapshot.compiled.behaviors();
+                let now = settings.clock.now();
+                let synced = behavior::sync(
+                    store.as_ref(),
+                    counters.as_ref(),
+                    project.id,
+                    behaviors,
+                    now,
+                );
+                if let Err(e) = synced.await {
+                    // Its behavioural cohorts stay "not evaluated" until the capture writer's
+                    // next attempt.
+                    tracing::error!(error = %e, project = %project.id, "behavioural counters not rebuilt");
+                }
+            }
+        }
         let ingest = Ingest::start(
             Arc::clone(&store),
             Arc::clone(&catalog),
+            Arc::clone(&counters),
             IngestConfig {
                 max_events: settings.ingest_batch_events,
                 delay: settings.ingest_batch_delay,
                 restart_delay: settings.ingest_restart_delay,
                 panic_on_event: settings.ingest_panic_on_event.clone(),
+                clock: settings.clock.clone(),
             },
         );
         let overrides = OverrideWriter::start(Arc::clone(&store));
@@ -114,6 +144,7 @@ impl AppState {
             store,
             catalog,
             ingest,
+            counters,
             settings: Arc::new(settings),
         })
     }

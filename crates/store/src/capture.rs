@@ -50,6 +50,9 @@ pub struct CaptureOutcome {
     pub new_events: u64,
     /// Events skipped because their uuid was already stored (a retried delivery).
     pub duplicates: u64,
+    /// Indices in the batch of the events this batch stored (not the duplicates), ascending:
+    /// what state derived from events (behavioural counts) adds once committed.
+    pub stored: Vec<usize>,
     /// Effects the store refused as invalid (an empty group key, an index out of range), as
     /// `(event index in the batch, reason)`; PostHog drops those too and keeps the event.
     pub skipped: Vec<(usize, String)>,

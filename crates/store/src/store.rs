@@ -314,6 +314,19 @@ pub trait Store: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<u64>;
 
+    /// Stored events of `project` named in `names` whose timestamp is at or after `since`, in
+    /// storage order after cursor `after` (`0` to start), at most `limit`, each with its cursor:
+    /// call again with the last cursor until fewer than `limit` come back. For rebuilding state
+    /// derived from events (behavioural counts at start).
+    async fn scan_events(
+        &self,
+        project: ProjectId,
+        names: &[String],
+        since: DateTime<Utc>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, NewEvent)>>;
+
     /// Retention: deletes, in every project, up to `limit` events and up to `limit` flag calls
     /// whose time (the event's timestamp) is before `before`, oldest first, in one short
     /// transaction. Returns how many rows went; call again until it returns less than `limit`.

@@ -35,7 +35,7 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
         request,
         snapshot,
     } = call;
-    let now = Utc::now();
+    let now = state.settings.clock.now();
     let config = endpoint
         .effective
         .config
@@ -60,7 +60,7 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
         .into_response();
     };
 
-    let stored = stored_inputs(&state, &snapshot, &request, distinct_id).await;
+    let stored = stored_inputs(&state, &snapshot, &request, distinct_id, now).await;
     let filter = FlagFilter::with_detected(&request, &endpoint.query, endpoint.detected_runtime);
     let evaluation = snapshot.evaluate(&request, Some(&filter), &stored, now);
 

@@ -6,13 +6,14 @@ mod definitions;
 mod flags;
 mod health;
 mod ofrep;
+mod test_clock;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -40,6 +41,9 @@ pub fn router(state: AppState) -> Router {
         "/api/feature_flag/local_evaluation/",
     ] {
         router = router.route(path, definitions::methods());
+    }
+    if state.settings.clock.is_adjustable() {
+        router = router.route("/_test/clock", post(test_clock::advance));
     }
     router
         .route(

@@ -315,6 +315,19 @@ impl Store for FaultyStore {
             .await
     }
 
+    async fn scan_events(
+        &self,
+        project: ProjectId,
+        names: &[String],
+        since: DateTime<Utc>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, vexil_store::NewEvent)>> {
+        self.inner
+            .scan_events(project, names, since, after, limit)
+            .await
+    }
+
     async fn purge_events(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
         self.inner.purge_events(before, limit).await
     }

@@ -1,5 +1,6 @@
 //! Server integration tests: the real app on a random port with its own SQLite database.
 
+mod behavior;
 mod capture;
 mod connections;
 mod cors;

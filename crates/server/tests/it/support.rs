@@ -65,6 +65,34 @@ impl TestApp {
         }
     }
 
+    /// A new app over a data directory an earlier one left ([`TestApp::stop_keeping_data`]),
+    /// serving that app's `project` (a restart).
+    #[allow(dead_code)]
+    pub async fn respawn(
+        dir: tempfile::TempDir,
+        project: CreatedProject,
+        settings: Settings,
+    ) -> TestApp {
+        let store = vexil_store::open_data_dir(dir.path()).await.unwrap();
+        let state = AppState::new(Arc::clone(&store), settings).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(vexil_server::serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            store,
+            project,
+            state,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -111,6 +111,50 @@ pub(super) async fn count(
     Ok(super::count(n))
 }
 
+pub(super) async fn scan(
+    db: &Db,
+    project: ProjectId,
+    names: &[String],
+    since: DateTime<Utc>,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<(i64, NewEvent)>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; names.len()].join(", ");
+    let sql = format!(
+        "SELECT id, uuid, event, distinct_id, properties, timestamp FROM events
+         WHERE project_id = ? AND id > ? AND timestamp >= ? AND event IN ({marks})
+         ORDER BY id LIMIT ?"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(project.0)
+        .bind(after)
+        .bind(micros(since));
+    for name in names {
+        query = query.bind(name);
+    }
+    let rows = query.bind(i64::from(limit)).fetch_all(&db.reader).await?;
+    rows.iter()
+        .map(|r| {
+            let uuid: String = r.try_get("uuid")?;
+            Ok((
+                r.try_get("id")?,
+                NewEvent {
+                    uuid: uuid
+                        .parse()
+                        .map_err(|e| StoreError::corrupt(format!("event uuid {uuid:?}: {e}")))?,
+                    event: r.try_get("event")?,
+                    distinct_id: r.try_get("distinct_id")?,
+                    properties: super::json(r.try_get("properties")?, "event properties")?,
+                    timestamp: time(r.try_get("timestamp")?)?,
+                },
+            ))
+        })
+        .collect()
+}
+
 pub(super) async fn last_flag_calls(
     db: &Db,
     project: ProjectId,

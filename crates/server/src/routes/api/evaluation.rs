@@ -6,12 +6,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::Utc;
 use serde_json::{json, Map, Value};
 use vexil_wire::request::FlagsRequest;
 
 use crate::error::ApiError;
-use crate::evaluate::Stored;
+use crate::evaluate::{behavior_counts, Stored};
 use crate::extract::auth::ManagedProject;
 use crate::extract::Params;
 use crate::response::json_response;
@@ -46,6 +45,13 @@ pub async fn evaluation_reasons(
     let snapshot = state.snapshot(project).await?;
     let group_keys = snapshot.group_keys(Some(&groups));
     let lookup: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
+    let now = state.settings.clock.now();
+    let counts = behavior_counts(&state, &snapshot, distinct_id, now)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, project = %project, "behavioural counts unavailable");
+            ApiError::unavailable("Behavioural counts are unavailable; retry shortly.")
+        })?;
     let inputs = state
         .store
         .evaluation_inputs(
@@ -61,7 +67,7 @@ pub async fn evaluation_reasons(
         groups: Some(groups),
         ..FlagsRequest::default()
     };
-    let evaluation = snapshot.evaluate(&request, None, &Stored::Loaded(inputs), Utc::now());
+    let evaluation = snapshot.evaluate(&request, None, &Stored::Loaded(inputs, counts), now);
 
     let mut out = Map::new();
     for flag in snapshot.compiled.flags() {

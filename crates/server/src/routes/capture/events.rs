@@ -40,7 +40,7 @@ pub(crate) async fn store_batch(
         .as_deref()
         .and_then(parse_timestamp)
         .or_else(|| sent_at_ms.and_then(sent_at_millis));
-    let now = Utc::now();
+    let now = state.settings.clock.now();
     let events = batch
         .events
         .into_iter()

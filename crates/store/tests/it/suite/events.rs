@@ -56,6 +56,39 @@ pub async fn batch_insert_is_idempotent_by_uuid(db: &mut TestDb) {
     assert_eq!(s.insert_events(q, &batch).await.unwrap(), 3);
 }
 
+pub async fn scan_events_pages_named_events_since_a_time(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let q = db.project("B").await.project.id;
+    let s = &*db.store;
+    let batch: Vec<NewEvent> = (0..5)
+        .map(|i| event("purchase", "u1", i))
+        .chain([event("signup", "u1", 3), event("purchase", "u2", -10)])
+        .collect();
+    s.insert_events(p, &batch).await.unwrap();
+    s.insert_events(q, &[event("purchase", "u1", 4)])
+        .await
+        .unwrap();
+    let names = vec!["purchase".to_owned()];
+    let since = base() + Duration::minutes(1);
+    let first = s.scan_events(p, &names, since, 0, 3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let rest = s
+        .scan_events(p, &names, since, first[2].0, 3)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1, "u1's purchases at minutes 1..=4 only");
+    let all: Vec<&NewEvent> = first.iter().chain(&rest).map(|(_, e)| e).collect();
+    assert!(all
+        .iter()
+        .all(|e| e.event == "purchase" && e.timestamp >= since));
+    assert_eq!(all[0], &batch[1], "in storage order, whole");
+    assert!(s
+        .scan_events(p, &[], since, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 pub async fn count_events_follows_the_person(db: &mut TestDb) {
     let p = db.project("A").await.project.id;
     let s = &*db.store;
