@@ -11,7 +11,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Router;
-use chrono::Utc;
 use serde::Serialize;
 use vexil_engine::FlagDefinition;
 use vexil_wire::ofrep::{BulkResponse, Failure, Resolution};
@@ -64,8 +63,9 @@ async fn evaluate_one(
     let Some(distinct_id) = request.distinct_id.as_deref() else {
         return failure(&Failure::targeting_key_missing(Some(&key)));
     };
-    let stored = stored_inputs(&state, &snapshot, &request, distinct_id).await;
-    let evaluation = snapshot.evaluate(&request, None, &stored, Utc::now());
+    let now = state.settings.clock.now();
+    let stored = stored_inputs(&state, &snapshot, &request, distinct_id, now).await;
+    let evaluation = snapshot.evaluate(&request, None, &stored, now);
     match evaluation.get(&key) {
         Some(result) => resolution(&Resolution::from_result(result)),
         None => {
@@ -90,8 +90,9 @@ async fn evaluate_all(
     let Some(distinct_id) = request.distinct_id.as_deref() else {
         return failure(&Failure::targeting_key_missing(None));
     };
-    let stored = stored_inputs(&state, &snapshot, &request, distinct_id).await;
-    let evaluation = snapshot.evaluate(&request, None, &stored, Utc::now());
+    let now = state.settings.clock.now();
+    let stored = stored_inputs(&state, &snapshot, &request, distinct_id, now).await;
+    let evaluation = snapshot.evaluate(&request, None, &stored, now);
     let mut evaluated = evaluation.flags.iter().peekable();
     let mut flags = Vec::with_capacity(snapshot.flags().len());
     // Results come in definition order with inactive flags left out: merge them back in.
