@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# PostgreSQL and Redis for the backend tests: the ones configured or on 127.0.0.1, else temporary.
+source "$root/scripts/backends.sh"
+trap 'rm -f "$log"; stop_test_backends' EXIT
+start_test_backends
 
 echo "== cargo test --workspace"
 cargo test --workspace 2>&1 | tee "$log"

@@ -53,7 +53,9 @@ pub enum StoreError {
     #[error("write refused: {0}")]
     Rejected(Box<dyn std::error::Error + Send + Sync>),
     /// `connect` was given a URL whose scheme no backend handles.
-    #[error("unsupported database URL {0:?} (expected sqlite://PATH or sqlite::memory:)")]
+    #[error(
+        "unsupported database URL {0:?} (expected sqlite://PATH, sqlite::memory: or postgres://…)"
+    )]
     UnsupportedUrl(String),
     /// The schema could not be brought up to date (or was written by a newer build).
     #[error("migration failed: {0}")]
@@ -68,12 +70,17 @@ pub enum StoreError {
 
 /// SQLite's primary result code for a full disk or database (`SQLITE_FULL`).
 const SQLITE_FULL: i32 = 13;
+/// PostgreSQL's SQLSTATE for a full disk (`disk_full`).
+const PG_DISK_FULL: &str = "53100";
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        // Extended result codes keep the primary code in their low byte.
-        let full = matches!(&e, sqlx::Error::Database(d)
-            if d.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == SQLITE_FULL));
+        let full = matches!(&e, sqlx::Error::Database(d) if d.code().is_some_and(|code| {
+            // PostgreSQL's codes are five-character SQLSTATEs; SQLite's extended result codes
+            // are numbers keeping the primary code in their low byte.
+            code == PG_DISK_FULL
+                || (code.len() < 5 && code.parse::<i32>().is_ok_and(|c| c & 0xff == SQLITE_FULL))
+        }));
         if full {
             StoreError::Full(e)
         } else {
@@ -143,6 +150,14 @@ mod tests {
         assert!(matches!(full("13"), StoreError::Full(_)));
         assert!(matches!(full("5"), StoreError::Backend(_)), "SQLITE_BUSY");
         assert!(matches!(full("2067"), StoreError::Backend(_)), "unique");
+        assert!(
+            matches!(full("53100"), StoreError::Full(_)),
+            "PostgreSQL disk_full"
+        );
+        assert!(
+            matches!(full("23565"), StoreError::Backend(_)),
+            "a SQLSTATE whose low byte happens to be 13"
+        );
         assert!(matches!(
             StoreError::from(sqlx::Error::PoolClosed),
             StoreError::Backend(_)

@@ -2,10 +2,10 @@
 //! activity log, cohorts, persons, groups, experience-continuity hash keys and captured events.
 //!
 //! Everything goes through one trait, [`Store`], shared as `Arc<dyn Store>`. [`connect`] picks
-//! the implementation from the URL: today the embedded SQLite backend ([`sqlite::SqliteStore`],
-//! `sqlite://PATH` or `sqlite::memory:`); a PostgreSQL backend will sit beside it with its own
-//! SQL and migrations, behind the same trait and the same test suite. This is the only crate
-//! that knows SQL.
+//! the implementation from the URL: the embedded SQLite backend ([`sqlite::SqliteStore`],
+//! `sqlite://PATH` or `sqlite::memory:`) or PostgreSQL ([`postgres::PgStore`],
+//! `postgres://…`), each with its own SQL and migrations, behind the same trait and the same
+//! test suite. This is the only crate that knows SQL.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,7 +40,9 @@ mod group;
 mod keys;
 mod page;
 mod person;
+pub mod postgres;
 mod project;
+mod sql;
 pub mod sqlite;
 mod store;
 
@@ -75,11 +77,16 @@ pub const DATA_FILE: &str = "vexil.db";
 /// * `sqlite://PATH` (relative) or `sqlite:///ABS/PATH`: a durable SQLite file, created if
 ///   missing.
 /// * `sqlite::memory:`: a private in-memory database (tests).
+/// * `postgres://USER:PASSWORD@HOST:PORT/DATABASE?…` (or `postgresql://`): an existing
+///   PostgreSQL database, shared by any number of nodes; migrations run under a lock, so
+///   nodes may start together.
 ///
 /// Any other scheme is [`StoreError::UnsupportedUrl`].
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -35,6 +35,11 @@ pub trait Store: Send + Sync {
     /// All projects, oldest first.
     async fn list_projects(&self) -> Result<Vec<Project>>;
 
+    /// Every project's revision, by project id: a number bumped in the same transaction as
+    /// each committed change to the project's flags, cohorts, group types or keys, so a
+    /// process holding definitions can tell whether they are current.
+    async fn revisions(&self) -> Result<Vec<(ProjectId, i64)>>;
+
     /// The project with this id.
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>>;
 

@@ -80,6 +80,10 @@ impl Store for FaultyStore {
         self.inner.list_projects().await
     }
 
+    async fn revisions(&self) -> Result<Vec<(ProjectId, i64)>> {
+        self.inner.revisions().await
+    }
+
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>> {
         self.inner.get_project(project).await
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::{count, is_fk_violation, json, micros, time, Db};
+use super::{bump_revision, count, is_fk_violation, json, micros, time, Db};
 use crate::{Cohort, CohortUpdate, Listing, NewCohort, Page, ProjectId, Result, StoreError};
 
 const COLUMNS: &str = "id, project_id, name, description, filters, is_static, deleted, version, \
@@ -54,6 +54,7 @@ pub(super) async fn create(db: &Db, project: ProjectId, new: &NewCohort) -> Resu
             e.into()
         }
     })?;
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(cohort)
 }
@@ -100,6 +101,7 @@ pub(super) async fn update(
             current_version: current,
         });
     }
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -194,6 +196,7 @@ pub(super) async fn add_members(
         .await?
         .rows_affected();
     }
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(added)
 }
@@ -219,6 +222,7 @@ pub(super) async fn remove_members(
         .await?
         .rows_affected();
     }
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(removed)
 }

@@ -7,7 +7,8 @@ use sqlx::{Row, SqliteConnection};
 use vexil_engine::Definitions;
 
 use super::{
-    cohorts, count, is_fk_violation, is_unique_violation, json, micros, projects, time, Db,
+    bump_revision, cohorts, count, is_fk_violation, is_unique_violation, json, micros, projects,
+    time, Db,
 };
 use crate::flag::snapshot;
 use crate::{
@@ -107,6 +108,7 @@ pub(super) async fn create(
         flag.created_by.as_deref(),
     )
     .await?;
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(flag)
 }
@@ -162,6 +164,7 @@ pub(super) async fn update(
         actor,
     )
     .await?;
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(after)
 }

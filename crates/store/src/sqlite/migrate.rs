@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "retention",
         sql: include_str!("migrations/0003_retention.sql"),
     },
+    Migration {
+        version: 4,
+        name: "revision",
+        sql: include_str!("migrations/0004_revision.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

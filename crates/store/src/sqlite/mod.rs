@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -32,6 +31,7 @@ use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
 use vexil_engine::Definitions;
 
+pub(crate) use crate::sql::{count, is_fk_violation, is_unique_violation, json, uuid};
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
@@ -134,6 +134,20 @@ fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
+/// Bumps the project's revision inside `conn`'s write transaction.
+pub(crate) async fn bump_revision(
+    conn: &mut sqlx::SqliteConnection,
+    project: ProjectId,
+) -> Result<i64> {
+    let revision: Option<i64> = sqlx::query_scalar(
+        "UPDATE projects SET revision = revision + 1 WHERE id = ? RETURNING revision",
+    )
+    .bind(project.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    revision.ok_or(StoreError::NotFound { entity: "project" })
+}
+
 /// A timestamp in its stored form (microseconds since the epoch).
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -143,21 +157,6 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 pub(crate) fn time(us: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| StoreError::corrupt(format!("timestamp {us} out of range")))
-}
-
-/// A stored JSON column.
-pub(crate) fn json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
-}
-
-/// A stored uuid column.
-pub(crate) fn uuid(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|e| StoreError::corrupt(format!("uuid {text:?}: {e}")))
-}
-
-/// A count read from SQL (never negative) as `u64`.
-pub(crate) fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// `?, ?, ?` with `n` placeholders, for `IN (...)` lists.
@@ -170,16 +169,6 @@ pub(crate) fn placeholders(n: usize) -> String {
         s.push('?');
     }
     s
-}
-
-/// Whether `e` is a unique-constraint violation.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// Whether `e` is a foreign-key violation.
-pub(crate) fn is_fk_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
 #[async_trait]
@@ -195,6 +184,10 @@ impl Store for SqliteStore {
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
         projects::list(&self.db).await
+    }
+
+    async fn revisions(&self) -> Result<Vec<(ProjectId, i64)>> {
+        projects::revisions(&self.db).await
     }
 
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>> {

@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::{is_unique_violation, micros, time, Db};
+use super::{bump_revision, is_unique_violation, micros, time, Db};
 use crate::keys::{self, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};
 use crate::{
     CreatedProject, GroupType, IssuedKey, Project, ProjectId, Result, StoreError,
@@ -32,8 +32,9 @@ pub(super) async fn create(db: &Db, name: &str) -> Result<CreatedProject> {
     let now = crate::now();
     let mut tx = db.write().await?;
     let row = sqlx::query(
-        "INSERT INTO projects (name, api_token, secret_key_hash, personal_key_hash, created_at)
-         VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO projects
+             (name, api_token, secret_key_hash, personal_key_hash, revision, created_at)
+         VALUES (?, ?, ?, ?, 1, ?)
          RETURNING id, name, api_token, created_at",
     )
     .bind(name)
@@ -57,6 +58,13 @@ pub(super) async fn list(db: &Db) -> Result<Vec<Project>> {
         .fetch_all(&db.reader)
         .await?;
     rows.iter().map(from_row).collect()
+}
+
+pub(super) async fn revisions(db: &Db) -> Result<Vec<(ProjectId, i64)>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, revision FROM projects ORDER BY id")
+        .fetch_all(&db.reader)
+        .await?;
+    Ok(rows.into_iter().map(|(id, r)| (ProjectId(id), r)).collect())
 }
 
 pub(super) async fn get(db: &Db, project: ProjectId) -> Result<Option<Project>> {
@@ -130,6 +138,7 @@ pub(super) async fn rotate_key(db: &Db, project: ProjectId, kind: KeyKind) -> Re
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound { entity: "project" });
     }
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(IssuedKey { project, kind, key })
 }
@@ -155,6 +164,7 @@ pub(super) async fn revoke_key(db: &Db, project: ProjectId, kind: KeyKind) -> Re
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound { entity: "project" });
     }
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -222,6 +232,7 @@ pub(super) async fn ensure_group_type(db: &Db, project: ProjectId, name: &str) -
         Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate { field: "name" }),
         Err(e) => return Err(e.into()),
     }
+    bump_revision(&mut tx, project).await?;
     tx.commit().await?;
     Ok(next)
 }

@@ -1,0 +1,356 @@
+//! Feature flags: versioned writes with their activity-log entries, listing, and the
+//! local-evaluation definitions built from them.
+
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use vexil_engine::Definitions;
+
+use super::{
+    bump_revision, cohorts, count, is_fk_violation, is_unique_violation, json, projects, Db,
+};
+use crate::flag::snapshot;
+use crate::{
+    ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
+    FlagUpdate, Listing, NewFlag, Page, ProjectId, Result, StoreError,
+};
+
+const COLUMNS: &str = "id, project_id, key, name, filters, active, deleted, \
+    ensure_experience_continuity, version, evaluation_runtime, evaluation_tags, tags, \
+    bucketing_identifier, is_remote_configuration, has_encrypted_payloads, has_experiment, \
+    created_by, last_modified_by, created_at, updated_at";
+
+fn from_row(row: &PgRow) -> Result<FeatureFlag> {
+    let runtime: String = row.try_get("evaluation_runtime")?;
+    Ok(FeatureFlag {
+        id: row.try_get("id")?,
+        project_id: ProjectId(row.try_get("project_id")?),
+        key: row.try_get("key")?,
+        name: row.try_get("name")?,
+        filters: json(row.try_get("filters")?, "flag filters")?,
+        active: row.try_get("active")?,
+        deleted: row.try_get("deleted")?,
+        ensure_experience_continuity: row.try_get("ensure_experience_continuity")?,
+        version: row.try_get("version")?,
+        evaluation_runtime: EvaluationRuntime::parse(&runtime)
+            .ok_or_else(|| StoreError::corrupt(format!("evaluation_runtime {runtime:?}")))?,
+        evaluation_tags: json(row.try_get("evaluation_tags")?, "flag evaluation_tags")?,
+        tags: json(row.try_get("tags")?, "flag tags")?,
+        bucketing_identifier: row.try_get("bucketing_identifier")?,
+        is_remote_configuration: row.try_get("is_remote_configuration")?,
+        has_encrypted_payloads: row.try_get("has_encrypted_payloads")?,
+        has_experiment: row.try_get("has_experiment")?,
+        created_by: row.try_get("created_by")?,
+        last_modified_by: row.try_get("last_modified_by")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn string_list(list: &[String]) -> String {
+    Value::from(list.to_vec()).to_string()
+}
+
+/// Maps a write error on `feature_flags` to the store's vocabulary.
+fn write_error(e: sqlx::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Duplicate { field: "key" }
+    } else if is_fk_violation(&e) {
+        StoreError::NotFound { entity: "project" }
+    } else {
+        e.into()
+    }
+}
+
+pub(super) async fn create(
+    db: &Db,
+    project: ProjectId,
+    new: &NewFlag,
+    check: &FlagCheck<'_>,
+) -> Result<FeatureFlag> {
+    new.validate()?;
+    let mut tx = db.write().await?;
+    let mut flag = new.to_flag(project, crate::now());
+    check(None, &flag)?;
+    flag.id = sqlx::query_scalar(
+        "INSERT INTO feature_flags (project_id, key, name, filters, active, deleted,
+             ensure_experience_continuity, version, evaluation_runtime, evaluation_tags, tags,
+             bucketing_identifier, is_remote_configuration, has_encrypted_payloads,
+             has_experiment, created_by, last_modified_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, FALSE, $6, 1, $7, $8, $9, $10, $11, $12, FALSE, $13, $14,
+             $15, $16)
+         RETURNING id",
+    )
+    .bind(project.0)
+    .bind(&flag.key)
+    .bind(&flag.name)
+    .bind(flag.filters.to_string())
+    .bind(flag.active)
+    .bind(flag.ensure_experience_continuity)
+    .bind(flag.evaluation_runtime.as_str())
+    .bind(string_list(&flag.evaluation_tags))
+    .bind(string_list(&flag.tags))
+    .bind(&flag.bucketing_identifier)
+    .bind(flag.is_remote_configuration)
+    .bind(flag.has_encrypted_payloads)
+    .bind(&flag.created_by)
+    .bind(&flag.last_modified_by)
+    .bind(flag.created_at)
+    .bind(flag.updated_at)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(write_error)?;
+    log(
+        &mut tx,
+        ActivityAction::Created,
+        None,
+        &flag,
+        flag.created_by.as_deref(),
+    )
+    .await?;
+    bump_revision(&mut tx, project).await?;
+    tx.commit().await?;
+    Ok(flag)
+}
+
+pub(super) async fn update(
+    db: &Db,
+    project: ProjectId,
+    id: i64,
+    update: &FlagUpdate,
+    actor: Option<&str>,
+    check: &FlagCheck<'_>,
+) -> Result<FeatureFlag> {
+    let mut tx = db.write().await?;
+    // The row stays locked until commit: a concurrent update of this flag, on any node, waits
+    // here and then reads the row this one wrote, so the check and the version bump always see
+    // the latest version.
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM feature_flags WHERE id = $1 AND project_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(project.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let before = from_row(&row.ok_or(StoreError::NotFound { entity: "flag" })?)?;
+    let after = update.apply(&before, crate::now(), actor)?;
+    check(Some(&before), &after)?;
+    sqlx::query(
+        "UPDATE feature_flags SET key = $1, name = $2, filters = $3, active = $4, deleted = $5,
+             ensure_experience_continuity = $6, evaluation_runtime = $7, evaluation_tags = $8,
+             tags = $9, bucketing_identifier = $10, is_remote_configuration = $11,
+             has_encrypted_payloads = $12, last_modified_by = $13, updated_at = $14,
+             version = $15
+         WHERE id = $16 AND project_id = $17",
+    )
+    .bind(&after.key)
+    .bind(&after.name)
+    .bind(after.filters.to_string())
+    .bind(after.active)
+    .bind(after.deleted)
+    .bind(after.ensure_experience_continuity)
+    .bind(after.evaluation_runtime.as_str())
+    .bind(string_list(&after.evaluation_tags))
+    .bind(string_list(&after.tags))
+    .bind(&after.bucketing_identifier)
+    .bind(after.is_remote_configuration)
+    .bind(after.has_encrypted_payloads)
+    .bind(&after.last_modified_by)
+    .bind(after.updated_at)
+    .bind(after.version)
+    .bind(id)
+    .bind(project.0)
+    .execute(&mut *tx)
+    .await
+    .map_err(write_error)?;
+    log(
+        &mut tx,
+        ActivityAction::of_update(&before, &after),
+        Some(&before),
+        &after,
+        actor,
+    )
+    .await?;
+    bump_revision(&mut tx, project).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+async fn log(
+    conn: &mut PgConnection,
+    action: ActivityAction,
+    before: Option<&FeatureFlag>,
+    after: &FeatureFlag,
+    actor: Option<&str>,
+) -> Result<()> {
+    let before = before.map(snapshot).transpose()?.map(|v| v.to_string());
+    sqlx::query(
+        "INSERT INTO flag_activity (project_id, flag_id, flag_key, action, actor, at, before, after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(after.project_id.0)
+    .bind(after.id)
+    .bind(&after.key)
+    .bind(action.as_str())
+    .bind(actor)
+    .bind(after.updated_at)
+    .bind(before)
+    .bind(snapshot(after)?.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    id: i64,
+) -> Result<Option<FeatureFlag>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM feature_flags WHERE id = $1 AND project_id = $2"
+    ))
+    .bind(id)
+    .bind(project.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn get_by_key(
+    db: &Db,
+    project: ProjectId,
+    key: &str,
+) -> Result<Option<FeatureFlag>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM feature_flags WHERE project_id = $1 AND key = $2 AND NOT deleted"
+    ))
+    .bind(project.0)
+    .bind(key)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// `%needle%` for `LIKE … ESCAPE '\'`, with the needle's own wildcards escaped.
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+pub(super) async fn list(
+    db: &Db,
+    project: ProjectId,
+    query: &FlagQuery,
+) -> Result<Listing<FeatureFlag>> {
+    // Optional filters are written as always-present parameters that may be NULL, so the
+    // page and the count share one statement text and one bind order.
+    let pattern = query
+        .search
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(like_pattern);
+    let filter = "project_id = $1 AND NOT deleted
+        AND ($2::boolean IS NULL OR active = $2)
+        AND ($3::text IS NULL OR key ILIKE $3 ESCAPE '\\' OR name ILIKE $3 ESCAPE '\\')";
+
+    let mut conn = db.pool.acquire().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM feature_flags WHERE {filter}
+         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+    ))
+    .bind(project.0)
+    .bind(query.active)
+    .bind(&pattern)
+    .bind(i64::from(query.page.limit))
+    .bind(i64::from(query.page.offset))
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM feature_flags WHERE {filter}"
+    ))
+    .bind(project.0)
+    .bind(query.active)
+    .bind(&pattern)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Listing {
+        items: rows.iter().map(from_row).collect::<Result<_>>()?,
+        total: count(total),
+    })
+}
+
+fn activity_from_row(row: &PgRow) -> Result<ActivityEntry> {
+    let action: String = row.try_get("action")?;
+    let before: Option<String> = row.try_get("before")?;
+    let after: Option<String> = row.try_get("after")?;
+    Ok(ActivityEntry {
+        id: row.try_get("id")?,
+        project_id: ProjectId(row.try_get("project_id")?),
+        flag_id: row.try_get("flag_id")?,
+        flag_key: row.try_get("flag_key")?,
+        action: ActivityAction::parse(&action)
+            .ok_or_else(|| StoreError::corrupt(format!("activity action {action:?}")))?,
+        actor: row.try_get("actor")?,
+        at: row.try_get("at")?,
+        before: before.map(|b| json(&b, "activity before")).transpose()?,
+        after: after.map(|a| json(&a, "activity after")).transpose()?,
+    })
+}
+
+pub(super) async fn activity(
+    db: &Db,
+    project: ProjectId,
+    flag: Option<i64>,
+    page: Page,
+) -> Result<Listing<ActivityEntry>> {
+    let filter = "project_id = $1 AND ($2::bigint IS NULL OR flag_id = $2)";
+    let mut conn = db.pool.acquire().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT id, project_id, flag_id, flag_key, action, actor, at, before, after
+         FROM flag_activity WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
+    ))
+    .bind(project.0)
+    .bind(flag)
+    .bind(i64::from(page.limit))
+    .bind(i64::from(page.offset))
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM flag_activity WHERE {filter}"
+    ))
+    .bind(project.0)
+    .bind(flag)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Listing {
+        items: rows.iter().map(activity_from_row).collect::<Result<_>>()?,
+        total: count(total),
+    })
+}
+
+pub(super) async fn definitions(db: &Db, project: ProjectId) -> Result<Definitions> {
+    // One snapshot: flags, mapping and cohorts as of the same commit.
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM feature_flags WHERE project_id = $1 AND NOT deleted ORDER BY id"
+    ))
+    .bind(project.0)
+    .fetch_all(&mut *tx)
+    .await?;
+    let flags = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    let group_types = projects::group_types(&mut tx, project).await?;
+    let cohorts = cohorts::dynamic(&mut tx, project).await?;
+    tx.rollback().await?;
+    Ok(crate::definitions::build(flags, group_types, cohorts))
+}
