@@ -41,6 +41,7 @@ pub(super) async fn write(
             continue; // a retried delivery: its effects were applied with it
         }
         outcome.new_events += 1;
+        outcome.stored.push(i);
         let distinct_id = captured.event.distinct_id.as_str();
         for effect in &captured.effects {
             let applied = match effect {

@@ -107,6 +107,48 @@ pub(super) async fn count(
     Ok(super::count(n))
 }
 
+/// Events by id after the cursor `after`. Ids are assigned at insert, not at commit, so a scan
+/// running while other nodes capture may pass an id whose transaction commits later; the
+/// caller scans at start, to rebuild derived state.
+pub(super) async fn scan(
+    db: &Db,
+    project: ProjectId,
+    names: &[String],
+    since: DateTime<Utc>,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<(i64, NewEvent)>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT id, uuid, event, distinct_id, properties, timestamp FROM events
+         WHERE project_id = $1 AND id > $2 AND timestamp >= $3 AND event = ANY($4)
+         ORDER BY id LIMIT $5",
+    )
+    .bind(project.0)
+    .bind(after)
+    .bind(since)
+    .bind(names)
+    .bind(i64::from(limit))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                NewEvent {
+                    uuid: r.try_get("uuid")?,
+                    event: r.try_get("event")?,
+                    distinct_id: r.try_get("distinct_id")?,
+                    properties: super::json(r.try_get("properties")?, "event properties")?,
+                    timestamp: r.try_get("timestamp")?,
+                },
+            ))
+        })
+        .collect()
+}
+
 pub(super) async fn last_flag_calls(
     db: &Db,
     project: ProjectId,

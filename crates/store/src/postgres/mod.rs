@@ -377,6 +377,17 @@ impl Store for PgStore {
         events::count(&self.db, project, distinct_id, event, since).await
     }
 
+    async fn scan_events(
+        &self,
+        project: ProjectId,
+        names: &[String],
+        since: DateTime<Utc>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, NewEvent)>> {
+        events::scan(&self.db, project, names, since, after, limit).await
+    }
+
     async fn purge_events(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
         events::purge(&self.db, before, limit).await
     }
