@@ -5,6 +5,8 @@
 //! event's `properties` (`token`, `$token`, as posthog-js sends it). The distinct id may be on the
 //! event or in its `properties`.
 
+mod token;
+
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -14,6 +16,8 @@ use crate::distinct_id;
 use crate::field::{self, FieldError};
 
 const TOKEN_FIELDS: [&str; 3] = ["api_key", "token", "$token"];
+
+pub use token::token_of;
 
 /// Why a capture body cannot be accepted (a 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

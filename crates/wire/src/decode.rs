@@ -14,6 +14,9 @@
 //! * Invalid UTF-8 is decoded lossily (U+FFFD), never rejected.
 //! * The decoded text is capped ([`Decoder::new`]); gzip is inflated through the cap, so a small
 //!   gzip bomb costs at most the cap in memory. Exceeding it is [`DecodeError::TooLarge`] (413).
+//! * Decoding stops at checked text ([`Decoder::decode_text`] → [`JsonText`]): the caller reads
+//!   the few fields that decide whether the body is worth parsing (its token) before building
+//!   the tree, which for hostile input (`[0,0,0,…]`) is many times the text's size.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -151,6 +154,19 @@ impl Decoder {
 
     /// Decodes a request body into JSON (spec §1.3). Never panics.
     pub fn decode(&self, encoding: BodyEncoding<'_>, body: &[u8]) -> Result<Value, DecodeError> {
+        self.decode_text(encoding, body)?.parse()
+    }
+
+    /// Decodes a request body into checked JSON text, without building the document: what
+    /// [`Decoder::decode`] parses. Only what decoding produces is allocated (the inflated or
+    /// base64-decoded text, at most the cap); plain JSON is borrowed from `body`. Read the few
+    /// fields that decide whether to go on ([`JsonText::read`]) before paying for
+    /// [`JsonText::parse`], whose tree can take many times the text's size.
+    pub fn decode_text<'a>(
+        &self,
+        encoding: BodyEncoding<'_>,
+        body: &'a [u8],
+    ) -> Result<JsonText<'a>, DecodeError> {
         let compression = encoding.compression.and_then(Compression::from_param);
         match content_kind(encoding.content_type)? {
             ContentKind::Json => self.decode_json_body(encoding, compression, body),
@@ -158,44 +174,40 @@ impl Decoder {
         }
     }
 
-    fn decode_json_body(
+    /// Whether decoding `body` allocates a text as large as the cap: true when it is compressed
+    /// (by parameter, header or magic bytes). Other decodings produce at most the body's size.
+    pub fn inflates(encoding: BodyEncoding<'_>, body: &[u8]) -> bool {
+        let compression = encoding.compression.and_then(Compression::from_param);
+        matches!(content_kind(encoding.content_type), Ok(ContentKind::Json))
+            && codec(encoding, compression, body).is_some()
+    }
+
+    fn decode_json_body<'a>(
         &self,
         encoding: BodyEncoding<'_>,
         compression: Option<Compression>,
-        body: &[u8],
-    ) -> Result<Value, DecodeError> {
-        let codec = match compression {
-            Some(Compression::Gzip) => Some(Codec::Gzip),
-            Some(Compression::Unsupported) => return Err(DecodeError::UnsupportedCompression),
-            // Base64 is handled by the fallback below, like PostHog's decoder.
-            Some(Compression::Base64) => None,
-            None => {
-                let declared = encoding.content_encoding.map(str::to_ascii_lowercase);
-                let declared = declared.as_deref().unwrap_or("");
-                if declared.contains("gzip") || body.starts_with(&[0x1f, 0x8b]) {
-                    Some(Codec::Gzip)
-                } else if declared.contains("deflate") {
-                    Some(Codec::Zlib)
-                } else {
-                    None
-                }
-            }
-        };
-        let bytes: Cow<'_, [u8]> = match codec {
+        body: &'a [u8],
+    ) -> Result<JsonText<'a>, DecodeError> {
+        if compression == Some(Compression::Unsupported) {
+            return Err(DecodeError::UnsupportedCompression);
+        }
+        let bytes: Cow<'a, [u8]> = match codec(encoding, compression, body) {
             Some(codec) => Cow::Owned(self.inflate(codec, body)?),
             None => {
                 self.check_size(body.len())?;
                 Cow::Borrowed(body)
             }
         };
-        if let Some(value) = parse_json(&bytes) {
-            return Ok(value);
-        }
+        let text = match JsonText::check(bytes_to_text(bytes)) {
+            Ok(json) => return Ok(json),
+            Err(text) => text,
+        };
         // Some clients send (percent-encoded) base64 of the JSON with a JSON content type.
-        match base64_text(&percent_decode(&bytes).collect::<Vec<u8>>()) {
+        match base64_text(&percent_decode(text.as_bytes()).collect::<Vec<u8>>()) {
             Ok(decoded) => {
                 self.check_size(decoded.len())?;
-                parse_json(&decoded).ok_or(DecodeError::InvalidJson)
+                JsonText::check(bytes_to_text(Cow::Owned(decoded)))
+                    .map_err(|_| DecodeError::InvalidJson)
             }
             Err(_) => Err(DecodeError::InvalidJson),
         }
@@ -205,7 +217,7 @@ impl Decoder {
         &self,
         compression: Option<Compression>,
         body: &[u8],
-    ) -> Result<Value, DecodeError> {
+    ) -> Result<JsonText<'static>, DecodeError> {
         match compression {
             Some(Compression::Gzip) => return Err(DecodeError::GzipFormBody),
             Some(Compression::Unsupported) => return Err(DecodeError::UnsupportedCompression),
@@ -226,7 +238,7 @@ impl Decoder {
         };
         let decoded = base64_text(text).map_err(DecodeError::Base64)?;
         self.check_size(decoded.len())?;
-        parse_json(&decoded).ok_or(DecodeError::InvalidJson)
+        JsonText::check(bytes_to_text(Cow::Owned(decoded))).map_err(|_| DecodeError::InvalidJson)
     }
 
     /// Inflates gzip or zlib, stopping one byte past the cap.
@@ -257,6 +269,117 @@ impl Decoder {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The compression a JSON or text body is in, if any (spec §1.3).
+fn codec(
+    encoding: BodyEncoding<'_>,
+    compression: Option<Compression>,
+    body: &[u8],
+) -> Option<Codec> {
+    match compression {
+        Some(Compression::Gzip) => Some(Codec::Gzip),
+        // Base64 is handled by the fallback, like PostHog's decoder.
+        Some(Compression::Base64 | Compression::Unsupported) => None,
+        None => {
+            let declared = encoding.content_encoding.unwrap_or("");
+            let has = |name: &str| {
+                declared
+                    .as_bytes()
+                    .windows(name.len())
+                    .any(|w| w.eq_ignore_ascii_case(name.as_bytes()))
+            };
+            if has("gzip") || body.starts_with(&[0x1f, 0x8b]) {
+                Some(Codec::Gzip)
+            } else if has("deflate") {
+                Some(Codec::Zlib)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// A decoded body: text known to be one JSON document (after the tolerances of spec §1.3), not
+/// yet parsed.
+#[derive(Debug, Clone)]
+pub struct JsonText<'a> {
+    text: Cow<'a, str>,
+}
+
+impl<'a> JsonText<'a> {
+    /// The text if it is JSON, or JSON once bare non-finite literals are read as `null`; else
+    /// the text back. Checking builds nothing: every value is skipped.
+    fn check(text: Cow<'a, str>) -> Result<Self, Cow<'a, str>> {
+        if is_json(&text) {
+            return Ok(JsonText { text });
+        }
+        match replace_non_finite(&text) {
+            Some(patched) if is_json(&patched) => Ok(JsonText {
+                text: Cow::Owned(patched),
+            }),
+            _ => Err(text),
+        }
+    }
+
+    /// The text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Whether the text is empty (never, for checked JSON).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Whether this text owns its bytes (decoding produced them) rather than borrowing the body.
+    pub fn is_owned(&self) -> bool {
+        matches!(self.text, Cow::Owned(_))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Reads the document as `T`, borrowing strings from the text where it can: a type that
+    /// names a few fields and skips the rest (`serde::de::IgnoredAny`) costs no allocation per
+    /// value, whatever the body holds.
+    pub fn read<'t, T: serde::Deserialize<'t>>(&'t self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.text)
+    }
+
+    /// Reads the document with a stateful seed (see [`JsonText::read`]).
+    pub(crate) fn read_seed<'t, S: serde::de::DeserializeSeed<'t>>(
+        &'t self,
+        seed: S,
+    ) -> Result<S::Value, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(&self.text);
+        let value = seed.deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(value)
+    }
+
+    /// Parses the document.
+    pub fn parse(&self) -> Result<Value, DecodeError> {
+        serde_json::from_str(&self.text).map_err(|_| DecodeError::InvalidJson)
+    }
+}
+
+/// Whether `text` is one JSON document (nesting bounded by serde_json's recursion limit).
+fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// Bytes as text, invalid UTF-8 decoded lossily (U+FFFD); borrowed when already valid.
+fn bytes_to_text(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match bytes {
+        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        Cow::Owned(b) => match String::from_utf8(b) {
+            Ok(s) => Cow::Owned(s),
+            Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        },
     }
 }
 
@@ -296,20 +419,6 @@ fn base64_text(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
         cleaned.resize(cleaned.len() + 4 - rem, b'=');
     }
     LENIENT_BASE64.decode(&cleaned)
-}
-
-/// Parses JSON from bytes, decoding invalid UTF-8 lossily and reading bare `NaN`, `Infinity` and
-/// `-Infinity` as `null` (PostHog's JSON5 tolerance). Nesting is bounded by serde_json's
-/// recursion limit, so hostile input cannot exhaust the stack.
-pub(crate) fn parse_json(bytes: &[u8]) -> Option<Value> {
-    let text = String::from_utf8_lossy(bytes);
-    match serde_json::from_str(&text) {
-        Ok(value) => Some(value),
-        Err(_) => {
-            let patched = replace_non_finite(&text)?;
-            serde_json::from_str(&patched).ok()
-        }
-    }
 }
 
 /// Rewrites bare non-finite number literals outside strings to `null`; `None` if there were none.

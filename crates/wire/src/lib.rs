@@ -48,9 +48,10 @@ mod field;
 pub mod ofrep;
 pub mod request;
 pub mod response;
+mod scan;
 
 pub use capture::{CaptureBatch, CaptureError, Event};
-pub use decode::{decode, BodyEncoding, Compression, DecodeError, Decoder};
+pub use decode::{decode, BodyEncoding, Compression, DecodeError, Decoder, JsonText};
 pub use definitions::{DefinitionsError, FeedOptions};
 pub use distinct_id::{truncate as truncate_distinct_id, MAX_DISTINCT_ID_CHARS};
 pub use field::FieldError;

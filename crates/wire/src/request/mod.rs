@@ -5,15 +5,22 @@
 mod query;
 mod runtime;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use vexil_engine::{Context, Properties};
 
+use crate::decode::JsonText;
 use crate::distinct_id;
 use crate::field::{self, FieldError};
+use crate::scan::{ObjectFields, Scalar};
 
 pub use query::{EffectiveQuery, FlagsQuery, ResponseShape};
 pub use runtime::{EvaluationRuntime, FlagFilter, RuntimeHints};
+
+/// The body fields that carry the project token, in order of preference.
+const TOKEN_FIELDS: [&str; 3] = ["token", "api_key", "$token"];
 
 /// Why a decoded body is not a usable flags request (a 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,7 +86,7 @@ impl FlagsRequest {
     pub fn from_map(mut map: Map<String, Value>) -> Result<Self, RequestError> {
         let m = &mut map;
         let mut request = FlagsRequest {
-            token: field::optional(m, &["token", "api_key", "$token"], field::string)?,
+            token: field::optional(m, &TOKEN_FIELDS, field::string)?,
             distinct_id: field::optional(
                 m,
                 &["distinct_id", "$distinct_id"],
@@ -123,6 +130,24 @@ impl FlagsRequest {
         };
         request.apply_group_key_overrides();
         Ok(request)
+    }
+
+    /// The token of a decoded body, read without parsing the rest: what
+    /// [`FlagsRequest::token`] of the parsed body returns, or the error parsing would report for
+    /// a non-object body or a token that is not a string. Costs one pass over the text and no
+    /// allocation (unless the token has escapes), so an unknown token is refused before the
+    /// body's tree is built.
+    pub fn token_of<'t>(text: &'t JsonText<'_>) -> Result<Option<Cow<'t, str>>, RequestError> {
+        let fields = text
+            .read_seed(ObjectFields(&TOKEN_FIELDS))
+            .map_err(|_| RequestError::NotAnObject)?
+            .ok_or(RequestError::NotAnObject)?;
+        let token = match fields.into_first_present() {
+            None => None,
+            Some((_, Scalar::Str(token))) => Some(token).filter(|t| !t.is_empty()),
+            Some((i, _)) => return Err(FieldError::new(TOKEN_FIELDS[i], "a string").into()),
+        };
+        Ok(token)
     }
 
     /// The token, if one was sent and is non-empty.

@@ -4,7 +4,8 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use vexil_engine::evaluate;
 use vexil_wire::{
-    capture, decode, BodyEncoding, Envelope, FlagsQuery, FlagsRequest, FlagsResponse, ResponseShape,
+    capture, decode, BodyEncoding, Decoder, Envelope, FlagsQuery, FlagsRequest, FlagsResponse,
+    ResponseShape,
 };
 
 use crate::support::{gzip, now, project};
@@ -69,6 +70,58 @@ fn json_value() -> impl Strategy<Value = Value> {
                 .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
+}
+
+/// A token field's value: mostly one of two tokens, sometimes empty, `null` or not a string.
+fn token_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => proptest::sample::select(vec!["phc_a", "phc_b"]).prop_map(Value::from),
+        1 => Just(Value::from("")),
+        1 => Just(Value::Null),
+        1 => Just(Value::from(7)),
+    ]
+}
+
+/// An object with some of `names` set to token values, over arbitrary other fields.
+fn with_tokens(names: &'static [&'static str]) -> impl Strategy<Value = Map<String, Value>> {
+    (
+        prop::collection::vec((proptest::sample::select(names), token_value()), 0..3),
+        prop::collection::vec((key(), json_value()), 0..3),
+    )
+        .prop_map(|(tokens, other)| {
+            other
+                .into_iter()
+                .chain(tokens.into_iter().map(|(k, v)| (k.to_owned(), v)))
+                .collect()
+        })
+}
+
+/// Capture-shaped bodies whose tokens sit at every place a token can be.
+fn capture_like() -> impl Strategy<Value = Value> {
+    const TOKENS: &[&str] = &["api_key", "token", "$token"];
+    let event = || {
+        (
+            with_tokens(TOKENS),
+            prop::option::of(with_tokens(&["token", "$token"])),
+        )
+            .prop_map(|(mut event, properties)| {
+                event.insert("event".into(), "e".into());
+                event.insert("distinct_id".into(), "d".into());
+                if let Some(p) = properties {
+                    event.insert("properties".into(), Value::Object(p));
+                }
+                Value::Object(event)
+            })
+    };
+    let events = || prop::collection::vec(event(), 0..4);
+    prop_oneof![
+        event(),
+        events().prop_map(Value::Array),
+        (with_tokens(TOKENS), events()).prop_map(|(mut batch, events)| {
+            batch.insert("batch".into(), Value::Array(events));
+            Value::Object(batch)
+        }),
+    ]
 }
 
 fn content_type() -> impl Strategy<Value = Option<&'static str>> {
@@ -153,6 +206,26 @@ proptest! {
         let ct = if text { Some("text/plain") } else { None };
         let decoded = decode(BodyEncoding { content_type: ct, ..BodyEncoding::default() }, &body).unwrap();
         prop_assert_eq!(decoded, value);
+    }
+
+    /// The token skims (read before a body is parsed, to refuse unknown tokens cheaply) settle
+    /// on the token the parsers settle on, and fail only where the parsers fail.
+    #[test]
+    fn token_skims_agree_with_the_parsers(value in prop_oneof![json_value(), capture_like()]) {
+        let text = serde_json::to_string(&value).unwrap();
+        let json = Decoder::default().decode_text(BodyEncoding::default(), text.as_bytes()).unwrap();
+        match (capture::token_of(&json), capture::parse(value.clone())) {
+            (Ok(Some(token)), Ok(batch)) => prop_assert_eq!(token, batch.token),
+            (Ok(None), Ok(batch)) => prop_assert!(false, "skim found no token, parse found {}", batch.token),
+            (Err(e), Ok(_)) => prop_assert!(false, "skim failed ({e}) where parse succeeded"),
+            (_, Err(_)) => {}
+        }
+        match (FlagsRequest::token_of(&json), FlagsRequest::from_json(value)) {
+            (Ok(token), Ok(request)) => prop_assert_eq!(token.as_deref(), request.token()),
+            (Err(skim), Err(parse)) => prop_assert_eq!(skim, parse),
+            (Err(e), Ok(_)) => prop_assert!(false, "skim failed ({e}) where parse succeeded"),
+            (Ok(_), Err(_)) => {}
+        }
     }
 
     #[test]
