@@ -14,6 +14,7 @@
 //! ```
 
 pub mod behavior;
+mod budget;
 mod clock;
 mod connection;
 mod continuity;
@@ -33,6 +34,10 @@ mod state;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use budget::{
+    Bodies, DEFAULT_DECODE_BUDGET_BYTES, DEFAULT_MAX_FLAGS_BODY_BYTES,
+    MAX_UNAUTHENTICATED_BODY_BYTES,
+};
 pub use clock::Clock;
 pub use connection::ConnectionLimits;
 pub use continuity::OverrideWriter;

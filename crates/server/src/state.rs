@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vexil_store::{ProjectId, Store};
-use vexil_wire::decode::Decoder;
 
 use crate::behavior::{self, Counters, MemoryCounters};
+use crate::budget::Bodies;
 use crate::clock::Clock;
 use crate::connection::ConnectionLimits;
 use crate::continuity::OverrideWriter;
@@ -25,8 +25,12 @@ pub struct Settings {
     /// Deadline for the per-request person/group lookup on the evaluation path. Past it the
     /// request is answered from request properties alone (`errorsWhileComputingFlags: true`).
     pub eval_lookup_timeout: Duration,
-    /// Cap on a decoded (decompressed) request body.
+    /// Cap on a capture or management request body, raw and decoded (decompressed).
     pub max_body_bytes: usize,
+    /// Cap on a `/flags` or `/decide` request body, raw and decoded.
+    pub max_flags_body_bytes: usize,
+    /// Bytes of request bodies held or being decoded at once, across the process (0: no cap).
+    pub decode_budget_bytes: usize,
     /// Capture batching: most events written in one transaction.
     pub ingest_batch_events: usize,
     /// Capture batching: longest a request waits for others to share its transaction.
@@ -61,6 +65,8 @@ impl Default for Settings {
         Settings {
             eval_lookup_timeout: Duration::from_millis(100),
             max_body_bytes: vexil_wire::decode::DEFAULT_MAX_DECODED_BYTES,
+            max_flags_body_bytes: crate::budget::DEFAULT_MAX_FLAGS_BODY_BYTES,
+            decode_budget_bytes: crate::budget::DEFAULT_DECODE_BUDGET_BYTES,
             ingest_batch_events: 2_000,
             ingest_batch_delay: Duration::from_millis(2),
             cors_allowed_origins: Vec::new(),
@@ -86,8 +92,8 @@ pub struct AppState {
     pub ingest: Ingest,
     /// The background writer of experience-continuity overrides.
     pub overrides: OverrideWriter,
-    /// The request-body decoder.
-    pub decoder: Decoder,
+    /// Body limits and the decode budget.
+    pub bodies: Arc<Bodies>,
     /// The in-flight cap and the per-project rate limiters.
     pub overload: Arc<Overload>,
     /// Behavioural counts fed by capture and read by evaluation.
@@ -139,7 +145,11 @@ impl AppState {
         let overrides = OverrideWriter::start(Arc::clone(&store));
         Ok(AppState {
             overrides,
-            decoder: Decoder::new(settings.max_body_bytes),
+            bodies: Arc::new(Bodies::new(
+                settings.max_flags_body_bytes,
+                settings.max_body_bytes,
+                settings.decode_budget_bytes,
+            )),
             overload: Arc::new(Overload::new(&settings.overload)),
             store,
             catalog,

@@ -20,9 +20,16 @@ pub struct ServeArgs {
     /// Deadline (ms) for the stored person/group lookup of a `/flags` request.
     #[arg(long, env = "VEXIL_EVAL_LOOKUP_TIMEOUT_MS", default_value_t = 100)]
     pub eval_lookup_timeout_ms: u64,
-    /// Largest accepted request body after decompression, in bytes.
+    /// Largest capture or management request body, raw and after decompression, in bytes.
     #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = vexil_wire::decode::DEFAULT_MAX_DECODED_BYTES)]
     pub max_body_bytes: usize,
+    /// Largest `/flags` or `/decide` request body, raw and after decompression, in bytes.
+    #[arg(long, env = "VEXIL_MAX_FLAGS_BODY_BYTES", default_value_t = vexil_server::DEFAULT_MAX_FLAGS_BODY_BYTES)]
+    pub max_flags_body_bytes: usize,
+    /// Bytes of request bodies held or being decoded at once across the process; past it
+    /// requests are shed with 503 (0: no cap).
+    #[arg(long, env = "VEXIL_DECODE_BUDGET_BYTES", default_value_t = vexil_server::DEFAULT_DECODE_BUDGET_BYTES)]
+    pub decode_budget_bytes: usize,
     /// Origins (`https://app.example.com`, comma-separated) sent
     /// `Access-Control-Allow-Credentials: true`; the only ones the management API answers
     /// cross-origin. The SDK endpoints answer every origin, without credentials.
@@ -119,6 +126,8 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings {
         eval_lookup_timeout: Duration::from_millis(args.eval_lookup_timeout_ms),
         max_body_bytes: args.max_body_bytes,
+        max_flags_body_bytes: args.max_flags_body_bytes,
+        decode_budget_bytes: args.decode_budget_bytes,
         cors_allowed_origins: args.cors_allowed_origins.clone(),
         connections: args.connections.limits(),
         overload: args.overload.limits(),

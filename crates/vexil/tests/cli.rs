@@ -238,9 +238,16 @@ struct Server {
 
 impl Server {
     fn start(data: &str) -> Server {
+        Server::start_with(env!("CARGO_BIN_EXE_vexil"), data, &[], &[])
+    }
+
+    /// `bin serve` with more arguments and environment variables.
+    fn start_with(bin: &str, data: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        let mut child = Command::new(bin)
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", data])
+            .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -622,4 +629,145 @@ async fn acknowledged_writes_survive_kill_9() {
         );
     }
     store.close().await;
+}
+
+/// A `/proc/<pid>/status` figure in bytes (`VmRSS`, `VmHWM`).
+fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("status field");
+    kib * 1024
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Issue 13, item 1: 64 concurrent token-less gzip bodies, each inflating to the capture limit
+/// (20 MiB of `[0,0,0,…]`, about 20 KiB on the wire), leave the server's peak resident memory
+/// under its baseline + the decode budget (64 MiB) + 64 MiB of slack, and a legitimate `/flags`
+/// call sent all through the attack is answered 200 every time.
+///
+/// The server runs 16 worker threads (`TOKIO_WORKER_THREADS`), as on a larger machine: without
+/// the budget each thread inflates a body at once, 16 × 20 MiB. `VEXIL_BODIES_BIN`,
+/// `VEXIL_BODIES_WORKERS` and `VEXIL_BODIES_ARGS` (space-separated) run the same attack against
+/// another build or configuration, for BENCHMARKS.md; the figures are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_leave_memory_bounded_and_flags_answering() {
+    use std::io::Write as _;
+
+    const BOUND_OVER_BASELINE: u64 = 128 * MIB;
+    const LIMIT: usize = 20 * 1024 * 1024;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let keys = json_out(&[
+        "project",
+        "create",
+        "--name",
+        "Bodies",
+        "--json",
+        "--data-dir",
+        &data,
+    ]);
+    let token = keys["api_token"].as_str().unwrap().to_owned();
+    let bin = std::env::var("VEXIL_BODIES_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vexil").to_owned());
+    let workers = std::env::var("VEXIL_BODIES_WORKERS").unwrap_or_else(|_| "16".to_owned());
+    let extra = std::env::var("VEXIL_BODIES_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let server = Server::start_with(
+        &bin,
+        &data,
+        &extra,
+        &[("TOKIO_WORKER_THREADS", workers.as_str())],
+    );
+    let pid = server.child.id();
+    let url = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let legit = json!({"token": token, "distinct_id": "u1", "person_properties": {"plan": "pro"}});
+    let flags = |client: reqwest::Client| {
+        let (url, legit) = (url.clone(), legit.clone());
+        async move {
+            let resp = client
+                .post(format!("{url}/flags?v=2"))
+                .json(&legit)
+                .send()
+                .await;
+            resp.map(|r| r.status().as_u16()).unwrap_or(0)
+        }
+    };
+    assert_eq!(flags(client.clone()).await, 200);
+    let baseline = proc_status_bytes(pid, "VmRSS");
+
+    // One event without a token whose property is `[0,0,…,0]`: exactly the limit once inflated,
+    // the worst tree per byte once parsed.
+    const HEAD: &[u8] = br#"{"event":"e","properties":{"x":[0"#;
+    const TAIL: &[u8] = b"]}}";
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(HEAD).unwrap();
+    let zeros = b",0".repeat(64 * 1024);
+    let mut written = HEAD.len() + TAIL.len();
+    while written + zeros.len() <= LIMIT {
+        encoder.write_all(&zeros).unwrap();
+        written += zeros.len();
+    }
+    encoder
+        .write_all(&zeros[..(LIMIT - written) / 2 * 2])
+        .unwrap();
+    encoder.write_all(TAIL).unwrap();
+    let bomb = encoder.finish().unwrap();
+
+    let attack: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, url, bomb) = (client.clone(), url.clone(), bomb.clone());
+            tokio::spawn(async move {
+                let resp = client
+                    .post(format!("{url}/batch/"))
+                    .header("content-type", "text/plain")
+                    .body(bomb)
+                    .send()
+                    .await;
+                resp.map(|r| r.status().as_u16()).unwrap_or(0)
+            })
+        })
+        .collect();
+    let mut legit_statuses = Vec::new();
+    while !attack.iter().all(|t| t.is_finished()) {
+        legit_statuses.push(flags(client.clone()).await);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut attack_statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for task in attack {
+        *attack_statuses.entry(task.await.unwrap()).or_default() += 1;
+    }
+    let peak = proc_status_bytes(pid, "VmHWM");
+    eprintln!(
+        "hostile bodies: {} KiB gzip each, workers {workers}, args {extra:?}: baseline RSS {} MiB, \
+         peak {} MiB (+{} MiB); attack answers {attack_statuses:?}; {} legitimate /flags calls, \
+         statuses {:?}",
+        bomb.len() / 1024,
+        baseline / MIB,
+        peak / MIB,
+        peak.saturating_sub(baseline) / MIB,
+        legit_statuses.len(),
+        legit_statuses.iter().collect::<std::collections::BTreeSet<_>>(),
+    );
+    assert!(
+        attack_statuses.keys().all(|s| [401, 503].contains(s))
+            && attack_statuses.contains_key(&401),
+        "token-less bodies are refused (401) or shed (503): {attack_statuses:?}"
+    );
+    assert!(
+        !legit_statuses.is_empty() && legit_statuses.iter().all(|&s| s == 200),
+        "a legitimate /flags call is answered all through the attack: {legit_statuses:?}"
+    );
+    assert!(
+        peak.saturating_sub(baseline) < BOUND_OVER_BASELINE,
+        "peak resident memory {} MiB over a baseline of {} MiB: more than the bound (+{} MiB)",
+        peak / MIB,
+        baseline / MIB,
+        BOUND_OVER_BASELINE / MIB
+    );
 }

@@ -245,9 +245,12 @@ impl Decoder {
     fn inflate(&self, codec: Codec, compressed: &[u8]) -> Result<Vec<u8>, DecodeError> {
         let limit = self.max_decoded_bytes;
         let read_limit = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-        // Reserve modestly: the compressed size says little about the inflated size.
-        let mut out =
-            Vec::with_capacity(compressed.len().saturating_mul(4).min(limit).min(1 << 20));
+        // Reserve the cap at once: pages are only resident once written, and growing by
+        // doubling would copy the text and hold two buffers (up to 2.5x the cap) at the peak.
+        let mut out = Vec::new();
+        if out.try_reserve_exact(limit.saturating_add(1)).is_err() {
+            out.reserve(compressed.len().saturating_mul(4).min(limit).min(1 << 20));
+        }
         let result = match codec {
             Codec::Gzip => GzDecoder::new(compressed)
                 .take(read_limit)

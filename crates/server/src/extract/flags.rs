@@ -11,7 +11,8 @@ use vexil_wire::request::{
     EffectiveQuery, EvaluationRuntime, FlagsQuery, FlagsRequest, ResponseShape, RuntimeHints,
 };
 
-use super::body::{decode_body, headers_and_bytes};
+use super::body::read_json;
+use crate::budget::Endpoint;
 use crate::error::ApiError;
 use crate::overload::Bucket;
 use crate::snapshot::ProjectSnapshot;
@@ -61,8 +62,12 @@ impl<S: Send + Sync> FromRequestParts<S> for FlagsEndpoint {
 
 /// A `/flags` or `/decide` POST: the endpoint, the decoded request and its project.
 ///
-/// Rejections, in PostHog's order: an unreadable body (413/400), an undecodable one (400), a
-/// known field of the wrong type (400), no token (401), an unknown token (401).
+/// Rejections, in order: an unreadable body (413/400/408), no room in the decode budget (503),
+/// an undecodable body (400), a body that is not an object or a token that is not a string
+/// (400), no token (401), an unknown token (401), the project's rate limit (429), another known
+/// field of the wrong type (400). Everything up to the token is checked on the decoded text,
+/// without parsing it (PostHog parses first, so a body with both an unknown token and a
+/// wrong-typed field is a 400 there and a 401 here).
 #[derive(Debug)]
 pub struct FlagsCall {
     /// What the request says about its answer.
@@ -78,23 +83,27 @@ impl FromRequest<AppState> for FlagsCall {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let endpoint = FlagsEndpoint::new(req.uri(), req.headers());
-        let (headers, bytes) = headers_and_bytes(req, state).await?;
-        let decoded = decode_body(&state.decoder, &headers, &endpoint.query, &bytes)?;
-        let request = FlagsRequest::from_json(decoded)
+        let (_, snapshot, json) = read_json(req, state, Endpoint::Flags, &endpoint.query, |text| {
+            let token = FlagsRequest::token_of(text)
+                .map_err(|e| ApiError::invalid(format!("Invalid request: {e}.")))?
+                .ok_or_else(|| {
+                    ApiError::not_authenticated(
+                        "No API token provided. Please include a valid API token in your request.",
+                    )
+                })?;
+            let snapshot = state.catalog.by_token(&token).ok_or_else(|| {
+                ApiError::authentication_failed(
+                    "The provided API key is invalid or has expired. Please check your API key and try again.",
+                )
+            })?;
+            state
+                .overload
+                .check(Bucket::Evaluation, snapshot.project.id)?;
+            Ok(snapshot)
+        })
+        .await?;
+        let request = FlagsRequest::from_json(json)
             .map_err(|e| ApiError::invalid(format!("Invalid request: {e}.")))?;
-        let token = request.token().ok_or_else(|| {
-            ApiError::not_authenticated(
-                "No API token provided. Please include a valid API token in your request.",
-            )
-        })?;
-        let snapshot = state.catalog.by_token(token).ok_or_else(|| {
-            ApiError::authentication_failed(
-                "The provided API key is invalid or has expired. Please check your API key and try again.",
-            )
-        })?;
-        state
-            .overload
-            .check(Bucket::Evaluation, snapshot.project.id)?;
         Ok(FlagsCall {
             endpoint,
             request,

@@ -11,7 +11,8 @@ use vexil_wire::ofrep::{self, ContextError, ErrorCode};
 use vexil_wire::FlagsRequest;
 
 use super::auth::bearer;
-use super::body::headers_and_bytes;
+use super::body::{read, reserve_decoding, RawBody};
+use crate::budget::Endpoint;
 use crate::error::ApiError;
 use crate::overload::Bucket;
 use crate::snapshot::ProjectSnapshot;
@@ -80,14 +81,21 @@ impl FromRequest<AppState> for OfrepCall {
         state
             .overload
             .check(Bucket::Evaluation, snapshot.project.id)?;
-        let (headers, bytes) = headers_and_bytes(req, state).await?;
+        // Read and decoded like a `/flags` body: its limit, charged to the decode budget.
+        let RawBody {
+            headers,
+            bytes,
+            mut reservation,
+        } = read(req, state, Endpoint::Flags).await?;
         let header_str = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let encoding = BodyEncoding {
             content_type: header_str(header::CONTENT_TYPE),
             content_encoding: header_str(header::CONTENT_ENCODING),
             compression: None,
         };
-        let request = match state.decoder.decode(encoding, &bytes) {
+        let decoder = state.bodies.decoder(Endpoint::Flags);
+        reserve_decoding(&mut reservation, decoder, encoding, &bytes).await?;
+        let request = match decoder.decode(encoding, &bytes) {
             Ok(json) => ofrep::parse_request(json).map_err(OfrepBodyError::from),
             Err(e) if e.is_too_large() => {
                 return Err(ApiError::too_large(format!(

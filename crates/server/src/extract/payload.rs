@@ -3,10 +3,12 @@
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
 use super::auth::{bearer, ManagedProject};
+use super::body::read;
+use crate::budget::{Endpoint, MAX_UNAUTHENTICATED_BODY_BYTES};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -29,33 +31,54 @@ pub struct Payload {
 impl FromRequest<AppState> for Payload {
     type Rejection = ApiError;
 
+    /// The key is checked before the body is read: from the `Authorization` header when there
+    /// is one, else from the body's `personal_api_key`, skimmed (not parsed) from a body of at
+    /// most [`MAX_UNAUTHENTICATED_BODY_BYTES`].
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (mut parts, body) = req.into_parts();
-        let limit = state.settings.max_body_bytes;
-        let bytes = to_bytes(body, limit).await.map_err(|_| {
-            ApiError::too_large(format!(
-                "The request body could not be read or exceeds {limit} bytes."
-            ))
-        })?;
         let multipart = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"));
-        let json = (!multipart && !bytes.iter().all(u8::is_ascii_whitespace))
-            .then(|| serde_json::from_slice::<Value>(&bytes));
-        if bearer(&parts.headers).is_none() {
-            let body_key = match &json {
-                Some(Ok(Value::Object(m))) => m.get("personal_api_key").and_then(Value::as_str),
-                _ => None,
-            };
-            if let Some(value) =
-                body_key.and_then(|k| HeaderValue::from_str(&format!("Bearer {k}")).ok())
-            {
+        let (project, bytes) = if bearer(&parts.headers).is_some() {
+            let project = ManagedProject::from_request_parts(&mut parts, state).await?;
+            let limit = state.settings.max_body_bytes;
+            let bytes = to_bytes(body, limit).await.map_err(|_| {
+                ApiError::too_large(format!(
+                    "The request body could not be read or exceeds {limit} bytes."
+                ))
+            })?;
+            (project, bytes)
+        } else {
+            let raw = read(
+                Request::from_parts(parts.clone(), body),
+                state,
+                Endpoint::Unauthenticated,
+            )
+            .await
+            .map_err(|e| {
+                if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::not_authenticated(format!(
+                        "Authentication credentials were not provided: send the key in the \
+                         `Authorization` header (a key in the body is read only from bodies of \
+                         at most {MAX_UNAUTHENTICATED_BODY_BYTES} bytes)."
+                    ))
+                } else {
+                    e
+                }
+            })?;
+            let body_key = (!multipart)
+                .then(|| serde_json::from_slice::<BodyKey<'_>>(&raw.bytes).ok())
+                .flatten()
+                .and_then(|k| k.personal_api_key)
+                .and_then(|k| HeaderValue::from_str(&format!("Bearer {k}")).ok());
+            if let Some(value) = body_key {
                 parts.headers.insert(header::AUTHORIZATION, value);
             }
-        }
-        let project = ManagedProject::from_request_parts(&mut parts, state).await?;
+            let project = ManagedProject::from_request_parts(&mut parts, state).await?;
+            (project, raw.bytes)
+        };
         if multipart {
             let req = Request::from_parts(parts, Body::from(bytes));
             let form = Multipart::from_request(req, state)
@@ -68,16 +91,19 @@ impl FromRequest<AppState> for Payload {
                 csv,
             });
         }
-        let fields = match json {
-            None => Map::new(),
-            Some(Ok(Value::Object(m))) => m,
-            Some(Ok(other)) => {
-                return Err(ApiError::parse(format!(
-                    "Invalid data. Expected a JSON object, but got {}.",
-                    json_type(&other)
-                )))
+        let fields = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(m)) => m,
+                Ok(other) => {
+                    return Err(ApiError::parse(format!(
+                        "Invalid data. Expected a JSON object, but got {}.",
+                        json_type(&other)
+                    )))
+                }
+                Err(e) => return Err(ApiError::parse(format!("JSON parse error - {e}."))),
             }
-            Some(Err(e)) => return Err(ApiError::parse(format!("JSON parse error - {e}."))),
         };
         Ok(Payload {
             project,
@@ -85,6 +111,13 @@ impl FromRequest<AppState> for Payload {
             csv: None,
         })
     }
+}
+
+/// The one field read from an unauthenticated body; every other is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct BodyKey<'a> {
+    #[serde(borrow, default)]
+    personal_api_key: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Form fields whose text is JSON (objects, lists) or a boolean.

@@ -152,7 +152,7 @@ async fn definitions_feed_requires_a_key_and_honours_etags() {
 #[tokio::test]
 async fn oversized_bodies_and_wrong_methods_get_json_errors() {
     let settings = vexil_server::Settings {
-        max_body_bytes: 1024,
+        max_flags_body_bytes: 1024,
         ..Default::default()
     };
     let app = TestApp::spawn_with(settings).await;

@@ -1,6 +1,7 @@
 //! Server integration tests: the real app on a random port with its own SQLite database.
 
 mod behavior;
+mod bodies;
 mod capture;
 mod connections;
 mod cors;

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 use vexil_store::{NewEvent, ProjectId, StoreError};
 use vexil_wire::capture::{CaptureError, Event};
+use vexil_wire::decode::JsonText;
 
 use super::limits;
 use crate::error::ApiError;
@@ -18,6 +19,25 @@ use crate::state::AppState;
 /// PostHog's ingestion does with events from a client clock that is far off.
 const MAX_FUTURE: TimeDelta = TimeDelta::hours(23);
 
+/// Refuses a decoded capture body, before it is parsed, whose token is missing (401), names no
+/// loaded project (401) or cannot be settled (400: not an event, events with different tokens).
+pub(crate) fn check_token(state: &AppState, text: &JsonText<'_>) -> Result<(), ApiError> {
+    let token = vexil_wire::capture::token_of(text)
+        .map_err(capture_error)?
+        .ok_or_else(|| capture_error(CaptureError::MissingToken))?;
+    match state.catalog.by_token(&token) {
+        Some(_) => Ok(()),
+        None => Err(unknown_token()),
+    }
+}
+
+/// The 401 of a token that names no project.
+pub(crate) fn unknown_token() -> ApiError {
+    ApiError::authentication_failed(
+        "The provided API key is invalid or has expired. Please check your API key and try again.",
+    )
+}
+
 /// Parses a decoded capture body, resolves its project and stores its events (durably) through
 /// the capture pipeline. `sent_at_ms` is posthog-js's `_` query parameter, used when the body
 /// carries no `sent_at`.
@@ -28,11 +48,10 @@ pub(crate) async fn store_batch(
 ) -> Result<(), ApiError> {
     let batch = vexil_wire::capture::parse(decoded).map_err(capture_error)?;
     limits::check_count(batch.events.len())?;
-    let snapshot = state.catalog.by_token(&batch.token).ok_or_else(|| {
-        ApiError::authentication_failed(
-            "The provided API key is invalid or has expired. Please check your API key and try again.",
-        )
-    })?;
+    let snapshot = state
+        .catalog
+        .by_token(&batch.token)
+        .ok_or_else(unknown_token)?;
     state.overload.check(Bucket::Capture, snapshot.project.id)?;
     // The body's `sent_at` (server SDKs), else posthog-js's `_` parameter in milliseconds.
     let sent_at = batch

@@ -13,19 +13,18 @@
 //! * the answer is a per-event `results` map; events absent from it count as accepted, so a
 //!   fully stored batch answers `{"results": {}}` (once durable).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use vexil_wire::request::FlagsQuery;
 
-use super::events::store_batch;
+use super::events::{store_batch, unknown_token};
+use crate::budget::Endpoint;
 use crate::error::ApiError;
 use crate::extract::auth::bearer;
-use crate::extract::body::{body_rejection, decode_body};
+use crate::extract::body::read_json;
 use crate::response::json_response;
 use crate::state::AppState;
 
@@ -41,26 +40,24 @@ const OPTIONS: [(&str, &str); 4] = [
 const TOP_LEVEL: [(&str, &str); 2] = [("session_id", "$session_id"), ("window_id", "$window_id")];
 
 /// The handler.
-pub async fn capture_v1(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match handle(&state, &headers, body).await {
+pub async fn capture_v1(State(state): State<AppState>, req: Request) -> Response {
+    match handle(&state, req).await {
         Ok(()) => json_response(StatusCode::OK, &json!({"results": {}})),
         Err(e) => e.into_response(),
     }
 }
 
-async fn handle(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(), ApiError> {
-    let token = bearer(headers).ok_or_else(|| {
-        ApiError::not_authenticated("Send the project token as `Authorization: Bearer phc_…`.")
-    })?;
-    let body = body.map_err(body_rejection)?;
+/// The token (a header) is checked before the body is read.
+async fn handle(state: &AppState, req: Request) -> Result<(), ApiError> {
+    let headers = req.headers();
+    let token = bearer(headers)
+        .ok_or_else(|| {
+            ApiError::not_authenticated("Send the project token as `Authorization: Bearer phc_…`.")
+        })?
+        .to_owned();
+    if state.catalog.by_token(&token).is_none() {
+        return Err(unknown_token());
+    }
     if headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -74,11 +71,18 @@ async fn handle(
         });
     }
     // The one decoder: gzip or zlib (`Content-Encoding: deflate`), size cap, JSON.
-    let parsed = decode_body(&state.decoder, headers, &FlagsQuery::default(), &body)?;
+    let (headers, (), parsed) = read_json(
+        req,
+        state,
+        Endpoint::Capture,
+        &FlagsQuery::default(),
+        |_| Ok(()),
+    )
+    .await?;
     let sdk = headers
         .get("posthog-sdk-info")
         .and_then(|v| v.to_str().ok());
-    let batch = legacy_batch(parsed, token, sdk)?;
+    let batch = legacy_batch(parsed, &token, sdk)?;
     store_batch(state, batch, None).await
 }
 
