@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node) and the
-# official OpenFeature OFREP providers (node server, Python) against a live `vexil serve`, then a
+# official OpenFeature OFREP providers (node server, Python, Rust) against a live `vexil serve`, then a
 # restart of the server and a persistence check.
 #
 # Usage: scripts/compat.sh [path/to/vexil]        (default: target/debug/vexil, built if missing)
@@ -24,6 +24,9 @@ NODE_LEGACY_PACKAGE='posthog-node@>=4.10 <5'
 OFREP_PY_PACKAGES=('openfeature-provider-ofrep==0.3.0' 'openfeature-sdk==0.10.0' 'pytest>=8,<10' 'requests>=2.31,<3')
 OFREP_NODE_PACKAGES=('@openfeature/ofrep-provider@0.1.3' '@openfeature/ofrep-core@0.1.4'
                      '@openfeature/server-sdk@1.23.0' '@openfeature/core@1.12.0')
+# The Rust provider (open-feature-ofrep 0.1.2, open-feature 0.3.0) is pinned by
+# tests/compat/ofrep-rust/Cargo.lock and built into target/ofrep-rust (minutes when cold: rustls on aws-lc).
+ofrep_rust_target=$root/target/ofrep-rust
 
 say() { printf '== compat: %s\n' "$*"; }
 die() { printf 'compat: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -115,6 +118,9 @@ mkdir -p "$tmp/ofrep-node"
 cp "$root"/tests/compat/ofrep-node/package.json "$root"/tests/compat/ofrep-node/*.mjs "$root"/tests/compat/node/lib.mjs "$tmp/ofrep-node/"
 (cd "$tmp/ofrep-node" && retry npm install --no-audit --no-fund --loglevel=error "${OFREP_NODE_PACKAGES[@]}" >/dev/null) \
   || die "npm install ${OFREP_NODE_PACKAGES[*]} failed"
+say "building the Rust OFREP provider's tests (tests/compat/ofrep-rust)"
+(cd "$root/tests/compat/ofrep-rust" && CARGO_TARGET_DIR=$ofrep_rust_target retry cargo test -q --locked --test provider --no-run) \
+  || die "building tests/compat/ofrep-rust failed"
 py=$tmp/venv/bin/python
 version_of() { "$1" -c 'import posthog.version as v; print(v.VERSION)'; }
 node_version_of() { node -p 'require(process.argv[1]).version' "$1/node_modules/posthog-node/package.json"; }
@@ -136,7 +142,7 @@ create_project() {
   "$vexil" project create --name "$1" --json --data-dir "$data" > "$tmp/project-$1.json" \
     || die "vexil project create --name $1 failed"
 }
-projects=(python node walkthrough ofrep-node ofrep-python)
+projects=(python node walkthrough ofrep-node ofrep-python ofrep-rust)
 for name in "${projects[@]}"; do
   create_project "$name"
 done
@@ -198,8 +204,9 @@ run_phase() { # name, then the command (run in a subshell with that phase's proj
   fi
 }
 
-# Adds up the closing lines of pytest ("3 failed, 58 passed, 1 error in 5s") and node's runner
-# ("ℹ pass 18", "ℹ fail 0", "ℹ cancelled 0") over every phase: prints "PASSED FAILED".
+# Adds up the closing lines of pytest ("3 failed, 58 passed, 1 error in 5s"), node's runner
+# ("ℹ pass 18", "ℹ fail 0", "ℹ cancelled 0") and cargo test ("test result: ok. 6 passed; 0 failed")
+# over every phase: prints "PASSED FAILED".
 count_tests() {
   "$py" - "$tmp"/phase-*.log <<'PY'
 import re, sys
@@ -210,6 +217,10 @@ for path in sys.argv[1:]:
         if re.match(r"^=*\s*\d+ (passed|failed|errors?)\b.* in [\d.]+s", line.strip()):
             passed += sum(int(n) for n in re.findall(r"(\d+) passed", line))
             failed += sum(int(n) for n in re.findall(r"(\d+) (?:failed|errors?)\b", line))
+        m = re.match(r"^test result: \w+\. (\d+) passed; (\d+) failed", line.strip())
+        if m:  # cargo test
+            passed += int(m.group(1))
+            failed += int(m.group(2))
         m = re.match(r"^ℹ (pass|fail|cancelled) (\d+)$", line.strip())
         if m:
             if m.group(1) == "pass":
@@ -241,6 +252,10 @@ ofrep_node_suite() {
   eval "$(project_env ofrep-node)"
   cd "$tmp/ofrep-node" && node --test --test-reporter=spec ./ofrep.test.mjs
 }
+ofrep_rust_suite() {
+  eval "$(project_env ofrep-rust)"
+  cd "$root/tests/compat/ofrep-rust" && CARGO_TARGET_DIR=$ofrep_rust_target cargo test -q --locked --test provider
+}
 ofrep_python_suite() {
   eval "$(project_env ofrep-python)"
   "$tmp/venv-ofrep/bin/python" -m pytest "${pytest_args[@]}" "$root/tests/compat/ofrep-python"
@@ -270,6 +285,7 @@ run_phase "legacy posthog (python) $py_legacy_version" legacy_python_suite
 run_phase "legacy posthog-node $node_legacy_version" legacy_node_suite
 run_phase "OFREP: @openfeature/ofrep-provider (node server SDK)" ofrep_node_suite
 run_phase "OFREP: openfeature-provider-ofrep (python)" ofrep_python_suite
+run_phase "OFREP: open-feature-ofrep (rust)" ofrep_rust_suite
 run_phase "persistence: record before restart" persistence_before
 
 say "restarting the server (SIGTERM, then start again on the same data dir)"
@@ -283,7 +299,7 @@ run_phase "persistence: node project after restart" node_after_restart
 stop_server
 read -r n_passed n_failed < <(count_tests)
 say "timings: install ${t_install}s; first start ${t_start}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
-say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, OFREP providers (node, python): $n_passed passed, $n_failed failed"
+say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, OFREP providers (node, python, rust): $n_passed passed, $n_failed failed"
 failures+=("${server_problems[@]}")
 if [[ ${#failures[@]} -gt 0 ]]; then
   die "$(printf '%s; ' "${failures[@]}")"

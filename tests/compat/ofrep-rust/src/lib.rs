@@ -1,0 +1,1 @@
+//! Nothing here: the compatibility tests are in `tests/provider.rs`.
