@@ -1,89 +1,122 @@
 #!/usr/bin/env bash
-# Overload benchmark: /flags?v=2 past capacity with load shedding on (release build, server and
-# load generators each pinned to a core, as in load.sh).
+# Overload benchmark: /flags?v=2 offered at 1×, 2×, 3× and 4× capacity by an open-loop generator
+# (release build; server and generator each pinned to a core, as in load.sh; 50-flag project).
 #
-#   1. capacity: wrk with 32 connections (under the in-flight cap);
-#   2. overload: wrk with CONNS connections (closed loop: a shed answer is followed at once by the
-#      next request, so the offered rate is accepted + shed), while a curl probe on its own
-#      connection samples the latency of single requests by status, and the server's resident
-#      memory is sampled every half second.
+#   1. capacity: closed-loop maximum throughput, wrk -t1 -c64 with bench/flags.lua (load.sh's
+#      measurement);
+#   2. for each multiple k: crates/bench/examples/openloop.rs sends k × capacity requests per
+#      second for DURATION seconds on a fixed schedule, whatever the answers, and measures each
+#      latency from the time the request was due, so a server that falls behind is charged for
+#      the wait and not hidden by coordinated omission (wrk, a closed loop, cannot offer more
+#      than its connections carry); the server's VmRSS is sampled every 0.2 s and its VmHWM
+#      read after each step.
 #
-# Usage: bench/overload.sh [duration-seconds]
-#   FLAGS=N     flags in the project (default 1000: a heavier request, so that the offered load
-#               reaches many times capacity with one wrk thread)
-#   CAP=N       --max-in-flight-evaluations (default 64)
-#   DELAY=MS    --max-queue-delay-ms (default 50)
-#   CONNS=N     wrk connections during the overload (default 1024)
+# Usage: bench/overload.sh [duration-seconds] [multiples]
+#   e.g. bench/overload.sh 20 "1 2 3 4"
+#   FLAGS=N     flags in the project (default 50, as in load.sh)
+#   CONNS=N     most generator connections (default 4000; opened as needed): the most requests
+#               that can wait at the server at once; past it, due requests wait in the
+#               generator (still charged to the latency, and reported as send lag)
+#   TIMEOUT=S   per-request timeout in seconds (default 10)
+#   CAP=N / DELAY=MS   --max-in-flight-evaluations / --max-queue-delay-ms (default: serve's)
 #   SERVER_CPU / CLIENT_CPU, VEXIL_BIN as in load.sh
+# Needs wrk, taskset and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-20}
-flags=${FLAGS:-1000}
-cap=${CAP:-64}
-delay=${DELAY:-50}
-conns=${CONNS:-1024}
+multiples=${2:-1 2 3 4}
+flags=${FLAGS:-50}
+conns=${CONNS:-4000}
+timeout=${TIMEOUT:-10}
 server_cpu=${SERVER_CPU:-0}
 client_cpu=${CLIENT_CPU:-1}
-ulimit -n 20000 2>/dev/null || true
-if [ -n "${VEXIL_BIN:-}" ]; then vexil=$VEXIL_BIN; else cargo build --release -q -p vexil; vexil=./target/release/vexil; fi
+for tool in wrk taskset python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is required"; exit 1; }
+done
+ulimit -n 65536 2>/dev/null || ulimit -n 20000
+# Two invocations: with `--example`, `cargo build -p vexil -p vexil-bench` builds only the example.
+[ -n "${VEXIL_BIN:-}" ] || cargo build --release -q -p vexil
+cargo build --release -q -p vexil-bench --example openloop
+vexil=${VEXIL_BIN:-./target/release/vexil}
+openloop=./target/release/examples/openloop
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-summary() { awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s req/s, p50 %s, p99 %s\n", rps, p50, p99}'; }
+status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 
 keys=$("$vexil" project create --name bench --json --data-dir "$tmp/d")
 export VEXIL_TOKEN=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_token"])' "$keys")
 phx=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["personal_api_key"])' "$keys")
 port=$(free_port); host="http://127.0.0.1:$port"
-taskset -c "$server_cpu" "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$tmp/d" \
-  --max-in-flight-evaluations "$cap" --max-queue-delay-ms "$delay" >"$tmp/log" 2>&1 &
+limits=()
+[ -n "${CAP:-}" ] && limits+=(--max-in-flight-evaluations "$CAP")
+[ -n "${DELAY:-}" ] && limits+=(--max-queue-delay-ms "$DELAY")
+taskset -c "$server_cpu" "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$tmp/d" "${limits[@]}" >"$tmp/log" 2>&1 &
 pids+=($!); pid=$!
 for _ in $(seq 100); do curl -sf "$host/_readiness" >/dev/null && break; sleep 0.1; done
 python3 bench/seed.py "$host" "$phx" "$flags" >/dev/null
 sleep 0.5
+# bench/flags.lua's request with one distinct id (the generator sends one body).
+cat >"$tmp/body.json" <<EOF
+{"token":"$VEXIL_TOKEN","distinct_id":"user-1","groups":{"company":"acme-1"},"person_properties":{"email":"user1@example.com","plan":"pro","country":"US","age":34,"\$app_version":"3.4.1","\$browser":"Chrome","utm_source":"newsletter","signup_date":"2025-06-01","beta_opt_in":true,"seats":12},"group_properties":{"company":{"seats":42,"industry":"saas"}},"geoip_disable":true}
+EOF
+[ "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$host/flags/?v=2" -H 'content-type: application/json' --data-binary @"$tmp/body.json")" = 200 ]
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%FT%TZ)"
-echo "vexil: $vexil ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $flags flags, --max-in-flight-evaluations $cap --max-queue-delay-ms $delay"
-echo "server on cpu $server_cpu, wrk and probe on cpu $client_cpu; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "RSS idle: $(( $(rss_kb "$pid") / 1024 )) MiB"
+echo "vexil: $vexil ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $flags flags, ${limits[*]:-serve defaults}"
+echo "server on cpu $server_cpu, wrk and openloop on cpu $client_cpu; up to $conns connections, ${timeout}s timeout, ${duration}s steps"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "RSS idle: $(( $(status_kb "$pid" VmRSS) / 1024 )) MiB"
 
-taskset -c "$client_cpu" wrk -t1 -c32 -d3s -s bench/overload.lua "$host" >/dev/null # warm-up
-echo -n "capacity (wrk -c32, under the in-flight cap): "
-taskset -c "$client_cpu" wrk -t1 -c32 -d${duration}s --latency -s bench/overload.lua "$host" >"$tmp/cap"
-summary <"$tmp/cap"; grep '^status' "$tmp/cap" | tr '\n' ' '; echo
+taskset -c "$client_cpu" wrk -t1 -c64 -d3s -s bench/flags.lua "$host" >/dev/null # warm-up
+taskset -c "$client_cpu" wrk -t1 -c64 -d${duration}s --latency -s bench/overload.lua "$host" >"$tmp/cap"
+capacity=$(awk '/Requests\/sec/ {printf "%d", $2}' "$tmp/cap")
+echo "capacity (closed loop, wrk -t1 -c64): $capacity req/s, p99 $(awk '/^ +99%/ {print $2}' "$tmp/cap"), $(grep '^status' "$tmp/cap" | tr '\n' ' ')"
 
-body='{"token":"'"$VEXIL_TOKEN"'","distinct_id":"probe","person_properties":{"email":"p@example.com","plan":"pro","age":34}}'
-probe() { # one request at a time, new connection each (as a fresh client would)
-  local end=$((SECONDS + duration - 2))
-  while [ $SECONDS -lt $end ]; do
-    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -XPOST "$host/flags/?v=2" \
-      -H 'content-type: application/json' -d "$body"
-  done
-}
-: >"$tmp/rss"
-(while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid" >>"$tmp/rss"; sleep 0.5; done) &
-pids+=($!)
-taskset -c "$client_cpu" wrk -t1 -c"$conns" -d${duration}s --latency --timeout 10s -s bench/overload.lua "$host" >"$tmp/over" &
-wrk_pid=$!
-sleep 1
-taskset -c "$client_cpu" bash -c "$(declare -f probe); host=$host body='$body' duration=$duration probe" >"$tmp/probe"
-wait $wrk_pid
-echo "overload (wrk -c$conns, all answers): $(summary <"$tmp/over")"
-grep -E '^status|Socket errors|Non-2xx' "$tmp/over" || true
-awk -v cap="$(awk '/Requests\/sec/ {print $2}' "$tmp/cap")" '
-  /^status 200:/ {ok=$3} /^status 503:/ {shed=$3} /requests in/ {n=$1; t=$4+0}
-  END {printf "offered %.0f req/s = %.1f x capacity; accepted %.0f req/s; shed %d of %d (%.1f%%)\n",
-       n/t, n/t/cap, ok/t, shed, n, 100*shed/n}' "$tmp/over"
-pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (NR) {i=int(NR*p/100); if (i<1) i=1; printf "%.1f", a[i]*1000} else printf "-"}'; }
-for code in 200 503; do
-  n=$(awk -v c="$code" '$1==c' "$tmp/probe" | wc -l)
-  echo "probe $code: $n requests, p50 $(awk -v c="$code" '$1==c {print $2}' "$tmp/probe" | pct 50) ms, p99 $(awk -v c="$code" '$1==c {print $2}' "$tmp/probe" | pct 99) ms, max $(awk -v c="$code" '$1==c {print $2}' "$tmp/probe" | pct 100) ms"
+printf '%-3s %7s %7s %7s %7s %7s %6s %6s %9s %-33s %-28s %7s %6s %s\n' \
+  x offered sent/s 200/s 503/s 429/s failed shed% "lag p99" "200 p50/p90/p99/p99.9/max ms" \
+  "503 p50/p99/p99.9/max ms" "RSS max" VmHWM alive
+for k in $multiples; do
+  rate=$((capacity * k))
+  : >"$tmp/rss"
+  (while kill -0 "$pid" 2>/dev/null; do status_kb "$pid" VmRSS >>"$tmp/rss"; sleep 0.2; done) &
+  sampler=$!
+  taskset -c "$client_cpu" "$openloop" "$host/flags/?v=2" --body "$tmp/body.json" --json \
+    --rate "$rate" --duration "$duration" --connections "$conns" --timeout "$timeout" \
+    -H 'user-agent: posthog-python/7.91.1' >"$tmp/run.$k.json" 2>"$tmp/run.$k.err" || true
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  alive=no; kill -0 "$pid" 2>/dev/null && alive=yes
+  hwm=$(( $(status_kb "$pid" VmHWM 2>/dev/null || echo 0) / 1024 ))
+  rss=$(( $(sort -n "$tmp/rss" | tail -1) / 1024 ))
+  [ -n "${KEEP:-}" ] && cp "$tmp/run.$k.json" "$KEEP.$k.json"
+  python3 - "$tmp/run.$k.json" "$k" "$rss" "$hwm" "$alive" <<'PY'
+import json, sys
+path, k, rss, hwm, alive = sys.argv[1:]
+try:
+    r = json.load(open(path))
+except ValueError:
+    print(f"{k}x: no generator output (see {path[:-5]}.err)")
+    sys.exit()
+by = r["latency_ms_by_status"]
+rate = lambda s: by.get(s, {}).get("per_second", 0)
+n = lambda s: by.get(s, {}).get("count", 0)
+fmt = lambda v: "-" if v is None else f"{v:.1f}"
+def pct(s, keys):
+    return "/".join(fmt(by[s][q]) for q in keys) if s in by else "-"
+failed = r["timeouts"] + r["connect_errors"] + r["broken"] + r["not_sent"]
+shed = 100 * n("503") / max(r["answered"], 1)
+print(f"{k + 'x':<3} {r['rate']:>7} {r['sent_per_second']:>7.0f} {rate('200'):>7.0f} {rate('503'):>7.0f} "
+      f"{rate('429'):>7.0f} {failed:>6} {shed:>6.1f} {fmt(r['send_lag_ms']['p99']):>9} "
+      f"{pct('200', ('p50', 'p90', 'p99', 'p99.9', 'max')):<33} {pct('503', ('p50', 'p99', 'p99.9', 'max')):<28} "
+      f"{rss:>3} MiB {hwm:>3} MiB {alive}")
+other = {s: v["count"] for s, v in by.items() if s not in ("200", "503", "429")}
+if failed or other:
+    print(f"    timeouts {r['timeouts']}, connect errors {r['connect_errors']}, broken {r['broken']}, "
+          f"not sent {r['not_sent']}, other statuses {other}")
+PY
+  [ "$alive" = yes ] || break
+  sleep 3 # let the last step's backlog drain
 done
-other=$(awk '$1!=200 && $1!=503' "$tmp/probe" | wc -l)
-echo "probe other statuses: $other"
-echo "RSS under overload: max $(( $(sort -n "$tmp/rss" | tail -1) / 1024 )) MiB; after: $(( $(rss_kb "$pid") / 1024 )) MiB"
-kill -0 "$pid" && echo "server still running"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
