@@ -301,12 +301,12 @@ fn target(args: &Args) -> anyhow::Result<Target> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.rate == 0 || !(args.duration > 0.0) || args.connections == 0 {
-        bail!("--rate, --duration and --connections must be positive");
-    }
     let target = Arc::new(target(&args)?);
     let timeout = Duration::try_from_secs_f64(args.timeout).context("--timeout")?;
     let schedule = Duration::try_from_secs_f64(args.duration).context("--duration")?;
+    if args.rate == 0 || schedule.is_zero() || args.connections == 0 {
+        bail!("--rate, --duration and --connections must be positive");
+    }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let total = (f64::from(args.rate) * args.duration).round() as u64;
     let interval = Duration::from_secs(1) / args.rate;
