@@ -9,7 +9,7 @@
 #      latency from the time the request was due, so a server that falls behind is charged for
 #      the wait and not hidden by coordinated omission (wrk, a closed loop, cannot offer more
 #      than its connections carry); the server's VmRSS is sampled every 0.2 s and its VmHWM
-#      read after each step.
+#      read after each step, and the CPU time each process got is printed (utime + stime).
 #
 # Usage: bench/overload.sh [duration-seconds] [multiples]
 #   e.g. bench/overload.sh 20 "1 2 3 4"
@@ -20,7 +20,7 @@
 #   TIMEOUT=S   per-request timeout in seconds (default 10)
 #   CAP=N / DELAY=MS   --max-in-flight-evaluations / --max-queue-delay-ms (default: serve's)
 #   SERVER_CPU / CLIENT_CPU, VEXIL_BIN as in load.sh
-# Needs wrk, taskset and python3.
+# Needs wrk, taskset, bc and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-20}
@@ -30,7 +30,7 @@ conns=${CONNS:-4000}
 timeout=${TIMEOUT:-10}
 server_cpu=${SERVER_CPU:-0}
 client_cpu=${CLIENT_CPU:-1}
-for tool in wrk taskset python3; do
+for tool in wrk taskset python3 bc; do
   command -v "$tool" >/dev/null || { echo "$tool is required"; exit 1; }
 done
 ulimit -n 65536 2>/dev/null || ulimit -n 20000
@@ -45,6 +45,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
 
 keys=$("$vexil" project create --name bench --json --data-dir "$tmp/d")
 export VEXIL_TOKEN=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_token"])' "$keys")
@@ -81,12 +82,19 @@ printf '%-3s %7s %7s %7s %7s %7s %6s %6s %9s %-33s %-28s %7s %6s %s\n' \
 for k in $multiples; do
   rate=$((capacity * k))
   : >"$tmp/rss"
-  (while kill -0 "$pid" 2>/dev/null; do status_kb "$pid" VmRSS >>"$tmp/rss"; sleep 0.2; done) &
-  sampler=$!
+  server_before=$(cpu_ticks "$pid"); started=$(date +%s.%N)
   taskset -c "$client_cpu" "$openloop" "$host/flags/?v=2" --body "$tmp/body.json" --json \
     --rate "$rate" --duration "$duration" --connections "$conns" --timeout "$timeout" \
-    -H 'user-agent: posthog-python/7.91.1' >"$tmp/run.$k.json" 2>"$tmp/run.$k.err" || true
-  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+    -H 'user-agent: posthog-python/7.91.1' >"$tmp/run.$k.json" 2>"$tmp/run.$k.err" &
+  gen=$!; gen_ticks=0
+  while kill -0 "$gen" 2>/dev/null; do
+    status_kb "$pid" VmRSS >>"$tmp/rss" || true
+    t=$(cpu_ticks "$gen" 2>/dev/null) && gen_ticks=$t
+    sleep 0.2
+  done
+  wait "$gen" || true
+  wall=$(echo "$(date +%s.%N) - $started" | bc)
+  server_ticks=$(( $(cpu_ticks "$pid" 2>/dev/null || echo "$server_before") - server_before ))
   alive=no; kill -0 "$pid" 2>/dev/null && alive=yes
   hwm=$(( $(status_kb "$pid" VmHWM 2>/dev/null || echo 0) / 1024 ))
   rss=$(( $(sort -n "$tmp/rss" | tail -1) / 1024 ))
@@ -116,6 +124,9 @@ if failed or other:
     print(f"    timeouts {r['timeouts']}, connect errors {r['connect_errors']}, broken {r['broken']}, "
           f"not sent {r['not_sent']}, other statuses {other}")
 PY
+  # CPU each side got while the step ran (both cores are time-shared with anything else running).
+  awk -v s="$server_ticks" -v g="$gen_ticks" -v w="$wall" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "    %.1f s wall: server cpu %.0f%%, generator cpu %.0f%%\n", w, 100*s/hz/w, 100*g/hz/w}'
   [ "$alive" = yes ] || break
   sleep 3 # let the last step's backlog drain
 done
