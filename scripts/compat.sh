@@ -147,8 +147,9 @@ for name in "${projects[@]}"; do
   create_project "$name"
 done
 
+serve_args=()
 start_server() {
-  "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$data" >>"$tmp/server.log" 2>&1 &
+  "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$data" "${serve_args[@]}" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
   "$py" - "$host" "$server_pid" "${#projects[@]}" <<'PY' || die "vexil serve did not become ready on $host"
 import os, sys, time, requests
@@ -268,6 +269,14 @@ persistence_after() {
   eval "$(project_env python)"
   "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/persistence/test_after_restart.py"
 }
+behavior_before() {
+  eval "$(project_env behavior)"
+  "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/behavior/test_before_restart.py"
+}
+behavior_after() {
+  eval "$(project_env behavior)"
+  "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/behavior/test_after_restart.py"
+}
 node_after_restart() {
   eval "$(project_env node)"
   cd "$tmp/node" && node --test --test-reporter=spec ./after-restart.mjs
@@ -297,8 +306,27 @@ run_phase "persistence: check after restart" persistence_after
 run_phase "persistence: node project after restart" node_after_restart
 
 stop_server
+
+# Behavioural cohorts: a `test-clock` build of the same sources (`vexil serve --test-clock`, whose
+# time POST /_test/clock moves) on its own data dir, restarted between the two parts.
+say "building vexil with the test-clock feature"
+t0=$SECONDS
+target_dir=$("$py" -c 'import json, subprocess, sys; print(json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--no-deps"]))["target_directory"])')
+cargo build -q -p vexil --features test-clock || die "cargo build -p vexil --features test-clock failed"
+cp "$target_dir/debug/vexil" "$tmp/vexil-test-clock"
+cargo build -q -p vexil || die "cargo build -p vexil failed" # the plain binary back in place
+vexil=$tmp/vexil-test-clock data=$tmp/data-behavior projects=(behavior) serve_args=(--test-clock)
+create_project behavior
+start_server
+t_build_clock=$((SECONDS - t0))
+run_phase "behavioural cohorts: before restart" behavior_before
+stop_server
+start_server
+run_phase "behavioural cohorts: after restart, window closing" behavior_after
+stop_server
+
 read -r n_passed n_failed < <(count_tests)
-say "timings: install ${t_install}s; first start ${t_start}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
+say "timings: install ${t_install}s; first start ${t_start}s; test-clock build ${t_build_clock}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
 say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, OFREP providers (node, python, rust): $n_passed passed, $n_failed failed"
 failures+=("${server_problems[@]}")
 if [[ ${#failures[@]} -gt 0 ]]; then

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub overload: OverloadArgs,
+    /// Test builds only: an adjustable clock, moved by `POST /_test/clock`.
+    #[cfg(feature = "test-clock")]
+    #[arg(long)]
+    pub test_clock: bool,
 }
 
 /// Load shedding and per-project rate limits (a zero rate turns a limit off).
@@ -133,6 +137,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         overload: args.overload.limits(),
         event_retention: (args.event_retention_days > 0)
             .then(|| Duration::from_secs(args.event_retention_days.saturating_mul(86_400))),
+        clock: clock(args),
         ..Settings::default()
     };
     let state = AppState::new(store.clone(), settings).await?;
@@ -145,6 +150,21 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     vexil_server::serve(listener, state, shutdown_signal()).await?;
     store.close().await;
     Ok(())
+}
+
+#[cfg(feature = "test-clock")]
+fn clock(args: &ServeArgs) -> vexil_server::Clock {
+    if args.test_clock {
+        tracing::warn!("test clock: POST /_test/clock moves this server's time");
+        vexil_server::Clock::adjustable()
+    } else {
+        vexil_server::Clock::system()
+    }
+}
+
+#[cfg(not(feature = "test-clock"))]
+fn clock(_: &ServeArgs) -> vexil_server::Clock {
+    vexil_server::Clock::system()
 }
 
 async fn shutdown_signal() {
