@@ -12,7 +12,8 @@ pub struct StorageArgs {
     /// Data directory for the embedded database (created if missing).
     #[arg(long, env = "VEXIL_DATA_DIR", default_value = "./vexil-data")]
     pub data_dir: PathBuf,
-    /// Database URL (`sqlite://PATH`); overrides `--data-dir`.
+    /// Database URL (`sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`); overrides
+    /// `--data-dir`.
     #[arg(long, env = "VEXIL_DATABASE_URL")]
     pub database_url: Option<String>,
 }
@@ -23,10 +24,52 @@ impl StorageArgs {
         match &self.database_url {
             Some(url) => vexil_store::connect(url)
                 .await
-                .with_context(|| format!("opening database {url}")),
+                .with_context(|| format!("opening database {}", redacted(url))),
             None => vexil_store::open_data_dir(&self.data_dir)
                 .await
                 .with_context(|| format!("opening data directory {}", self.data_dir.display())),
+        }
+    }
+}
+
+/// `url` with the password (`scheme://user:PASSWORD@host…`) replaced by `***`, for messages.
+fn redacted(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => match url[start..start + at].find(':') {
+            Some(colon) => format!("{}***{}", &url[..start + colon + 1], &url[start + at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        for (url, shown) in [
+            (
+                "postgres://u:secret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgres://h/db?sslmode=disable",
+                "postgres://h/db?sslmode=disable",
+            ),
+            (
+                "sqlite:///tmp/x@y:z/vexil.db",
+                "sqlite:///tmp/x@y:z/vexil.db",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redacted(url), shown, "{url}");
         }
     }
 }

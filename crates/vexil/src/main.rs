@@ -37,6 +37,10 @@ enum Command {
     /// Manage projects and their keys (offline, also while a server runs).
     #[command(subcommand)]
     Project(project::ProjectCommand),
+    /// Bring the database schema up to date and exit. `serve` and `project` also migrate when
+    /// they open the store (under a lock on PostgreSQL, so nodes may start together); this
+    /// runs that step alone, e.g. before a rolling deploy.
+    Migrate(config::StorageArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(serve::run(args)).map_err(CliError::from))
         }
         Command::Project(command) => runtime().and_then(|rt| rt.block_on(project::run(command))),
+        Command::Migrate(storage) => runtime().and_then(|rt| rt.block_on(migrate(storage))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,6 +61,14 @@ fn main() -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// `vexil migrate`: opening the store migrates it.
+async fn migrate(storage: &config::StorageArgs) -> Result<(), CliError> {
+    let store = storage.open().await?;
+    store.close().await;
+    println!("vexil: the database schema is up to date");
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

@@ -243,9 +243,19 @@ impl Server {
 
     /// `bin serve` with more arguments and environment variables.
     fn start_with(bin: &str, data: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::spawn(bin, &["--data-dir", data], args, envs)
+    }
+
+    /// A server on the store the `storage` arguments name.
+    fn start_on(storage: &[&str]) -> Server {
+        Server::spawn(env!("CARGO_BIN_EXE_vexil"), storage, &[], &[])
+    }
+
+    fn spawn(bin: &str, storage: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(bin)
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", data])
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(storage)
             .args(args)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
@@ -437,28 +447,37 @@ struct Acknowledged {
     flag: Option<(i64, String)>,
 }
 
-/// Acknowledged capture and flag writes survive `kill -9`: capture batches (with `$set`) and
-/// flag updates run concurrently against the real binary, which is SIGKILLed mid-stream and
-/// restarted on the same directory; every write answered 2xx before the kill is there.
+/// Acknowledged capture and flag writes survive `kill -9` on SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join(vexil_store::DATA_FILE).display()
+    );
+    acknowledged_writes_survive_kill_9_on(&["--data-dir", &data], &url).await;
+}
+
+/// Acknowledged capture and flag writes survive `kill -9` on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_on_postgres() {
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    acknowledged_writes_survive_kill_9_on(&["--database-url", &db.url], &db.url).await;
+}
+
+/// Capture batches (with `$set`) and flag updates run concurrently against the real binary on
+/// the store `storage` names (which `database` opens), which is SIGKILLed mid-stream and
+/// restarted on the same store; every write answered 2xx before the kill is there.
+async fn acknowledged_writes_survive_kill_9_on(storage: &[&str], database: &str) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().display().to_string();
-    let out = vexil(
-        &[
-            "project",
-            "create",
-            "--name",
-            "Crash",
-            "--json",
-            "--data-dir",
-            &data,
-        ],
-        "",
-    );
+    let mut create = vec!["project", "create", "--name", "Crash", "--json"];
+    create.extend_from_slice(storage);
+    let out = vexil(&create, "");
     assert!(
         out.status.success(),
         "{}",
@@ -469,7 +488,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let personal = keys["personal_api_key"].as_str().unwrap().to_owned();
     let project = vexil_store::ProjectId(keys["id"].as_i64().unwrap());
 
-    let mut server = Server::start(&data);
+    let mut server = Server::start_on(storage);
     let url = format!("http://{}", server.addr);
     let client = reqwest::Client::new();
     let flags = format!("{url}/api/projects/@current/feature_flags/");
@@ -580,8 +599,8 @@ async fn acknowledged_writes_survive_kill_9() {
     assert!(acked.events.len() >= 60 * 20);
     let (version, name) = acked.flag.clone().expect("flag updates were acknowledged");
 
-    // Restart on the same directory: the acknowledged flag change is served.
-    let server = Server::start(&data);
+    // Restart on the same store: the acknowledged flag change is served.
+    let server = Server::start_on(storage);
     let url = format!("http://{}", server.addr);
     let flag: Value = client
         .get(format!(
@@ -603,7 +622,7 @@ async fn acknowledged_writes_survive_kill_9() {
 
     // Every acknowledged event is stored (storing it again adds nothing), and every person
     // carries at least its last acknowledged `$set`.
-    let store = vexil_store::open_data_dir(dir.path()).await.unwrap();
+    let store = vexil_store::connect(database).await.unwrap();
     let mut missing = 0;
     for (distinct_id, uuid) in &acked.events {
         let event = vexil_store::NewEvent {
@@ -770,4 +789,130 @@ async fn hostile_bodies_leave_memory_bounded_and_flags_answering() {
         baseline / MIB,
         BOUND_OVER_BASELINE / MIB
     );
+}
+
+/// A user's path on PostgreSQL: `vexil migrate`, `vexil project create` and `vexil serve` with
+/// `--database-url postgres://…`; a flag created through the API is served by `/flags`, and a
+/// second server on the same database serves it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_create_and_serve_on_postgres() {
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    let storage = ["--database-url", db.url.as_str()];
+    let out = vexil(&["migrate", "--database-url", &db.url], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = json_out(&[
+        "project",
+        "create",
+        "--name",
+        "Pg",
+        "--json",
+        "--database-url",
+        &db.url,
+    ]);
+    let token = keys["api_token"].as_str().unwrap();
+    let personal = keys["personal_api_key"].as_str().unwrap();
+
+    let a = Server::start_on(&storage);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!(
+            "http://{}/api/projects/@current/feature_flags/",
+            a.addr
+        ))
+        .bearer_auth(personal)
+        .json(&json!({"key": "pg-beta",
+                      "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{:?}", created.text().await);
+    let b = Server::start_on(&storage);
+    for server in [&a, &b] {
+        let flags: Value = client
+            .post(format!("http://{}/flags/?v=2", server.addr))
+            .json(&json!({"api_key": token, "distinct_id": "u1"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(flags["flags"]["pg-beta"]["enabled"], json!(true), "{flags}");
+    }
+}
+
+/// Temporary PostgreSQL databases on the server `VEXIL_TEST_POSTGRES_URL` names (as in the
+/// store's tests): skipped with a notice when it is unset, a failure when `CI=true`.
+mod pg {
+    use sqlx::{Connection, PgConnection};
+
+    /// A fresh database, dropped with this value.
+    pub struct TempDatabase {
+        server: String,
+        name: String,
+        /// Its URL.
+        pub url: String,
+    }
+
+    impl TempDatabase {
+        /// A new empty database, or `None` when no server is configured.
+        pub async fn create() -> Option<TempDatabase> {
+            let server = match std::env::var("VEXIL_TEST_POSTGRES_URL") {
+                Ok(url) if !url.is_empty() => url,
+                _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                    panic!("CI=true but VEXIL_TEST_POSTGRES_URL is not set")
+                }
+                _ => {
+                    eprintln!("skipped: set VEXIL_TEST_POSTGRES_URL to run the PostgreSQL tests");
+                    return None;
+                }
+            };
+            let name = format!("vexil_cli_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = PgConnection::connect(&server).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let (base, query) = server
+                .split_once('?')
+                .map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
+            let authority = base.find("://").map_or(0, |i| i + 3);
+            let end = base[authority..]
+                .find('/')
+                .map_or(base.len(), |i| i + authority);
+            let mut url = format!("{}/{name}", &base[..end]);
+            if let Some(q) = query {
+                url = format!("{url}?{q}");
+            }
+            Some(TempDatabase { server, name, url })
+        }
+    }
+
+    impl Drop for TempDatabase {
+        fn drop(&mut self) {
+            // Drop runs inside the test's runtime, which cannot be blocked on: use a thread.
+            let (server, name) = (self.server.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut conn = PgConnection::connect(&server).await.ok()?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
 }
