@@ -16,6 +16,7 @@ use vexil_wire::response::FullConfig;
 
 use crate::behavior::{read_counts, Counts};
 use crate::continuity::OverrideWrite;
+use crate::metrics::StoreOp;
 use crate::snapshot::ProjectSnapshot;
 use crate::state::AppState;
 
@@ -165,12 +166,15 @@ pub async fn stored_inputs(
     let groups: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
     let project = snapshot.project.id;
     let anon = request.effective_anon_distinct_id();
-    let lookup = state.store.evaluation_inputs(
-        project,
-        distinct_id,
-        &groups,
-        snapshot.uses_continuity(),
-        anon,
+    let lookup = state.metrics.store_call(
+        StoreOp::EvaluationInputs,
+        state.store.evaluation_inputs(
+            project,
+            distinct_id,
+            &groups,
+            snapshot.uses_continuity(),
+            anon,
+        ),
     );
     let lookup = async {
         let counts = behavior_counts(state, snapshot, distinct_id, now);
@@ -189,6 +193,7 @@ pub async fn stored_inputs(
             Stored::Failed(ErrorCode::DatabaseError)
         }
         Err(_) => {
+            state.metrics.store_failed(StoreOp::EvaluationInputs);
             tracing::warn!(project = %project, "person lookup timed out; flags that need stored data fail");
             Stored::Failed(ErrorCode::Timeout)
         }

@@ -40,6 +40,7 @@ use vexil_store::{
 use crate::behavior::{self, Counters};
 use crate::clock::Clock;
 use crate::snapshot::{Catalog, ProjectSnapshot};
+use crate::metrics::{Histogram, Metrics, StoreOp};
 
 /// Why a capture request could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,9 @@ impl From<StoreError> for IngestError {
         IngestError::Store(Arc::new(e))
     }
 }
+
+/// Capture requests the queue holds before submitters wait.
+const QUEUE: usize = 4_096;
 
 struct Job {
     project: ProjectId,
@@ -108,6 +112,8 @@ pub struct WriterStatus {
 struct Health {
     running: AtomicBool,
     restarts: AtomicU64,
+    /// Events per transaction written.
+    batch_events: Histogram,
 }
 
 /// Handle to the capture pipeline (cheap to clone).
@@ -131,18 +137,21 @@ impl Ingest {
         store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
         counters: Arc<dyn Counters>,
+        metrics: Arc<Metrics>,
         config: IngestConfig,
     ) -> Ingest {
-        let (tx, rx) = mpsc::channel(4_096);
+        let (tx, rx) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
         let health = Arc::new(Health {
             running: AtomicBool::new(true),
             restarts: AtomicU64::new(0),
+            batch_events: Histogram::batch_sizes(),
         });
         let supervisor = Supervisor {
             store,
             catalog,
             counters,
+            metrics,
             config,
             rx: Arc::new(Mutex::new(rx)),
             stop: Arc::clone(&stop),
@@ -192,6 +201,16 @@ impl Ingest {
         }
     }
 
+    /// Capture requests queued for the writer.
+    pub fn queue_depth(&self) -> u64 {
+        u64::try_from(self.tx.max_capacity() - self.tx.capacity()).unwrap_or(u64::MAX)
+    }
+
+    /// Events per transaction written so far.
+    pub fn batch_events(&self) -> &Histogram {
+        &self.health.batch_events
+    }
+
     /// Whether the writer task accepts events (false once it stopped, and while a failed
     /// writer waits for its restart).
     pub fn is_running(&self) -> bool {
@@ -216,6 +235,7 @@ struct Supervisor {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     counters: Arc<dyn Counters>,
+    metrics: Arc<Metrics>,
     config: IngestConfig,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     stop: Arc<Notify>,
@@ -229,6 +249,8 @@ impl Supervisor {
                 store: Arc::clone(&self.store),
                 catalog: Arc::clone(&self.catalog),
                 counters: Arc::clone(&self.counters),
+                metrics: Arc::clone(&self.metrics),
+                health: Arc::clone(&self.health),
                 config: self.config.clone(),
                 group_types: HashMap::new(),
                 synced: HashMap::new(),
@@ -252,6 +274,8 @@ struct Writer {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     counters: Arc<dyn Counters>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
     config: IngestConfig,
     /// Group type indexes by name, per project, as far as this writer has seen them.
     group_types: HashMap<ProjectId, HashMap<String, i64>>,
@@ -324,7 +348,15 @@ impl Writer {
                 }
             }
             while !members.is_empty() {
-                match self.store.write_capture(project, &batch).await {
+                self.health.batch_events.observe(batch.len() as u64);
+                let written = self
+                    .metrics
+                    .store_call(
+                        StoreOp::WriteCapture,
+                        self.store.write_capture(project, &batch),
+                    )
+                    .await;
+                match written {
                     Ok(outcome) => {
                         for (event, reason) in &outcome.skipped {
                             tracing::warn!(project = %project, event, reason, "capture side effect skipped");

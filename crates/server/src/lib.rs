@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 pub mod behavior;
 mod budget;
 mod clock;
@@ -23,6 +24,7 @@ mod error;
 mod evaluate;
 mod extract;
 mod ingest;
+mod metrics;
 mod openapi;
 mod overload;
 mod response;
@@ -44,9 +46,10 @@ pub use continuity::OverrideWriter;
 pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
 pub use ingest::{Ingest, IngestConfig, IngestError, WriterStatus};
+pub use metrics::Metrics;
 pub use overload::{OverloadLimits, Rate};
 pub use routes::router;
-pub use state::{AppState, Settings, DEFAULT_EVENT_RETENTION};
+pub use state::{AppState, Settings, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION};
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests and
 /// flushes the capture pipeline and the queued continuity-override writes.

@@ -92,8 +92,38 @@ pub enum Bucket {
     Management,
 }
 
+/// Requests refused so far, by cause (read by `/metrics`).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    shed_in_flight: AtomicU64,
+    shed_queue_delay: AtomicU64,
+    /// By [`Bucket`].
+    limited: [AtomicU64; 3],
+}
+
+impl Refusals {
+    /// Evaluations shed: `(reason, count)`.
+    pub fn shed(&self) -> [(&'static str, u64); 2] {
+        [
+            ("in_flight", self.shed_in_flight.load(Ordering::Relaxed)),
+            ("queue_delay", self.shed_queue_delay.load(Ordering::Relaxed)),
+        ]
+    }
+
+    /// Requests rate-limited: `(bucket, count)`.
+    pub fn limited(&self) -> [(&'static str, u64); 3] {
+        let n = |b: Bucket| self.limited[b as usize].load(Ordering::Relaxed);
+        [
+            ("evaluation", n(Bucket::Evaluation)),
+            ("capture", n(Bucket::Capture)),
+            ("management", n(Bucket::Management)),
+        ]
+    }
+}
+
 /// The live limiters, shared by every request.
 pub struct Overload {
+    refusals: Refusals,
     in_flight: Option<Arc<Semaphore>>,
     lag: Option<Lag>,
     evaluation: Option<DefaultKeyedRateLimiter<ProjectId>>,
@@ -118,6 +148,7 @@ impl Overload {
             ))
         };
         Overload {
+            refusals: Refusals::default(),
             in_flight: (limits.max_in_flight_evaluations > 0)
                 .then(|| Arc::new(Semaphore::new(limits.max_in_flight_evaluations))),
             lag: (!limits.max_queue_delay.is_zero()).then(|| Lag::new(limits.max_queue_delay)),
@@ -125,6 +156,11 @@ impl Overload {
             capture: bucket(limits.capture_rate),
             management: bucket(limits.management_rate),
         }
+    }
+
+    /// Requests refused so far.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     /// Takes one request from `project`'s bucket, or the 429 to answer.
@@ -138,6 +174,7 @@ impl Overload {
             return Ok(());
         };
         limiter.check_key(&project).map_err(|not_until| {
+            self.refusals.limited[bucket as usize].fetch_add(1, Ordering::Relaxed);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::rate_limited(retry_after(wait))
         })
@@ -155,6 +192,10 @@ fn retry_after(wait: Duration) -> u64 {
 /// answers 503 at once.
 pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Next) -> Response {
     if overload.lag.as_ref().is_some_and(Lag::late) {
+        overload
+            .refusals
+            .shed_queue_delay
+            .fetch_add(1, Ordering::Relaxed);
         return ApiError::overloaded().into_response();
     }
     let Some(slots) = &overload.in_flight else {
@@ -162,7 +203,13 @@ pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Nex
     };
     match slots.try_acquire() {
         Ok(_slot) => next.run(req).await,
-        Err(_) => ApiError::overloaded().into_response(),
+        Err(_) => {
+            overload
+                .refusals
+                .shed_in_flight
+                .fetch_add(1, Ordering::Relaxed);
+            ApiError::overloaded().into_response()
+        }
     }
 }
 

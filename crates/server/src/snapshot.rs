@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -29,6 +30,8 @@ use vexil_store::{
     feed_cohort_references, feed_definition, FeatureFlag, FlagQuery, Page, Project, ProjectId,
     Store, StoreError,
 };
+
+use crate::metrics::{FlagCounter, Metrics, StoreOp};
 
 /// One project's definitions, compiled, with what its writes are checked against.
 #[derive(Debug)]
@@ -46,6 +49,8 @@ pub struct ProjectSnapshot {
     group_type_mapping: BTreeMap<String, String>,
     /// The `/flags/definitions` body and its ETag, built on first use.
     feed: OnceLock<Feed>,
+    /// Evaluation counters of `compiled.flags()`, by position, resolved on first use.
+    counters: OnceLock<Box<[Arc<FlagCounter>]>>,
 }
 
 #[derive(Debug)]
@@ -88,6 +93,7 @@ impl ProjectSnapshot {
             cohort_ids: Arc::new(cohort_ids),
             group_type_mapping: definitions.group_type_mapping,
             feed: OnceLock::new(),
+            counters: OnceLock::new(),
         })
     }
 
@@ -129,6 +135,15 @@ impl ProjectSnapshot {
                 etag,
             }
         })
+    }
+
+    /// The evaluation counters of the compiled flags, by position; `resolve` makes them on the
+    /// first call.
+    pub fn flag_counters(
+        &self,
+        resolve: impl FnOnce() -> Box<[Arc<FlagCounter>]>,
+    ) -> &[Arc<FlagCounter>] {
+        self.counters.get_or_init(resolve)
     }
 
     /// The project's non-deleted flags (remote-configuration ones included), in id order.
@@ -190,6 +205,7 @@ impl ProjectSnapshot {
             cohort_ids: Arc::clone(&self.cohort_ids),
             group_type_mapping: self.group_type_mapping.clone(),
             feed: OnceLock::new(),
+            counters: OnceLock::new(),
         }
     }
 
@@ -207,6 +223,7 @@ impl ProjectSnapshot {
             cohort_ids: Arc::clone(&self.cohort_ids),
             group_type_mapping: mapping,
             feed: OnceLock::new(),
+            counters: OnceLock::new(),
         })
     }
 
@@ -221,6 +238,7 @@ impl ProjectSnapshot {
             cohort_ids: Arc::clone(&self.cohort_ids),
             group_type_mapping: mapping,
             feed: OnceLock::new(),
+            counters: OnceLock::new(),
         }
     }
 }
@@ -235,6 +253,45 @@ fn is_behavioral(group: &serde_json::Value) -> bool {
 struct Slot {
     current: ArcSwap<ProjectSnapshot>,
     writers: Arc<Mutex<()>>,
+    /// Snapshots published since the project was loaded (the first load is 1).
+    version: AtomicU64,
+    /// When the current snapshot was published, in milliseconds since the Unix epoch.
+    published_ms: AtomicU64,
+}
+
+impl Slot {
+    fn new(snapshot: Arc<ProjectSnapshot>) -> Slot {
+        let slot = Slot {
+            current: ArcSwap::new(snapshot),
+            writers: Arc::new(Mutex::new(())),
+            version: AtomicU64::new(0),
+            published_ms: AtomicU64::new(0),
+        };
+        slot.published();
+        slot
+    }
+
+    /// Records a publication (after the swap).
+    fn published(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        self.published_ms
+            .store(u64::try_from(now).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A project's current snapshot as `/metrics` reports it.
+#[derive(Debug)]
+pub struct Published {
+    /// The snapshot.
+    pub snapshot: Arc<ProjectSnapshot>,
+    /// Snapshots published since the project was loaded.
+    pub version: u64,
+    /// When this one was.
+    pub at: SystemTime,
 }
 
 #[derive(Default)]
@@ -253,6 +310,8 @@ pub struct Catalog {
     stale: std::sync::Mutex<HashMap<ProjectId, u64>>,
     /// Generations for `stale`, and the number of marks ever made (failed publications).
     stale_marks: AtomicU64,
+    /// Where project loads are timed.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -286,6 +345,7 @@ impl ProjectWriter<'_> {
             self.slot
                 .current
                 .rcu(|current| Arc::new(current.with_flag(row)));
+            self.slot.published();
             return Ok(());
         }
         self.catalog
@@ -302,13 +362,14 @@ impl ProjectWriter<'_> {
 }
 
 impl Catalog {
-    /// Loads and compiles every project.
-    pub async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
+    /// Loads and compiles every project, timing the loads into `metrics`.
+    pub async fn load(store: &dyn Store, metrics: Arc<Metrics>) -> Result<Catalog, StoreError> {
         let catalog = Catalog {
             index: ArcSwap::from_pointee(Index::default()),
             adding: Mutex::new(()),
             stale: std::sync::Mutex::new(HashMap::new()),
             stale_marks: AtomicU64::new(0),
+            metrics,
         };
         for project in store.list_projects().await? {
             catalog.refresh(store, project.id).await?;
@@ -324,6 +385,22 @@ impl Catalog {
     /// The snapshot for a project id.
     pub fn by_id(&self, id: ProjectId) -> Option<Arc<ProjectSnapshot>> {
         Some(self.index.load().by_id.get(&id)?.current.load_full())
+    }
+
+    /// Every project's current snapshot with its version and publication time, by project id.
+    pub fn published(&self) -> Vec<Published> {
+        let index = self.index.load();
+        let mut all: Vec<Published> = index
+            .by_id
+            .values()
+            .map(|slot| Published {
+                snapshot: slot.current.load_full(),
+                version: slot.version.load(Ordering::Relaxed),
+                at: UNIX_EPOCH + Duration::from_millis(slot.published_ms.load(Ordering::Relaxed)),
+            })
+            .collect();
+        all.sort_by_key(|p| p.snapshot.project.id);
+        all
     }
 
     /// Number of loaded projects.
@@ -384,11 +461,8 @@ impl Catalog {
             let _turn = slot.writers.lock().await;
             return self.reload(store, &slot, id).await;
         }
-        let snapshot = Arc::new(ProjectSnapshot::load(store, id).await?);
-        let slot = Arc::new(Slot {
-            current: ArcSwap::new(Arc::clone(&snapshot)),
-            writers: Arc::new(Mutex::new(())),
-        });
+        let snapshot = Arc::new(self.load_project(store, id).await?);
+        let slot = Arc::new(Slot::new(Arc::clone(&snapshot)));
         let current = self.index.load_full();
         let mut by_token = current.by_token.clone();
         let mut by_id = current.by_id.clone();
@@ -402,13 +476,16 @@ impl Catalog {
     /// compiling anything; a no-op for a project not loaded yet (its load reads the type).
     pub fn add_group_type(&self, id: ProjectId, index: i64, name: &str) {
         if let Some(slot) = self.slot(id) {
-            slot.current.rcu(|current| {
+            let before = slot.current.rcu(|current| {
                 if current.compiled.group_type(index) == Some(name) {
                     Arc::clone(current)
                 } else {
                     Arc::new(current.with_group_type(index, name))
                 }
             });
+            if before.compiled.group_type(index) != Some(name) {
+                slot.published();
+            }
         }
     }
 
@@ -464,7 +541,7 @@ impl Catalog {
         slot: &Slot,
         id: ProjectId,
     ) -> Result<(), StoreError> {
-        let fresh = Arc::new(ProjectSnapshot::load(store, id).await?);
+        let fresh = Arc::new(self.load_project(store, id).await?);
         // Only capture publishes without the lock, and only group types: keep any it added
         // after our read.
         slot.current
@@ -472,6 +549,17 @@ impl Catalog {
                 Some(merged) => Arc::new(merged),
                 None => Arc::clone(&fresh),
             });
+        slot.published();
         Ok(())
+    }
+
+    async fn load_project(
+        &self,
+        store: &dyn Store,
+        id: ProjectId,
+    ) -> Result<ProjectSnapshot, StoreError> {
+        self.metrics
+            .store_call(StoreOp::LoadProject, ProjectSnapshot::load(store, id))
+            .await
     }
 }

@@ -13,11 +13,15 @@ use crate::continuity::OverrideWriter;
 use crate::cors::AllowedOrigin;
 use crate::error::ApiError;
 use crate::ingest::{Ingest, IngestConfig};
+use crate::metrics::Metrics;
 use crate::overload::{Overload, OverloadLimits};
 use crate::snapshot::{Catalog, ProjectSnapshot};
 
 /// How long events and flag calls are kept by default: 30 days.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3_600);
+
+/// Share of non-5xx requests logged by default: 1 in 100.
+pub const DEFAULT_ACCESS_LOG_SAMPLE_RATE: f64 = 0.01;
 
 /// Tunables of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -58,6 +62,11 @@ pub struct Settings {
     /// The clock of evaluation and capture (the system clock; tests use an adjustable one, and
     /// an adjustable clock also serves `POST /_test/clock`).
     pub clock: Clock,
+    /// Whether `GET /metrics` is served (Prometheus text format, unauthenticated).
+    pub metrics_endpoint: bool,
+    /// Share (0.0–1.0) of requests answered below 500 that get an access-log event; every 5xx
+    /// gets one.
+    pub access_log_sample_rate: f64,
 }
 
 impl Default for Settings {
@@ -77,6 +86,8 @@ impl Default for Settings {
             event_retention: Some(DEFAULT_EVENT_RETENTION),
             retention_interval: Duration::from_secs(3_600),
             clock: Clock::system(),
+            metrics_endpoint: true,
+            access_log_sample_rate: DEFAULT_ACCESS_LOG_SAMPLE_RATE,
         }
     }
 }
@@ -98,6 +109,8 @@ pub struct AppState {
     pub overload: Arc<Overload>,
     /// Behavioural counts fed by capture and read by evaluation.
     pub counters: Arc<dyn Counters>,
+    /// Counters and histograms `GET /metrics` renders, and the access log's sampling.
+    pub metrics: Arc<Metrics>,
     /// Tunables.
     pub settings: Arc<Settings>,
 }
@@ -109,7 +122,8 @@ impl AppState {
         store: Arc<dyn Store>,
         settings: Settings,
     ) -> Result<Self, vexil_store::StoreError> {
-        let catalog = Arc::new(Catalog::load(store.as_ref()).await?);
+        let metrics = Arc::new(Metrics::new(settings.access_log_sample_rate));
+        let catalog = Arc::new(Catalog::load(store.as_ref(), Arc::clone(&metrics)).await?);
         let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
         // Before anything is served or captured: a restart loses no behavioural count.
         for project in store.list_projects().await? {
@@ -134,6 +148,7 @@ impl AppState {
             Arc::clone(&store),
             Arc::clone(&catalog),
             Arc::clone(&counters),
+            Arc::clone(&metrics),
             IngestConfig {
                 max_events: settings.ingest_batch_events,
                 delay: settings.ingest_batch_delay,
@@ -155,6 +170,7 @@ impl AppState {
             catalog,
             ingest,
             counters,
+            metrics,
             settings: Arc::new(settings),
         })
     }

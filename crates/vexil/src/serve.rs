@@ -46,6 +46,39 @@ pub struct ServeArgs {
     #[cfg(feature = "test-clock")]
     #[arg(long)]
     pub test_clock: bool,
+    #[command(flatten)]
+    pub observability: ObservabilityArgs,
+}
+
+/// Metrics and access logs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ObservabilityArgs {
+    /// Serve `GET /metrics` (Prometheus text format) on the main address. It needs no
+    /// credentials: keep the port private or turn it off.
+    #[arg(
+        long,
+        env = "VEXIL_METRICS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub metrics: bool,
+    /// Share (0.0–1.0) of requests answered below 500 that get an access-log line
+    /// (`vexil::access` target); every 5xx gets one.
+    #[arg(
+        long,
+        env = "VEXIL_ACCESS_LOG_SAMPLE_RATE",
+        default_value_t = vexil_server::DEFAULT_ACCESS_LOG_SAMPLE_RATE,
+        value_parser = sample_rate
+    )]
+    pub access_log_sample_rate: f64,
+}
+
+/// A share between 0.0 and 1.0.
+fn sample_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("{text:?} is not a number from 0.0 to 1.0")),
+    }
 }
 
 /// Load shedding and per-project rate limits (a zero rate turns a limit off).
@@ -135,6 +168,8 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         cors_allowed_origins: args.cors_allowed_origins.clone(),
         connections: args.connections.limits(),
         overload: args.overload.limits(),
+        metrics_endpoint: args.observability.metrics,
+        access_log_sample_rate: args.observability.access_log_sample_rate,
         event_retention: (args.event_retention_days > 0)
             .then(|| Duration::from_secs(args.event_retention_days.saturating_mul(86_400))),
         clock: clock(args),

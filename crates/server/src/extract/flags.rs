@@ -138,7 +138,7 @@ fn request_id(headers: &HeaderMap) -> String {
 /// A random (v4) UUID from a per-thread SplitMix64 stream seeded once from the OS: request ids
 /// need to be unique, not unpredictable, and `Uuid::new_v4` costs a `getrandom` system call per
 /// request.
-fn fast_v4() -> uuid::Uuid {
+pub(crate) fn fast_v4() -> uuid::Uuid {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);

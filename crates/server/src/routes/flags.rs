@@ -11,6 +11,7 @@ use chrono::Utc;
 use vexil_wire::request::FlagFilter;
 use vexil_wire::response::{ConfigFields, Envelope, FlagsResponse};
 
+use crate::access::LoggedProject;
 use crate::error::{refuse, ApiError};
 use crate::evaluate::{stored_inputs, Stored};
 use crate::extract::flags::{FlagsCall, FlagsEndpoint};
@@ -63,6 +64,7 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
     let stored = stored_inputs(&state, &snapshot, &request, distinct_id, now).await;
     let filter = FlagFilter::with_detected(&request, &endpoint.query, endpoint.detected_runtime);
     let evaluation = snapshot.evaluate(&request, Some(&filter), &stored, now);
+    state.metrics.count_evaluations(&snapshot, &evaluation);
 
     let response = FlagsResponse::from_results(
         endpoint.shape,
@@ -73,7 +75,13 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
     // A v2 record is ~250 bytes; the direct writer skips serde's per-field work.
     let mut body = Vec::with_capacity(256 + 256 * evaluation.flags.len());
     match response.write_json(&mut body) {
-        Ok(()) => json_bytes(body),
+        Ok(()) => {
+            let mut response = json_bytes(body);
+            response
+                .extensions_mut()
+                .insert(LoggedProject(snapshot.project.id));
+            response
+        }
         Err(e) => {
             tracing::error!(error = %e, "response serialisation failed");
             ApiError::internal().into_response()

@@ -17,8 +17,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::access;
 use crate::cors;
 use crate::error::{refuse, ApiError};
+use crate::metrics;
 use crate::overload;
 use crate::state::AppState;
 
@@ -45,6 +47,10 @@ pub fn router(state: AppState) -> Router {
     if state.settings.clock.is_adjustable() {
         router = router.route("/_test/clock", post(test_clock::advance));
     }
+    if state.settings.metrics_endpoint {
+        router = router.route("/metrics", get(metrics::render));
+    }
+    let observe = middleware::from_fn_with_state(Arc::clone(&state.metrics), access::observe);
     router
         .route(
             "/_liveness",
@@ -58,10 +64,13 @@ pub fn router(state: AppState) -> Router {
         .merge(ofrep::router().layer(shed))
         .layer(cors::public(origins))
         .merge(api::router().layer(cors::management(origins)))
+        .route_layer(middleware::from_fn(access::mark_route))
         .fallback(|| async { ApiError::not_found("Route") })
         .layer(body_limit)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))
+        // Outermost, so that panics (500s) and shed requests are timed and logged too.
+        .layer(observe)
         .with_state(state)
 }

@@ -13,6 +13,7 @@ mod ingest;
 mod keys;
 mod limits;
 mod management;
+mod metrics;
 mod ofrep;
 mod overload;
 mod support;
