@@ -39,8 +39,8 @@ use vexil_store::{
 
 use crate::behavior::{self, Counters};
 use crate::clock::Clock;
-use crate::snapshot::{Catalog, ProjectSnapshot};
 use crate::metrics::{Histogram, Metrics, StoreOp};
+use crate::snapshot::{Catalog, ProjectSnapshot};
 
 /// Why a capture request could not be stored.
 #[derive(Debug, thiserror::Error)]
