@@ -443,6 +443,10 @@ impl Writer {
     }
 
     /// The events with their effects, group types registered (and published) first.
+    #[allow(
+        clippy::panic,
+        reason = "the writer-panic test hook (`panic_on_event`), off unless a test sets it"
+    )]
     async fn captured(
         &mut self,
         project: ProjectId,

@@ -12,6 +12,10 @@
 //! vexil_server::serve(listener, state, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod access;
 pub mod behavior;
