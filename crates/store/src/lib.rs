@@ -30,6 +30,7 @@
 )]
 
 mod capture;
+mod changes;
 mod cohort;
 mod definitions;
 mod error;

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::capture::Changes;
 use super::{json, lock_persons, Db};
-use crate::{Group, ProjectId, Properties, Result, StoreError, MAX_GROUP_TYPE_INDEX};
+use crate::changes::Changes;
+use crate::{Group, ProjectId, Properties, Result, StoreError};
 
 fn group_from_row(row: &PgRow) -> Result<Group> {
     Ok(Group {
@@ -34,23 +34,6 @@ pub(super) async fn get(
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(group_from_row).transpose()
-}
-
-/// The store's rules for a group written by `$groupidentify`.
-pub(super) fn check(group_type_index: i64, group_key: &str) -> Result<()> {
-    if !(0..=MAX_GROUP_TYPE_INDEX).contains(&group_type_index) {
-        return Err(StoreError::invalid(
-            "group_type_index",
-            format!("The group type index must be between 0 and {MAX_GROUP_TYPE_INDEX}."),
-        ));
-    }
-    if group_key.is_empty() {
-        return Err(StoreError::invalid(
-            "group_key",
-            "The group key must not be empty.",
-        ));
-    }
-    Ok(())
 }
 
 /// Writes a group's properties (created at `now` if new).
@@ -93,14 +76,14 @@ pub(super) async fn upsert(
     group_key: &str,
     set: &Properties,
 ) -> Result<Group> {
-    check(group_type_index, group_key)?;
+    crate::group::check(group_type_index, group_key)?;
     let mut tx = db.write().await?;
     lock_persons(&mut tx, project).await?;
     let mut changes = Changes::new(project);
     changes
-        .group(&mut tx, group_type_index, group_key, set)
+        .group(&mut *tx, group_type_index, group_key, set)
         .await?;
-    changes.flush(&mut tx).await?;
+    changes.flush(&mut *tx).await?;
     let group = get(&mut tx, project, group_type_index, group_key)
         .await?
         .ok_or(StoreError::NotFound { entity: "group" })?;

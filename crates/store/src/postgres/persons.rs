@@ -5,8 +5,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::capture::Changes;
 use super::{json, lock_persons, Db};
+use crate::changes::Changes;
 use crate::{Person, PersonUpdate, ProjectId, Properties, Result, StoreError};
 
 /// The person id behind a distinct id.
@@ -186,8 +186,8 @@ pub(super) async fn apply_update(
     let mut tx = db.write().await?;
     lock_persons(&mut tx, project).await?;
     let mut changes = Changes::new(project);
-    let id = changes.update(&mut tx, distinct_id, update).await?;
-    changes.flush(&mut tx).await?;
+    let id = changes.update(&mut *tx, distinct_id, update).await?;
+    changes.flush(&mut *tx).await?;
     let person = reload(&mut tx, id).await?;
     tx.commit().await?;
     Ok(person)
@@ -202,8 +202,8 @@ pub(super) async fn identify(
     let mut tx = db.write().await?;
     lock_persons(&mut tx, project).await?;
     let mut changes = Changes::new(project);
-    let id = changes.identify(&mut tx, distinct_id, other_id).await?;
-    changes.flush(&mut tx).await?;
+    let id = changes.identify(&mut *tx, distinct_id, other_id).await?;
+    changes.flush(&mut *tx).await?;
     let person = reload(&mut tx, id).await?;
     tx.commit().await?;
     Ok(person)

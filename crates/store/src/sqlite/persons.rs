@@ -5,8 +5,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
-use super::capture::Changes;
 use super::{json, micros, time, Db};
+use crate::changes::Changes;
 use crate::{Person, PersonUpdate, ProjectId, Properties, Result, StoreError};
 
 /// The person id behind a distinct id.
@@ -172,8 +172,8 @@ pub(super) async fn apply_update(
 ) -> Result<Person> {
     let mut tx = db.write().await?;
     let mut changes = Changes::new(project);
-    let id = changes.update(&mut tx, distinct_id, update).await?;
-    changes.flush(&mut tx).await?;
+    let id = changes.update(&mut *tx, distinct_id, update).await?;
+    changes.flush(&mut *tx).await?;
     let person = reload(&mut tx, id).await?;
     tx.commit().await?;
     Ok(person)
@@ -187,8 +187,8 @@ pub(super) async fn identify(
 ) -> Result<Person> {
     let mut tx = db.write().await?;
     let mut changes = Changes::new(project);
-    let id = changes.identify(&mut tx, distinct_id, other_id).await?;
-    changes.flush(&mut tx).await?;
+    let id = changes.identify(&mut *tx, distinct_id, other_id).await?;
+    changes.flush(&mut *tx).await?;
     let person = reload(&mut tx, id).await?;
     tx.commit().await?;
     Ok(person)
