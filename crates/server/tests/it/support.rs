@@ -46,23 +46,7 @@ impl TestApp {
     ) -> TestApp {
         let store = wrap(vexil_store::open_data_dir(dir.path()).await.unwrap());
         let project = store.create_project("Test project").await.unwrap();
-        let state = AppState::new(Arc::clone(&store), settings).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(vexil_server::serve(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
-        TestApp {
-            addr,
-            client: reqwest::Client::new(),
-            store,
-            project,
-            state,
-            dir,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self::serve(dir, store, project, settings).await
     }
 
     /// A new app over a data directory an earlier one left ([`TestApp::stop_keeping_data`]),
@@ -74,6 +58,16 @@ impl TestApp {
         settings: Settings,
     ) -> TestApp {
         let store = vexil_store::open_data_dir(dir.path()).await.unwrap();
+        Self::serve(dir, store, project, settings).await
+    }
+
+    /// Serves `project` of `store` (living in `dir`) on a fresh port.
+    async fn serve(
+        dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        project: CreatedProject,
+        settings: Settings,
+    ) -> TestApp {
         let state = AppState::new(Arc::clone(&store), settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
