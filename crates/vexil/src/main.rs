@@ -57,7 +57,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vexil: {e}");
+            // `:#` prints anyhow's whole chain: "opening database …: <the cause>".
+            eprintln!("vexil: {e:#}");
             e.exit_code()
         }
     }

@@ -916,3 +916,20 @@ mod pg {
         }
     }
 }
+
+#[test]
+fn a_store_that_cannot_be_opened_is_reported_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vexil.db"),
+        "not a database, just text\n".repeat(100),
+    )
+    .unwrap();
+    let data_dir = dir.path().display().to_string();
+    let out = vexil(&["migrate", "--data-dir", &data_dir], "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The context alone ("opening data directory …") does not tell the user what to fix.
+    assert!(stderr.contains("opening data directory"), "{stderr}");
+    assert!(stderr.contains("not a database"), "{stderr}");
+}
