@@ -91,15 +91,25 @@ echo "servers pinned to cpu $server_cpu, wrk to cpu $client_cpu; wrk -t1 -c$conn
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. /flags with 50 flags next to the two ceilings.
-mkdir -p "$tmp/d50"; project "$tmp/d50"; start_vexil "$tmp/d50"
-python3 bench/seed.py "$host" "$PHX" 50 >/dev/null
+mkdir -p "$tmp/d50"
+if [ -n "${BEFORE_BIN:-}" ]; then
+  # The older binary creates and seeds the project, and each server gets its own copy: a newer
+  # binary migrates a data dir forward, an older one cannot open a migrated one.
+  vexil_now=$vexil; vexil=$BEFORE_BIN
+  project "$tmp/d50"; start_vexil "$tmp/d50" "$BEFORE_BIN"
+  python3 bench/seed.py "$host" "$PHX" 50 >/dev/null
+  kill "$vexil_pid"; wait "$vexil_pid" 2>/dev/null || true
+  vexil=$vexil_now
+  cp -r "$tmp/d50" "$tmp/d50b"
+  start_vexil "$tmp/d50"
+else
+  project "$tmp/d50"; start_vexil "$tmp/d50"
+  python3 bench/seed.py "$host" "$PHX" 50 >/dev/null
+fi
 sleep 0.5
 resp_bytes=$(curl -s -XPOST "$host/flags/?v=2" -H 'content-type: application/json' -d "{\"token\":\"$VEXIL_TOKEN\",\"distinct_id\":\"u\",\"groups\":{\"company\":\"acme-1\"},\"person_properties\":{\"email\":\"u@example.com\",\"plan\":\"pro\",\"country\":\"US\",\"age\":34,\"\$app_version\":\"3.4.1\",\"\$browser\":\"Chrome\",\"utm_source\":\"newsletter\",\"signup_date\":\"2025-06-01\",\"beta_opt_in\":true,\"seats\":12},\"group_properties\":{\"company\":{\"seats\":42,\"industry\":\"saas\"}},\"geoip_disable\":true}" | wc -c)
 if [ -n "${BEFORE_BIN:-}" ]; then
-  # Same project (copied data dir, so the same token and flags), older binary.
-  kill -STOP "$vexil_pid"; sleep 0.3
-  cp -r "$tmp/d50" "$tmp/d50b"
-  kill -CONT "$vexil_pid"
+  # Same project (the copied data dir, so the same token and flags), older binary.
   main_pid=$vexil_pid; main_host=$host
   start_vexil "$tmp/d50b" "$BEFORE_BIN"; before_pid=$vexil_pid; before_host=$host
   vexil_pid=$main_pid; host=$main_host
