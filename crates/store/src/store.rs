@@ -40,6 +40,9 @@ pub trait Store: Send + Sync {
     /// process holding definitions can tell whether they are current.
     async fn revisions(&self) -> Result<Vec<(ProjectId, i64)>>;
 
+    /// The project's revision (see [`Store::revisions`]); `None` for an unknown project.
+    async fn revision(&self, project: ProjectId) -> Result<Option<i64>>;
+
     /// The project with this id.
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>>;
 

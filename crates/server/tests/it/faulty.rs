@@ -84,6 +84,10 @@ impl Store for FaultyStore {
         self.inner.revisions().await
     }
 
+    async fn revision(&self, project: ProjectId) -> Result<Option<i64>> {
+        self.inner.revision(project).await
+    }
+
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>> {
         self.inner.get_project(project).await
     }

@@ -141,6 +141,10 @@ impl Store for PgStore {
         projects::revisions(&self.db).await
     }
 
+    async fn revision(&self, project: ProjectId) -> Result<Option<i64>> {
+        projects::revision(&self.db, project).await
+    }
+
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>> {
         projects::get(&self.db, project).await
     }

@@ -67,6 +67,15 @@ pub(super) async fn revisions(db: &Db) -> Result<Vec<(ProjectId, i64)>> {
     Ok(rows.into_iter().map(|(id, r)| (ProjectId(id), r)).collect())
 }
 
+pub(super) async fn revision(db: &Db, project: ProjectId) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT revision FROM projects WHERE id = ?")
+            .bind(project.0)
+            .fetch_optional(&db.reader)
+            .await?,
+    )
+}
+
 pub(super) async fn get(db: &Db, project: ProjectId) -> Result<Option<Project>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE id = ?"))
         .bind(project.0)

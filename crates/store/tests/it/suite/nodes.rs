@@ -144,5 +144,15 @@ pub async fn revision_moves_with_every_definition_change(db: &mut TestDb) {
     s.definitions(a).await.unwrap();
     assert_eq!(revision(other.revisions().await.unwrap(), a), last);
     assert_eq!(revision(other.revisions().await.unwrap(), b), b_before);
+    // One project's revision alone is the same number.
+    assert_eq!(other.revision(a).await.unwrap(), Some(last));
+    assert_eq!(other.revision(b).await.unwrap(), Some(b_before));
+    assert_eq!(
+        other
+            .revision(vexil_store::ProjectId(i64::MAX))
+            .await
+            .unwrap(),
+        None
+    );
     other.close().await;
 }
