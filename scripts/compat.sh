@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node) and the
-# official OpenFeature OFREP providers (node server, Python, Rust) against a live `vexil serve`, then a
-# restart of the server and a persistence check.
+# official OpenFeature OFREP providers (node server, Python, Rust) and a real SSE client (httpx-sse, on
+# the change streams) against a live `vexil serve`, then a restart of the server and a persistence check.
 #
 # Usage: scripts/compat.sh [path/to/vexil]        (default: target/debug/vexil, built if missing)
 #
@@ -16,7 +16,8 @@ started=$SECONDS
 
 # Known-good version ranges of the clients under test: the current majors, and older majors that
 # are still widely deployed and speak the legacy endpoints (/decide, /api/feature_flag/local_evaluation).
-PY_PACKAGES=('posthog>=7.11.2,<8' 'pytest>=8,<10' 'requests>=2.31,<3')
+PY_PACKAGES=('posthog>=7.11.2,<8' 'pytest>=8,<10' 'requests>=2.31,<3'
+             'httpx==0.28.1' 'httpx-sse==0.4.3')  # httpx-sse: the SSE client of tests/compat/sse
 PY_LEGACY_PACKAGES=('posthog>=3.11,<3.22' 'pytest>=8,<10' 'requests>=2.31,<3')
 NODE_PACKAGE='posthog-node@>=5.29.4 <6'
 NODE_LEGACY_PACKAGE='posthog-node@>=4.10 <5'
@@ -142,12 +143,13 @@ create_project() {
   "$vexil" project create --name "$1" --json --data-dir "$data" > "$tmp/project-$1.json" \
     || die "vexil project create --name $1 failed"
 }
-projects=(python node walkthrough ofrep-node ofrep-python ofrep-rust)
+projects=(python node walkthrough ofrep-node ofrep-python ofrep-rust sse)
 for name in "${projects[@]}"; do
   create_project "$name"
 done
 
-serve_args=()
+# A small replay window, so that the SSE suite can fall out of it.
+serve_args=(--stream-replay 8)
 start_server() {
   "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$data" "${serve_args[@]}" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
@@ -261,6 +263,10 @@ ofrep_python_suite() {
   eval "$(project_env ofrep-python)"
   "$tmp/venv-ofrep/bin/python" -m pytest "${pytest_args[@]}" "$root/tests/compat/ofrep-python"
 }
+sse_suite() {
+  eval "$(project_env sse)"
+  "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/sse"
+}
 persistence_before() {
   eval "$(project_env python)"
   "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/python/persistence/test_before_restart.py"
@@ -295,6 +301,7 @@ run_phase "legacy posthog-node $node_legacy_version" legacy_node_suite
 run_phase "OFREP: @openfeature/ofrep-provider (node server SDK)" ofrep_node_suite
 run_phase "OFREP: openfeature-provider-ofrep (python)" ofrep_python_suite
 run_phase "OFREP: open-feature-ofrep (rust)" ofrep_rust_suite
+run_phase "SSE: httpx-sse on /flags/definitions/stream and the OFREP stream" sse_suite
 run_phase "persistence: record before restart" persistence_before
 
 say "restarting the server (SIGTERM, then start again on the same data dir)"

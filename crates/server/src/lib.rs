@@ -20,6 +20,7 @@
 mod access;
 pub mod behavior;
 mod budget;
+mod changes;
 mod clock;
 mod connection;
 mod continuity;
@@ -36,6 +37,7 @@ mod retention;
 mod routes;
 mod snapshot;
 mod state;
+mod streams;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +56,7 @@ pub use metrics::Metrics;
 pub use overload::{OverloadLimits, Rate};
 pub use routes::router;
 pub use state::{AppState, Settings, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION};
+pub use streams::{StreamLimits, DEFAULT_STREAM_REPLAY};
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests and
 /// flushes the capture pipeline and the queued continuity-override writes.
@@ -75,6 +78,12 @@ pub async fn serve(
     let lag = tokio::spawn(overload::watch_lag(Arc::clone(&state.overload)));
     let evict = tokio::spawn(evict_counters(state.clone()));
     let limits = state.settings.connections.clone();
+    let streams = Arc::clone(&state.streams);
+    // Streams never finish on their own: end them when shutdown starts, so connections drain.
+    let shutdown = async move {
+        shutdown.await;
+        streams.close();
+    };
     let served = connection::run(listener, router(state), &limits, shutdown).await;
     watcher.abort();
     lag.abort();

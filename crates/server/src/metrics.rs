@@ -494,6 +494,13 @@ impl Collector for Scrape {
         )?;
         single(
             &mut encoder,
+            "vexil_streams_open",
+            "Change streams open (definitions and OFREP).",
+            MetricType::Gauge,
+            u64::try_from(state.catalog.listeners()).unwrap_or(u64::MAX),
+        )?;
+        single(
+            &mut encoder,
             "vexil_snapshot_publication_failures",
             "Committed changes whose snapshot update failed at first (then retried).",
             MetricType::Counter,

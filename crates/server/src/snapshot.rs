@@ -12,6 +12,10 @@
 //! succeeds ([`crate::state::AppState::stale`]), and [`Catalog::stale_count`] reports how many
 //! projects serve a snapshot older than their store meanwhile.
 //!
+//! Every publication that changes a flag or a cohort is also a change event
+//! ([`crate::changes`]), stamped with the project's store revision, kept for replay and sent to
+//! the project's streams.
+//!
 //! Writers of one project are serialised by that project's lock (so one cannot publish an
 //! older snapshot after a newer one, and a write's checks see every earlier write); capture
 //! never takes it: the group types it registers are published with a compare-and-swap.
@@ -31,6 +35,7 @@ use vexil_store::{
     Store, StoreError,
 };
 
+use crate::changes::{self, ChangeFeed, Publication, Subscription};
 use crate::metrics::{FlagCounter, Metrics, StoreOp};
 
 /// One project's definitions, compiled, with what its writes are checked against.
@@ -40,11 +45,16 @@ pub struct ProjectSnapshot {
     pub project: Project,
     /// Compiled flags and cohorts.
     pub compiled: CompiledProject,
+    /// The store revision this snapshot holds at least (every change it holds committed at or
+    /// before it): the stamp of its change events.
+    revision: i64,
     /// The project's non-deleted flags (remote-configuration ones included), by id: what write
     /// rules check against.
     flags: Arc<Vec<Arc<FlagDefinition>>>,
     /// Ids of the project's non-deleted cohorts.
     cohort_ids: Arc<HashSet<i64>>,
+    /// Versions of the project's non-deleted cohorts, by id.
+    cohort_versions: Arc<BTreeMap<i64, i64>>,
     /// The group type mapping as the definitions feed lists it.
     group_type_mapping: BTreeMap<String, String>,
     /// The `/flags/definitions` body and its ETag, built on first use.
@@ -62,6 +72,10 @@ struct Feed {
 impl ProjectSnapshot {
     /// Loads and compiles a project from the store.
     pub async fn load(store: &dyn Store, id: ProjectId) -> Result<ProjectSnapshot, StoreError> {
+        // Read first: the definitions below hold every change committed up to it (or later).
+        let Some(revision) = store.revision(id).await? else {
+            return Err(StoreError::NotFound { entity: "project" });
+        };
         let Some(project) = store.get_project(id).await? else {
             return Err(StoreError::NotFound { entity: "project" });
         };
@@ -79,18 +93,20 @@ impl ProjectSnapshot {
             .map(|f| Arc::new(f.definition()))
             .collect();
         flags.sort_by_key(|f| f.id);
-        let cohort_ids = store
+        let cohort_versions: BTreeMap<i64, i64> = store
             .list_cohorts(id, all)
             .await?
             .items
             .iter()
-            .map(|c| c.id)
+            .map(|c| (c.id, c.version))
             .collect();
         Ok(ProjectSnapshot {
             project,
             compiled: CompiledProject::compile(&definitions),
+            revision,
             flags: Arc::new(flags),
-            cohort_ids: Arc::new(cohort_ids),
+            cohort_ids: Arc::new(cohort_versions.keys().copied().collect()),
+            cohort_versions: Arc::new(cohort_versions),
             group_type_mapping: definitions.group_type_mapping,
             feed: OnceLock::new(),
             counters: OnceLock::new(),
@@ -161,6 +177,16 @@ impl ProjectSnapshot {
         &self.cohort_ids
     }
 
+    /// Versions of the project's non-deleted cohorts, by id.
+    pub fn cohort_versions(&self) -> &BTreeMap<i64, i64> {
+        &self.cohort_versions
+    }
+
+    /// The store revision this snapshot holds at least: its change events' stamp.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
     /// Whether any active flag uses experience continuity (hash-key overrides are then read).
     pub fn uses_continuity(&self) -> bool {
         self.compiled.requirements().continuity
@@ -182,9 +208,9 @@ impl ProjectSnapshot {
         before == after
     }
 
-    /// This snapshot with `row` written: stored flags and compiled project updated, the feed
-    /// left to be rebuilt on first read.
-    fn with_flag(&self, row: &FeatureFlag) -> ProjectSnapshot {
+    /// This snapshot with `row` written (stamped `revision`): stored flags and compiled project
+    /// updated, the feed left to be rebuilt on first read.
+    fn with_flag(&self, row: &FeatureFlag, revision: i64) -> ProjectSnapshot {
         let mut flags = Vec::clone(&self.flags);
         match flags.binary_search_by_key(&row.id, |f| f.id) {
             Ok(i) if row.deleted => {
@@ -201,8 +227,10 @@ impl ProjectSnapshot {
         ProjectSnapshot {
             project: self.project.clone(),
             compiled,
+            revision,
             flags: Arc::new(flags),
             cohort_ids: Arc::clone(&self.cohort_ids),
+            cohort_versions: Arc::clone(&self.cohort_versions),
             group_type_mapping: self.group_type_mapping.clone(),
             feed: OnceLock::new(),
             counters: OnceLock::new(),
@@ -219,8 +247,10 @@ impl ProjectSnapshot {
         (mapping != self.group_type_mapping).then(|| ProjectSnapshot {
             project: self.project.clone(),
             compiled: self.compiled.with_group_types(&mapping),
+            revision: self.revision,
             flags: Arc::clone(&self.flags),
             cohort_ids: Arc::clone(&self.cohort_ids),
+            cohort_versions: Arc::clone(&self.cohort_versions),
             group_type_mapping: mapping,
             feed: OnceLock::new(),
             counters: OnceLock::new(),
@@ -234,8 +264,10 @@ impl ProjectSnapshot {
         ProjectSnapshot {
             project: self.project.clone(),
             compiled: self.compiled.with_group_types(&mapping),
+            revision: self.revision,
             flags: Arc::clone(&self.flags),
             cohort_ids: Arc::clone(&self.cohort_ids),
+            cohort_versions: Arc::clone(&self.cohort_versions),
             group_type_mapping: mapping,
             feed: OnceLock::new(),
             counters: OnceLock::new(),
@@ -257,11 +289,14 @@ struct Slot {
     version: AtomicU64,
     /// When the current snapshot was published, in milliseconds since the Unix epoch.
     published_ms: AtomicU64,
+    /// Its change events.
+    changes: ChangeFeed,
 }
 
 impl Slot {
-    fn new(snapshot: Arc<ProjectSnapshot>) -> Slot {
+    fn new(snapshot: Arc<ProjectSnapshot>, replay: usize) -> Slot {
         let slot = Slot {
+            changes: ChangeFeed::new(snapshot.revision, replay),
             current: ArcSwap::new(snapshot),
             writers: Arc::new(Mutex::new(())),
             version: AtomicU64::new(0),
@@ -280,6 +315,23 @@ impl Slot {
         self.published_ms
             .store(u64::try_from(now).unwrap_or(u64::MAX), Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Publishes the change events from `before` to the current snapshot, if anything changed.
+    /// The caller holds the write lock, so `before` is the snapshot the current one replaced.
+    fn announce(&self, before: &ProjectSnapshot) {
+        let after = self.current.load();
+        let changes = changes::diff(before, &after);
+        if changes.is_empty() {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        self.changes
+            .publish(Publication::render(&changes, &after, now));
     }
 }
 
@@ -312,6 +364,8 @@ pub struct Catalog {
     stale_marks: AtomicU64,
     /// Where project loads are timed.
     metrics: Arc<Metrics>,
+    /// Publications each project keeps for replay.
+    replay: usize,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -328,6 +382,9 @@ pub struct ProjectWriter<'a> {
     catalog: &'a Catalog,
     store: &'a dyn Store,
     slot: Arc<Slot>,
+    /// The project's store revision once the lock was taken: this writer's change commits
+    /// after it.
+    base_revision: i64,
     _turn: OwnedMutexGuard<()>,
 }
 
@@ -341,11 +398,18 @@ impl ProjectWriter<'_> {
     /// otherwise by reloading the project.
     pub async fn apply(&self, row: &FeatureFlag) -> Result<(), StoreError> {
         if self.slot.current.load().applies(row) {
+            // The write's own revision is above the base; the base + 1 is a stamp no higher.
+            let revision = self
+                .base_revision
+                .saturating_add(1)
+                .max(self.slot.current.load().revision);
             // Capture may publish a group type meanwhile: recompute on top of it if so.
-            self.slot
+            let before = self
+                .slot
                 .current
-                .rcu(|current| Arc::new(current.with_flag(row)));
+                .rcu(|current| Arc::new(current.with_flag(row, revision)));
             self.slot.published();
+            self.slot.announce(&before);
             return Ok(());
         }
         self.catalog
@@ -363,13 +427,19 @@ impl ProjectWriter<'_> {
 
 impl Catalog {
     /// Loads and compiles every project, timing the loads into `metrics`.
-    pub async fn load(store: &dyn Store, metrics: Arc<Metrics>) -> Result<Catalog, StoreError> {
+    /// Each project keeps its latest `replay` publications for streams that reconnect.
+    pub async fn load(
+        store: &dyn Store,
+        metrics: Arc<Metrics>,
+        replay: usize,
+    ) -> Result<Catalog, StoreError> {
         let catalog = Catalog {
             index: ArcSwap::from_pointee(Index::default()),
             adding: Mutex::new(()),
             stale: std::sync::Mutex::new(HashMap::new()),
             stale_marks: AtomicU64::new(0),
             metrics,
+            replay,
         };
         for project in store.list_projects().await? {
             catalog.refresh(store, project.id).await?;
@@ -385,6 +455,31 @@ impl Catalog {
     /// The snapshot for a project id.
     pub fn by_id(&self, id: ProjectId) -> Option<Arc<ProjectSnapshot>> {
         Some(self.index.load().by_id.get(&id)?.current.load_full())
+    }
+
+    /// Subscribes to project `id`'s change events, for a client that last saw `last_event_id`,
+    /// with the snapshot current when it subscribed (publications after it arrive on the
+    /// subscription).
+    pub fn subscribe(
+        &self,
+        id: ProjectId,
+        last_event_id: Option<i64>,
+    ) -> Option<(Arc<ProjectSnapshot>, Subscription)> {
+        let slot = self.slot(id)?;
+        let subscription = slot.changes.subscribe(last_event_id);
+        // Loaded after subscribing: the snapshot is at least as new as every publication the
+        // subscription replays.
+        Some((slot.current.load_full(), subscription))
+    }
+
+    /// Streams listening to change events, over every project.
+    pub fn listeners(&self) -> usize {
+        self.index
+            .load()
+            .by_id
+            .values()
+            .map(|slot| slot.changes.listeners())
+            .sum()
     }
 
     /// Every project's current snapshot with its version and publication time, by project id.
@@ -441,10 +536,15 @@ impl Catalog {
             }
         };
         let turn = Arc::clone(&slot.writers).lock_owned().await;
+        let base_revision = store
+            .revision(id)
+            .await?
+            .ok_or(StoreError::NotFound { entity: "project" })?;
         Ok(ProjectWriter {
             catalog: self,
             store,
             slot,
+            base_revision,
             _turn: turn,
         })
     }
@@ -462,7 +562,7 @@ impl Catalog {
             return self.reload(store, &slot, id).await;
         }
         let snapshot = Arc::new(self.load_project(store, id).await?);
-        let slot = Arc::new(Slot::new(Arc::clone(&snapshot)));
+        let slot = Arc::new(Slot::new(Arc::clone(&snapshot), self.replay));
         let current = self.index.load_full();
         let mut by_token = current.by_token.clone();
         let mut by_id = current.by_id.clone();
@@ -544,12 +644,14 @@ impl Catalog {
         let fresh = Arc::new(self.load_project(store, id).await?);
         // Only capture publishes without the lock, and only group types: keep any it added
         // after our read.
-        slot.current
+        let before = slot
+            .current
             .rcu(|current| match fresh.with_group_types_of(current) {
                 Some(merged) => Arc::new(merged),
                 None => Arc::clone(&fresh),
             });
         slot.published();
+        slot.announce(&before);
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
 use crate::overload::{Overload, OverloadLimits};
 use crate::snapshot::{Catalog, ProjectSnapshot};
+use crate::streams::{StreamLimits, Streams};
 
 /// How long events and flag calls are kept by default: 30 days.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3_600);
@@ -67,6 +68,8 @@ pub struct Settings {
     /// Share (0.0–1.0) of requests answered below 500 that get an access-log event; every 5xx
     /// gets one.
     pub access_log_sample_rate: f64,
+    /// Change streams: heartbeats, the cap on open streams, replay.
+    pub streams: StreamLimits,
 }
 
 impl Default for Settings {
@@ -88,6 +91,7 @@ impl Default for Settings {
             clock: Clock::system(),
             metrics_endpoint: true,
             access_log_sample_rate: DEFAULT_ACCESS_LOG_SAMPLE_RATE,
+            streams: StreamLimits::default(),
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct AppState {
     pub counters: Arc<dyn Counters>,
     /// Counters and histograms `GET /metrics` renders, and the access log's sampling.
     pub metrics: Arc<Metrics>,
+    /// Open change streams.
+    pub streams: Arc<Streams>,
     /// Tunables.
     pub settings: Arc<Settings>,
 }
@@ -123,7 +129,14 @@ impl AppState {
         settings: Settings,
     ) -> Result<Self, vexil_store::StoreError> {
         let metrics = Arc::new(Metrics::new(settings.access_log_sample_rate));
-        let catalog = Arc::new(Catalog::load(store.as_ref(), Arc::clone(&metrics)).await?);
+        let catalog = Arc::new(
+            Catalog::load(
+                store.as_ref(),
+                Arc::clone(&metrics),
+                settings.streams.replay,
+            )
+            .await?,
+        );
         let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
         // Before anything is served or captured: a restart loses no behavioural count.
         for project in store.list_projects().await? {
@@ -166,6 +179,7 @@ impl AppState {
                 settings.decode_budget_bytes,
             )),
             overload: Arc::new(Overload::new(&settings.overload)),
+            streams: Arc::new(Streams::new(&settings.streams)),
             store,
             catalog,
             ingest,

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use vexil_server::{AllowedOrigin, AppState, ConnectionLimits, OverloadLimits, Rate, Settings};
+use vexil_server::{
+    AllowedOrigin, AppState, ConnectionLimits, OverloadLimits, Rate, Settings, StreamLimits,
+};
 
 use crate::config::StorageArgs;
 use crate::project::{describe, ProjectKeys};
@@ -42,6 +44,8 @@ pub struct ServeArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub overload: OverloadArgs,
+    #[command(flatten)]
+    pub streams: StreamArgs,
     /// Test builds only: an adjustable clock, moved by `POST /_test/clock`.
     #[cfg(feature = "test-clock")]
     #[arg(long)]
@@ -150,6 +154,32 @@ impl ConnectionArgs {
     }
 }
 
+/// Change streams (`/flags/definitions/stream`, the OFREP stream).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// Seconds of silence after which a stream gets a heartbeat comment.
+    #[arg(long, env = "VEXIL_STREAM_HEARTBEAT_SECS", default_value_t = 15)]
+    pub stream_heartbeat_secs: u64,
+    /// Most streams open at once (each also holds one of `--max-connections`); past it new
+    /// ones get a 503.
+    #[arg(long, env = "VEXIL_MAX_STREAMS", default_value_t = 5_000)]
+    pub max_streams: usize,
+    /// Change publications each project keeps for clients reconnecting with `Last-Event-ID`;
+    /// an older id gets the full payload.
+    #[arg(long, env = "VEXIL_STREAM_REPLAY", default_value_t = vexil_server::DEFAULT_STREAM_REPLAY)]
+    pub stream_replay: usize,
+}
+
+impl StreamArgs {
+    fn limits(&self) -> StreamLimits {
+        StreamLimits {
+            heartbeat: Duration::from_secs(self.stream_heartbeat_secs.max(1)),
+            max_streams: self.max_streams,
+            replay: self.stream_replay,
+        }
+    }
+}
+
 /// Runs the server until Ctrl-C / SIGTERM.
 pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let store = args.storage.open().await?;
@@ -168,6 +198,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         cors_allowed_origins: args.cors_allowed_origins.clone(),
         connections: args.connections.limits(),
         overload: args.overload.limits(),
+        streams: args.streams.limits(),
         metrics_endpoint: args.observability.metrics,
         access_log_sample_rate: args.observability.access_log_sample_rate,
         event_retention: (args.event_retention_days > 0)

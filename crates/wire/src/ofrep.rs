@@ -380,18 +380,51 @@ fn payload_text(payload: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The bulk response body, `{"flags": [...]}`. Deterministic for a given evaluation (flags in
-/// definition order, no timestamps), so its hash is its ETag.
+/// The bulk response body, `{"flags": [...], "eventStreams": [...]}`. Deterministic for a given
+/// evaluation (flags in definition order, no timestamps), so its hash is its ETag.
 #[derive(Debug, Clone, Copy)]
 pub struct BulkResponse<'a, 'p> {
     /// Every flag's answer.
     pub flags: &'a [Resolution<'p>],
+    /// Where the provider hears about changes (ADR-0008), if anywhere.
+    pub event_streams: &'a [EventStream<'a>],
+}
+
+/// An `eventStreams` entry: an SSE endpoint on the provider's own OFREP origin
+/// (`endpoint.requestUri`, so the server never guesses its public address).
+#[derive(Debug, Clone, Copy)]
+pub struct EventStream<'a> {
+    /// Path and query of the stream.
+    pub request_uri: &'a str,
+}
+
+impl Serialize for EventStream<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("type", "sse")?;
+        m.serialize_entry("endpoint", &Endpoint(self.request_uri))?;
+        m.end()
+    }
+}
+
+struct Endpoint<'a>(&'a str);
+
+impl Serialize for Endpoint<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("requestUri", self.0)?;
+        m.end()
+    }
 }
 
 impl Serialize for BulkResponse<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(1))?;
+        let streams = !self.event_streams.is_empty();
+        let mut m = s.serialize_map(Some(1 + usize::from(streams)))?;
         m.serialize_entry("flags", self.flags)?;
+        if streams {
+            m.serialize_entry("eventStreams", self.event_streams)?;
+        }
         m.end()
     }
 }
@@ -607,5 +640,27 @@ mod tests {
         ] {
             assert_eq!(code.status(), status, "{code:?}");
         }
+    }
+
+    #[test]
+    fn bulk_response_advertises_event_streams_only_when_given() {
+        let streams = [EventStream {
+            request_uri: "/ofrep/v1/stream?token=phc_x",
+        }];
+        let with = BulkResponse {
+            flags: &[],
+            event_streams: &streams,
+        };
+        assert_eq!(
+            serde_json::to_value(with).unwrap(),
+            json!({"flags": [], "eventStreams": [
+                {"type": "sse", "endpoint": {"requestUri": "/ofrep/v1/stream?token=phc_x"}}
+            ]})
+        );
+        let without = BulkResponse {
+            flags: &[],
+            event_streams: &[],
+        };
+        assert_eq!(serde_json::to_value(without).unwrap(), json!({"flags": []}));
     }
 }

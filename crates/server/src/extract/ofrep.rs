@@ -64,6 +64,15 @@ fn token(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
+/// The project token of an OFREP stream: the `token` query parameter (browsers' `EventSource`
+/// cannot send headers; the token is public), else as for evaluation.
+pub fn stream_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, v)| k == "token" && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
+        .or_else(|| token(headers).map(str::to_owned))
+}
+
 impl FromRequest<AppState> for OfrepCall {
     type Rejection = ApiError;
 

@@ -6,6 +6,7 @@ mod definitions;
 mod flags;
 mod health;
 mod ofrep;
+mod stream;
 mod test_clock;
 
 use std::sync::Arc;
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router {
     ] {
         router = router.route(path, definitions::methods());
     }
+    // Streams take no evaluation slot: they are not behind `shed`.
+    router = router
+        .route("/flags/definitions/stream", stream::definitions_methods())
+        .route(crate::streams::OFREP_STREAM_PATH, stream::ofrep_methods());
     if state.settings.clock.is_adjustable() {
         router = router.route("/_test/clock", post(test_clock::advance));
     }

@@ -3,8 +3,9 @@
 //! context becomes the request `/flags` evaluates ([`OfrepCall`]), evaluated on the same path
 //! ([`stored_inputs`], [`ProjectSnapshot::evaluate`]) and projected by `vexil_wire::ofrep`.
 //!
-//! Not yet: `eventStreams` in bulk responses (and the `refetchEvaluation` stream), which wait
-//! for the server's change stream; providers poll meanwhile.
+//! Bulk responses advertise the project's change stream in `eventStreams` (ADR-0008): an
+//! `endpoint` whose `requestUri` is `/ofrep/v1/stream?token=…`, sending `refetchEvaluation`
+//! messages (`routes/stream.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,7 +14,7 @@ use axum::routing::{post, MethodRouter};
 use axum::Router;
 use serde::Serialize;
 use vexil_engine::FlagDefinition;
-use vexil_wire::ofrep::{BulkResponse, Failure, Resolution};
+use vexil_wire::ofrep::{BulkResponse, EventStream, Failure, Resolution};
 
 use crate::error::{refuse, ApiError};
 use crate::evaluate::stored_inputs;
@@ -107,7 +108,18 @@ async fn evaluate_all(
         }
     }
     flags.extend(remote_configurations(&snapshot).map(Resolution::remote_configuration));
-    let body = match serde_json::to_vec(&BulkResponse { flags: &flags }) {
+    let stream = format!(
+        "{}?token={}",
+        crate::streams::OFREP_STREAM_PATH,
+        form_urlencoded::byte_serialize(snapshot.project.api_token.as_bytes()).collect::<String>()
+    );
+    let event_streams = [EventStream {
+        request_uri: &stream,
+    }];
+    let body = match serde_json::to_vec(&BulkResponse {
+        flags: &flags,
+        event_streams: &event_streams,
+    }) {
         Ok(body) => body,
         Err(e) => {
             tracing::error!(error = %e, "OFREP response serialisation failed");

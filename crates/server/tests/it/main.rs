@@ -16,4 +16,5 @@ mod management;
 mod metrics;
 mod ofrep;
 mod overload;
+mod stream;
 mod support;
