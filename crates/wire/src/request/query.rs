@@ -134,9 +134,12 @@ impl FlagsQuery {
     }
 }
 
-/// The four response shapes of `/flags` and `/decide` (spec §1.6).
+/// The five response shapes of `/flags` and `/decide` (spec §1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResponseShape {
+    /// `flags: {key: record}` with typed `value`s (PostHog's `FlagsResponseV3`): what
+    /// posthog-python 7.9x asks for with `/flags?v=4` (spec §1.6.5).
+    FlagsV3,
     /// `flags: {key: record}` with reasons and metadata.
     FlagsV2,
     /// Legacy `featureFlags` + `featureFlagPayloads` maps.
@@ -157,6 +160,7 @@ impl ResponseShape {
     /// applies it to the raw `v`, without the defaulting rule.
     pub fn for_version(path_is_decide: bool, version: Option<i32>) -> Self {
         match (path_is_decide, version) {
+            (false, Some(v)) if v >= 4 => ResponseShape::FlagsV3,
             (false, Some(v)) if v >= 2 => ResponseShape::FlagsV2,
             (false, _) => ResponseShape::FlagsV1,
             (true, Some(2)) => ResponseShape::DecideV2,
@@ -168,12 +172,16 @@ impl ResponseShape {
 
     /// Whether the shape carries `errorsWhileComputingFlags`.
     pub fn has_errors_field(self) -> bool {
-        matches!(self, ResponseShape::FlagsV2 | ResponseShape::FlagsV1)
+        matches!(
+            self,
+            ResponseShape::FlagsV3 | ResponseShape::FlagsV2 | ResponseShape::FlagsV1
+        )
     }
 
     /// A short name for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
+            ResponseShape::FlagsV3 => "flags_v3",
             ResponseShape::FlagsV2 => "flags_v2",
             ResponseShape::FlagsV1 => "flags_v1",
             ResponseShape::DecideV2 => "decide_v2",

@@ -30,7 +30,7 @@ pub struct Envelope<'a> {
     pub evaluated_at: Option<i64>,
     /// Adds `quotaLimited: ["feature_flags"]`.
     pub quota_limited: bool,
-    /// Adds `minimalFlagCalledEvents: true` (flags v2 only).
+    /// Adds `minimalFlagCalledEvents: true` (flags v2 and v3 only).
     pub minimal_flag_called_events: bool,
     /// Config fields, flattened into the top level (`config=true` and the minimal response).
     pub config: Option<&'a ConfigFields>,
@@ -97,6 +97,7 @@ impl Serialize for FlagsResponse<'_, '_> {
         }
         let flags = self.flags;
         match self.shape {
+            ResponseShape::FlagsV3 => m.serialize_entry("flags", &TypedRecordMap(flags))?,
             ResponseShape::FlagsV2 => m.serialize_entry("flags", &RecordMap(flags))?,
             ResponseShape::FlagsV1 => {
                 m.serialize_entry("featureFlags", &ValueMap { flags, all: true })?;
@@ -117,7 +118,8 @@ impl Serialize for FlagsResponse<'_, '_> {
         if let Some(at) = env.evaluated_at {
             m.serialize_entry("evaluatedAt", &at)?;
         }
-        if env.minimal_flag_called_events && self.shape == ResponseShape::FlagsV2 {
+        let typed = matches!(self.shape, ResponseShape::FlagsV2 | ResponseShape::FlagsV3);
+        if env.minimal_flag_called_events && typed {
             m.serialize_entry("minimalFlagCalledEvents", &true)?;
         }
         if let Some(config) = env.config {
@@ -194,6 +196,95 @@ impl<'p> FlagRecord<'p> {
                 has_experiment: r.flag.has_experiment(),
             },
         }
+    }
+}
+
+/// One typed-value record (PostHog's `FlagDetailsV3`, `/flags?v=4`): `{key, value, failed?,
+/// reason, metadata}` where `value` is the variant, else whether the flag is enabled, and
+/// `null` when evaluation failed. Vexil's flags are all config version 1 (`filters.version`
+/// 2 is not evaluated by PostHog either), so no `rule_*` fields.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TypedRecord<'p> {
+    /// Flag key.
+    pub key: &'p str,
+    /// The flag's value: variant key, `true`/`false`, or `null` when failed.
+    pub value: Option<TypedValue<'p>>,
+    /// Present (and `true`) only when evaluation failed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// Why.
+    pub reason: RecordReason,
+    /// Flag metadata and payload.
+    pub metadata: TypedMetadata<'p>,
+}
+
+/// A flag value of a [`TypedRecord`].
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum TypedValue<'p> {
+    /// A boolean flag's value.
+    Enabled(bool),
+    /// A multivariate flag's variant.
+    Variant(&'p str),
+}
+
+/// `metadata` of a [`TypedRecord`]: [`RecordMetadata`] with the config version and variant.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TypedMetadata<'p> {
+    /// Flag id.
+    pub id: i64,
+    /// Flag row version.
+    pub version: i64,
+    /// The flag's configuration format: always 1 (release conditions).
+    pub config_version: u8,
+    /// Always `null`.
+    pub description: Option<&'p str>,
+    /// As in [`RecordMetadata::payload`].
+    pub payload: Option<&'p Value>,
+    /// Whether the flag is linked to an experiment.
+    pub has_experiment: bool,
+    /// The variant, when one was assigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_key: Option<&'p str>,
+}
+
+impl<'p> TypedRecord<'p> {
+    /// The record for one result: the v2 record with its value typed.
+    pub fn from_result(r: &FlagResult<'p>) -> Self {
+        let v2 = FlagRecord::from_result(r);
+        let value = match (v2.failed, v2.variant) {
+            (true, _) => None,
+            (false, Some(variant)) => Some(TypedValue::Variant(variant)),
+            (false, None) => Some(TypedValue::Enabled(v2.enabled)),
+        };
+        TypedRecord {
+            key: v2.key,
+            value,
+            failed: v2.failed,
+            reason: v2.reason,
+            metadata: TypedMetadata {
+                id: v2.metadata.id,
+                version: v2.metadata.version,
+                config_version: 1,
+                description: v2.metadata.description,
+                payload: v2.metadata.payload,
+                has_experiment: v2.metadata.has_experiment,
+                variant_key: v2.variant,
+            },
+        }
+    }
+}
+
+/// `flags: {key: TypedRecord}`.
+struct TypedRecordMap<'e, 'p>(&'e [FlagResult<'p>]);
+
+impl Serialize for TypedRecordMap<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for r in self.0 {
+            m.serialize_entry(r.key(), &TypedRecord::from_result(r))?;
+        }
+        m.end()
     }
 }
 

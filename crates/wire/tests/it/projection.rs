@@ -330,3 +330,58 @@ fn v2_record_matches_spec_example() {
         })
     );
 }
+
+/// `/flags?v=4` (posthog-python 7.9x): PostHog's `FlagsResponseV3` records, one typed `value`
+/// instead of `enabled` + `variant`, `null` for a failed flag, `config_version` 1.
+#[test]
+fn v3_typed_records() {
+    let project = project(json!({"flags": [
+        {"id": 106, "key": "layout", "version": 5, "active": true, "filters": {
+            "groups": [{"rollout_percentage": 100, "variant": "compact"}],
+            "multivariate": {"variants": [
+                {"key": "control", "rollout_percentage": 50},
+                {"key": "compact", "rollout_percentage": 50}
+            ]},
+            "payloads": {"compact": "{\"density\":\"compact\"}"}
+        }},
+        {"id": 7, "key": "on", "active": true, "filters": {
+            "groups": [{"rollout_percentage": 100}], "payloads": {"true": "1"}}},
+        {"id": 8, "key": "off", "active": true, "filters": {
+            "groups": [{"rollout_percentage": 0}], "payloads": {"true": "1"}}},
+        {"id": 9, "key": "broken", "active": true, "filters": {
+            "groups": [{"properties": [{"key": "x", "value": "1", "operator": "nope", "type": "person"}]}]}}
+    ]}));
+    let evaluation = evaluate(&project, &Context::new("u", now()));
+    let envelope = Envelope {
+        minimal_flag_called_events: true,
+        ..Envelope::default()
+    };
+    let body = serde_json::to_value(FlagsResponse::new(
+        ResponseShape::FlagsV3,
+        &evaluation,
+        envelope,
+    ))
+    .unwrap();
+    assert_eq!(
+        body["flags"]["layout"],
+        json!({
+            "key": "layout", "value": "compact",
+            "reason": {"code": "condition_match", "condition_index": 0,
+                       "description": "Matched condition set 1"},
+            "metadata": {"id": 106, "version": 5, "config_version": 1, "description": null,
+                         "payload": "{\"density\":\"compact\"}", "has_experiment": false,
+                         "variant_key": "compact"}
+        })
+    );
+    assert_eq!(body["flags"]["on"]["value"], true);
+    assert_eq!(body["flags"]["on"]["metadata"]["payload"], "1");
+    assert_eq!(body["flags"]["off"]["value"], false);
+    assert_eq!(body["flags"]["off"]["metadata"]["payload"], Value::Null);
+    assert_eq!(body["flags"]["broken"]["value"], Value::Null);
+    assert_eq!(body["flags"]["broken"]["failed"], true);
+    for record in body["flags"].as_object().unwrap().values() {
+        assert!(record.get("enabled").is_none() && record.get("variant").is_none());
+    }
+    assert_eq!(body["errorsWhileComputingFlags"], true);
+    assert_eq!(body["minimalFlagCalledEvents"], true);
+}
