@@ -38,6 +38,7 @@ pub struct Definitions {
 
 /// One flag row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawFlagDefinition")]
 pub struct FlagDefinition {
     /// Numeric flag id, reported as `metadata.id`.
     #[serde(default)]
@@ -74,13 +75,63 @@ pub struct FlagDefinition {
     /// `"server"`, `"client"`, `"all"` or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation_runtime: Option<String>,
-    /// Evaluation tags (`evaluation_contexts` in newer payloads).
-    #[serde(
-        default,
-        alias = "evaluation_contexts",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Evaluation tags; read from `evaluation_contexts` (their current name, which wins) or
+    /// `evaluation_tags`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation_tags: Option<Vec<String>>,
+}
+
+/// [`FlagDefinition`] as read: the tags may come under either name, or both (the feed
+/// writes both).
+#[derive(Deserialize)]
+struct RawFlagDefinition {
+    #[serde(default)]
+    id: i64,
+    #[serde(default)]
+    team_id: Option<i64>,
+    key: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    filters: Value,
+    #[serde(default = "default_true", deserialize_with = "null_as_true")]
+    active: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    deleted: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    ensure_experience_continuity: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    version: i64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    has_experiment: bool,
+    #[serde(default)]
+    bucketing_identifier: Option<String>,
+    #[serde(default)]
+    evaluation_runtime: Option<String>,
+    #[serde(default)]
+    evaluation_tags: Option<Vec<String>>,
+    #[serde(default)]
+    evaluation_contexts: Option<Vec<String>>,
+}
+
+impl From<RawFlagDefinition> for FlagDefinition {
+    fn from(raw: RawFlagDefinition) -> Self {
+        FlagDefinition {
+            id: raw.id,
+            team_id: raw.team_id,
+            key: raw.key,
+            name: raw.name,
+            filters: raw.filters,
+            active: raw.active,
+            deleted: raw.deleted,
+            ensure_experience_continuity: raw.ensure_experience_continuity,
+            version: raw.version,
+            has_experiment: raw.has_experiment,
+            bucketing_identifier: raw.bucketing_identifier,
+            evaluation_runtime: raw.evaluation_runtime,
+            evaluation_tags: raw.evaluation_contexts.or(raw.evaluation_tags),
+        }
+    }
 }
 
 pub use crate::runtime::EvaluationRuntime;

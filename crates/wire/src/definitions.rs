@@ -32,13 +32,24 @@ pub struct DefinitionsError(#[from] serde_json::Error);
 
 #[derive(Serialize)]
 struct Feed<'a> {
-    flags: Vec<Cow<'a, FlagDefinition>>,
+    flags: Vec<FeedFlag<'a>>,
     group_type_mapping: &'a BTreeMap<String, String>,
     cohorts: &'a BTreeMap<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     property_matching_version: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     minimal_flag_called_events: Option<bool>,
+}
+
+/// A flag of the feed: its definition, and its evaluation tags again under their current name
+/// `evaluation_contexts` (posthog-node reads `evaluation_contexts ?? evaluation_tags`; older SDKs
+/// only `evaluation_tags`).
+#[derive(Serialize)]
+struct FeedFlag<'a> {
+    #[serde(flatten)]
+    definition: Cow<'a, FlagDefinition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluation_contexts: Option<&'a [String]>,
 }
 
 /// Serializes `{"flags", "group_type_mapping", "cohorts", ...}` for `/flags/definitions` and
@@ -113,37 +124,48 @@ pub fn if_none_match(header: &str, etag: &str) -> bool {
 }
 
 /// Non-deleted flags, with flag-dependency filters in feed form.
-fn feed_flags<'a>(live: &[&'a FlagDefinition]) -> Vec<Cow<'a, FlagDefinition>> {
+fn feed_flags<'a>(live: &[&'a FlagDefinition]) -> Vec<FeedFlag<'a>> {
     let graph = DependencyGraph::new(live);
     live.iter()
         .enumerate()
-        .map(|(i, flag)| {
-            if graph.deps[i].is_empty() && !graph.has_unresolved[i] {
-                return Cow::Borrowed(*flag);
-            }
-            let mut owned = (*flag).clone();
-            for filter in flag_filters_mut(&mut owned.filters) {
-                let target = resolve(&graph, filter);
-                let chain = match target {
-                    Some(t) => graph.chain(t),
-                    None => Vec::new(),
-                };
-                if let Some(t) = target {
-                    filter.insert("key".to_owned(), Value::String(live[t].key.clone()));
-                }
-                filter.insert(
-                    "dependency_chain".to_owned(),
-                    Value::Array(
-                        chain
-                            .into_iter()
-                            .map(|k| Value::String(k.to_owned()))
-                            .collect(),
-                    ),
-                );
-            }
-            Cow::Owned(owned)
+        .map(|(i, flag)| FeedFlag {
+            definition: feed_definition(&graph, live, i),
+            evaluation_contexts: flag.evaluation_tags.as_deref(),
         })
         .collect()
+}
+
+/// Flag `i` of `live` in feed form.
+fn feed_definition<'a>(
+    graph: &DependencyGraph<'_>,
+    live: &[&'a FlagDefinition],
+    i: usize,
+) -> Cow<'a, FlagDefinition> {
+    let flag = live[i];
+    if graph.deps[i].is_empty() && !graph.has_unresolved[i] {
+        return Cow::Borrowed(flag);
+    }
+    let mut owned = flag.clone();
+    for filter in flag_filters_mut(&mut owned.filters) {
+        let target = resolve(graph, filter);
+        let chain = match target {
+            Some(t) => graph.chain(t),
+            None => Vec::new(),
+        };
+        if let Some(t) = target {
+            filter.insert("key".to_owned(), Value::String(live[t].key.clone()));
+        }
+        filter.insert(
+            "dependency_chain".to_owned(),
+            Value::Array(
+                chain
+                    .into_iter()
+                    .map(|k| Value::String(k.to_owned()))
+                    .collect(),
+            ),
+        );
+    }
+    Cow::Owned(owned)
 }
 
 /// Flag-to-flag references among the live flags.

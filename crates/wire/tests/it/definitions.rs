@@ -147,3 +147,26 @@ fn if_none_match_forms() {
     assert!(!if_none_match("", tag));
     assert!(!if_none_match(" , ", tag));
 }
+
+#[test]
+fn evaluation_tags_are_listed_under_both_names_and_read_back_from_either() {
+    let d = defs(json!({"flags": [
+        {"id": 1, "key": "tagged", "evaluation_contexts": ["web", "docs"], "filters": {"groups": []}},
+        {"id": 2, "key": "legacy", "evaluation_tags": ["app"], "filters": {"groups": []}},
+        {"id": 3, "key": "plain", "filters": {"groups": []}}
+    ]}));
+    assert_eq!(
+        d.flags[0].evaluation_tags,
+        Some(vec!["web".to_owned(), "docs".to_owned()])
+    );
+    let body = body(&d, FeedOptions::default()).unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    for (i, tags) in [json!(["web", "docs"]), json!(["app"])].iter().enumerate() {
+        assert_eq!(&v["flags"][i]["evaluation_contexts"], tags, "flag {i}");
+        assert_eq!(&v["flags"][i]["evaluation_tags"], tags, "flag {i}");
+    }
+    assert!(v["flags"][2].get("evaluation_contexts").is_none());
+    // The feed parses back (both names present is not a duplicate field).
+    let again: Definitions = serde_json::from_slice(&body).unwrap();
+    assert_eq!(again.flags, d.flags);
+}

@@ -104,7 +104,12 @@ pub fn parse(fields: &Map<String, Value>, creating: bool) -> Result<FlagWrite, A
             deleted: fields.bool_field("deleted")?,
             ensure_experience_continuity: fields.bool_field("ensure_experience_continuity")?,
             evaluation_runtime,
-            evaluation_tags: fields.string_list_field("evaluation_tags")?,
+            // `evaluation_contexts` is the current name (PostHog renamed the tags), the legacy
+            // one still accepted.
+            evaluation_tags: match fields.string_list_field("evaluation_contexts")? {
+                Some(contexts) => Some(contexts),
+                None => fields.string_list_field("evaluation_tags")?,
+            },
             tags: fields.string_list_field("tags")?,
             bucketing_identifier,
             is_remote_configuration: fields.bool_field("is_remote_configuration")?,

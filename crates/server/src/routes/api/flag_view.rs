@@ -124,6 +124,7 @@ pub fn flag_json(
         "last_modified_by": actor(flag, flag.last_modified_by.as_deref()),
         "tags": flag.tags,
         "evaluation_tags": flag.evaluation_tags,
+        "evaluation_contexts": flag.evaluation_tags,
         "evaluation_runtime": flag.evaluation_runtime.as_str(),
         "bucketing_identifier": flag.bucketing_identifier,
         "status": FlagStatus::of(flag, &filters, last_called, now).as_str(),
