@@ -55,12 +55,40 @@ pub struct ProjectSnapshot {
     cohort_ids: Arc<HashSet<i64>>,
     /// Versions of the project's non-deleted cohorts, by id.
     cohort_versions: Arc<BTreeMap<i64, i64>>,
+    /// The project's non-deleted remote-configuration flags, by id. The plain ones are also
+    /// compiled (served by `/flags` and the feed like any flag); the encrypted ones are not.
+    remote_configs: Arc<HashMap<i64, RemoteConfig>>,
     /// The group type mapping as the definitions feed lists it.
     group_type_mapping: BTreeMap<String, String>,
     /// The `/flags/definitions` body and its ETag, built on first use.
     feed: OnceLock<Feed>,
     /// Evaluation counters of `compiled.flags()`, by position, resolved on first use.
     counters: OnceLock<Box<[Arc<FlagCounter>]>>,
+}
+
+/// How a remote-configuration flag (`is_remote_configuration`) is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteConfig {
+    /// Like any flag (`/flags`, the definitions feed), and by OFREP as its payload (`STATIC`).
+    Plain,
+    /// `has_encrypted_payloads`: only through the management API's `remote_config`, whose
+    /// payload only a personal key reads.
+    Encrypted,
+}
+
+impl RemoteConfig {
+    /// What `row` is, `None` for a flag that is not a live remote-configuration flag.
+    fn of(row: &FeatureFlag) -> Option<RemoteConfig> {
+        match (
+            row.deleted,
+            row.is_remote_configuration,
+            row.has_encrypted_payloads,
+        ) {
+            (false, true, false) => Some(RemoteConfig::Plain),
+            (false, true, true) => Some(RemoteConfig::Encrypted),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -85,13 +113,13 @@ impl ProjectSnapshot {
             page: all,
             ..FlagQuery::default()
         };
-        let mut flags: Vec<Arc<FlagDefinition>> = store
-            .list_flags(id, &query)
-            .await?
-            .items
+        let rows = store.list_flags(id, &query).await?.items;
+        let remote_configs = rows
             .iter()
-            .map(|f| Arc::new(f.definition()))
+            .filter_map(|f| Some((f.id, RemoteConfig::of(f)?)))
             .collect();
+        let mut flags: Vec<Arc<FlagDefinition>> =
+            rows.iter().map(|f| Arc::new(f.definition())).collect();
         flags.sort_by_key(|f| f.id);
         let cohort_versions: BTreeMap<i64, i64> = store
             .list_cohorts(id, all)
@@ -107,6 +135,7 @@ impl ProjectSnapshot {
             flags: Arc::new(flags),
             cohort_ids: Arc::new(cohort_versions.keys().copied().collect()),
             cohort_versions: Arc::new(cohort_versions),
+            remote_configs: Arc::new(remote_configs),
             group_type_mapping: definitions.group_type_mapping,
             feed: OnceLock::new(),
             counters: OnceLock::new(),
@@ -172,6 +201,23 @@ impl ProjectSnapshot {
         self.flags.iter().find(|f| f.key == key).map(|f| &**f)
     }
 
+    /// The remote-configuration flag with this key.
+    pub fn remote_config_flag(&self, key: &str) -> Option<(&FlagDefinition, RemoteConfig)> {
+        self.remote_config_flags().find(|(f, _)| f.key == key)
+    }
+
+    /// The project's remote-configuration flags, in id order.
+    pub fn remote_config_flags(&self) -> impl Iterator<Item = (&FlagDefinition, RemoteConfig)> {
+        self.flags
+            .iter()
+            .filter_map(|f| Some((&**f, *self.remote_configs.get(&f.id)?)))
+    }
+
+    /// Whether flag `id` is a remote-configuration flag.
+    pub fn is_remote_config(&self, id: i64) -> bool {
+        self.remote_configs.contains_key(&id)
+    }
+
     /// Ids of the project's non-deleted cohorts.
     pub fn cohort_ids(&self) -> &HashSet<i64> {
         &self.cohort_ids
@@ -224,6 +270,11 @@ impl ProjectSnapshot {
             Some(def) => self.compiled.with_flag(def),
             None => self.compiled.without_flag(row.id),
         };
+        let mut remote_configs = HashMap::clone(&self.remote_configs);
+        match RemoteConfig::of(row) {
+            Some(kind) => remote_configs.insert(row.id, kind),
+            None => remote_configs.remove(&row.id),
+        };
         ProjectSnapshot {
             project: self.project.clone(),
             compiled,
@@ -231,6 +282,7 @@ impl ProjectSnapshot {
             flags: Arc::new(flags),
             cohort_ids: Arc::clone(&self.cohort_ids),
             cohort_versions: Arc::clone(&self.cohort_versions),
+            remote_configs: Arc::new(remote_configs),
             group_type_mapping: self.group_type_mapping.clone(),
             feed: OnceLock::new(),
             counters: OnceLock::new(),
@@ -251,6 +303,7 @@ impl ProjectSnapshot {
             flags: Arc::clone(&self.flags),
             cohort_ids: Arc::clone(&self.cohort_ids),
             cohort_versions: Arc::clone(&self.cohort_versions),
+            remote_configs: Arc::clone(&self.remote_configs),
             group_type_mapping: mapping,
             feed: OnceLock::new(),
             counters: OnceLock::new(),
@@ -268,6 +321,7 @@ impl ProjectSnapshot {
             flags: Arc::clone(&self.flags),
             cohort_ids: Arc::clone(&self.cohort_ids),
             cohort_versions: Arc::clone(&self.cohort_versions),
+            remote_configs: Arc::clone(&self.remote_configs),
             group_type_mapping: mapping,
             feed: OnceLock::new(),
             counters: OnceLock::new(),

@@ -11,8 +11,8 @@ use crate::{Cohort, FeatureFlag, GroupType};
 
 /// Builds the definitions set.
 ///
-/// `flags` are expected to be the project's non-deleted flags; remote-configuration flags are
-/// skipped here. Cohorts: every non-static, non-deleted cohort that a flag references, directly
+/// `flags` are expected to be the project's non-deleted flags; those SDKs never see (deleted,
+/// encrypted remote configuration: [`FeatureFlag::served_to_sdks`]) are skipped here. Cohorts: every non-static, non-deleted cohort that a flag references, directly
 /// or through other cohorts, shipped as its property group keyed by id.
 pub(crate) fn build(
     flags: Vec<FeatureFlag>,
@@ -21,7 +21,7 @@ pub(crate) fn build(
 ) -> Definitions {
     let flags: Vec<FeatureFlag> = flags
         .into_iter()
-        .filter(|f| !f.deleted && !f.is_remote_configuration)
+        .filter(FeatureFlag::served_to_sdks)
         .collect();
 
     let dynamic: HashMap<i64, &Cohort> = cohorts
@@ -66,9 +66,9 @@ pub(crate) fn build(
 }
 
 /// A stored flag as the definitions feed lists it, or `None` when the feed leaves it out
-/// (deleted, remote configuration).
+/// (deleted, encrypted remote configuration).
 pub fn feed_definition(flag: &FeatureFlag) -> Option<FlagDefinition> {
-    (!flag.deleted && !flag.is_remote_configuration).then(|| flag.definition())
+    flag.served_to_sdks().then(|| flag.definition())
 }
 
 /// The cohorts a flag definition makes the feed ship directly (none when it does not parse).
@@ -79,6 +79,15 @@ pub fn feed_cohort_references(flag: &FlagDefinition) -> BTreeSet<i64> {
 }
 
 impl FeatureFlag {
+    /// Whether `/flags` and the definitions feed serve this flag. PostHog serves every
+    /// non-deleted flag there, remote-configuration ones included (their payload is what
+    /// `get_feature_flag_payload` returns), except remote-configuration flags with encrypted
+    /// payloads: those are read only through `remote_config` with a personal key.
+    pub fn served_to_sdks(&self) -> bool {
+        let secret = self.is_remote_configuration && self.has_encrypted_payloads;
+        !self.deleted && !secret
+    }
+
     /// The flag as the engine reads it (a local-evaluation definition).
     pub fn definition(&self) -> FlagDefinition {
         FlagDefinition {

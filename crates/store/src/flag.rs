@@ -45,9 +45,12 @@ pub struct FeatureFlag {
     pub tags: Vec<String>,
     /// `"distinct_id"` or `"device_id"`; `None` means the default (`distinct_id`).
     pub bucketing_identifier: Option<String>,
-    /// Remote-configuration flags are left out of the local-evaluation feed.
+    /// A remote-configuration flag: its `payloads.true` is configuration, read by SDKs with
+    /// `get_remote_config_payload` / `getRemoteConfigPayload` (and, unless encrypted, from
+    /// `/flags` and the definitions feed like any payload).
     pub is_remote_configuration: bool,
-    /// Payloads are encrypted (remote-configuration flags).
+    /// Payloads are secret (remote-configuration flags only): left out of `/flags` and the
+    /// feed, and given by `remote_config` only to a personal key (redacted for a secret key).
     pub has_encrypted_payloads: bool,
     /// Linked to an experiment; always `false` in Vexil (no experiments product).
     pub has_experiment: bool,

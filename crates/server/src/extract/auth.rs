@@ -124,6 +124,16 @@ pub async fn definitions_access(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<ProjectId, ApiError> {
+    Ok(server_key_access(state, headers, query).await?.0)
+}
+
+/// [`definitions_access`], also saying which kind of key it was: `remote_config` gives an
+/// encrypted payload only to a personal key.
+pub async fn server_key_access(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(ProjectId, KeyKind), ApiError> {
     refuse_key_in_query(query)?;
     let token = query_param(query, "token");
     let token = token.as_deref();
@@ -163,7 +173,7 @@ pub async fn definitions_access(
         (KeyKind::Personal, "Personal API key is invalid.")
     };
     if state.store.verify_key(project, kind, credential).await? {
-        Ok(project)
+        Ok((project, kind))
     } else {
         Err(ApiError::authentication_failed(failure))
     }

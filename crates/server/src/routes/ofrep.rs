@@ -1,7 +1,7 @@
 //! OpenFeature Remote Evaluation Protocol: `POST /ofrep/v1/evaluate/flags/{key}` (one flag) and
 //! `POST /ofrep/v1/evaluate/flags` (every flag, with an `ETag`; `If-None-Match` → 304). The
 //! context becomes the request `/flags` evaluates ([`OfrepCall`]), evaluated on the same path
-//! ([`stored_inputs`], [`ProjectSnapshot::evaluate`]) and projected by `vexil_wire::ofrep`.
+//! ([`stored_inputs`], [`crate::snapshot::ProjectSnapshot::evaluate`]) and projected by `vexil_wire::ofrep`.
 //!
 //! Bulk responses advertise the project's change stream in `eventStreams` (ADR-0008): an
 //! `endpoint` whose `requestUri` is `/ofrep/v1/stream?token=…`, sending `refetchEvaluation`
@@ -13,14 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Router;
 use serde::Serialize;
-use vexil_engine::FlagDefinition;
 use vexil_wire::ofrep::{BulkResponse, EventStream, Failure, Resolution};
 
 use crate::error::{refuse, ApiError};
 use crate::evaluate::stored_inputs;
 use crate::extract::ofrep::{OfrepBodyError, OfrepCall};
 use crate::response::json_response;
-use crate::snapshot::ProjectSnapshot;
+use crate::snapshot::RemoteConfig;
 use crate::state::AppState;
 
 const ALLOW: &str = "POST, OPTIONS";
@@ -51,11 +50,17 @@ async fn evaluate_one(
         Ok(request) => request,
         Err(e) => return failure(&context_failure(Some(&key), &e)),
     };
+    // A remote-configuration flag's value is its payload, the same for every context; an
+    // encrypted one is not served here, as `/flags` does not serve it.
+    match snapshot.remote_config_flag(&key) {
+        Some((def, RemoteConfig::Plain)) => {
+            return resolution(&Resolution::remote_configuration(def))
+        }
+        Some((_, RemoteConfig::Encrypted)) => return failure(&Failure::not_found(&key)),
+        None => {}
+    }
     let Some(flag) = snapshot.compiled.flag(&key) else {
-        return match remote_configuration(&snapshot, &key) {
-            Some(def) => resolution(&Resolution::remote_configuration(def)),
-            None => failure(&Failure::not_found(&key)),
-        };
+        return failure(&Failure::not_found(&key));
     };
     if !flag.active() {
         return resolution(&Resolution::disabled(flag));
@@ -77,7 +82,7 @@ async fn evaluate_one(
 }
 
 /// Every flag of the project: active ones evaluated, inactive ones `DISABLED`,
-/// remote-configuration ones `STATIC`; a strong ETag of the body, 304 when the client has it.
+/// remote-configuration ones `STATIC` (encrypted ones left out); a strong ETag of the body, 304 when the client has it.
 async fn evaluate_all(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -98,16 +103,24 @@ async fn evaluate_all(
     let mut flags = Vec::with_capacity(snapshot.flags().len());
     // Results come in definition order with inactive flags left out: merge them back in.
     for flag in snapshot.compiled.flags() {
+        let remote_config = snapshot.is_remote_config(flag.id());
         match evaluated.peek() {
             Some(r) if std::ptr::eq(r.flag, &**flag) => {
-                flags.push(Resolution::from_result(r));
+                if !remote_config {
+                    flags.push(Resolution::from_result(r));
+                }
                 evaluated.next();
             }
-            _ if !flag.active() => flags.push(Resolution::disabled(flag)),
+            _ if !flag.active() && !remote_config => flags.push(Resolution::disabled(flag)),
             _ => {}
         }
     }
-    flags.extend(remote_configurations(&snapshot).map(Resolution::remote_configuration));
+    flags.extend(
+        snapshot
+            .remote_config_flags()
+            .filter(|(_, kind)| *kind == RemoteConfig::Plain)
+            .map(|(def, _)| Resolution::remote_configuration(def)),
+    );
     let stream = format!(
         "{}?token={}",
         crate::streams::OFREP_STREAM_PATH,
@@ -153,25 +166,6 @@ async fn evaluate_all(
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
-}
-
-/// The project's remote-configuration flags: the snapshot's non-deleted flags the compiled
-/// project does not hold (it is compiled from the local-evaluation definitions, which leave
-/// exactly those out).
-fn remote_configurations(snapshot: &ProjectSnapshot) -> impl Iterator<Item = &FlagDefinition> {
-    snapshot
-        .flags()
-        .iter()
-        .map(|f| &**f)
-        .filter(|f| snapshot.compiled.flag(&f.key).is_none())
-}
-
-/// The remote-configuration flag with this key.
-fn remote_configuration<'s>(
-    snapshot: &'s ProjectSnapshot,
-    key: &str,
-) -> Option<&'s FlagDefinition> {
-    remote_configurations(snapshot).find(|f| f.key == key)
 }
 
 fn context_failure<'k>(key: Option<&'k str>, error: &OfrepBodyError) -> Failure<'k> {

@@ -16,5 +16,6 @@ mod management;
 mod metrics;
 mod ofrep;
 mod overload;
+mod sdk_surface;
 mod stream;
 mod support;

@@ -70,6 +70,15 @@ fn check(
     before: Option<&FeatureFlag>,
     filters_sent: bool,
 ) -> Result<(), ApiError> {
+    // PostHog's invariant: only remote-configuration flags have encrypted payloads (a plain
+    // flag marked so would vanish from `/flags` and the feed).
+    if candidate.has_encrypted_payloads && !candidate.is_remote_configuration {
+        return Err(ApiError::validation(
+            "invalid_input",
+            "Only remote configuration flags can have encrypted payloads.",
+        )
+        .attr("has_encrypted_payloads"));
+    }
     let flag = candidate.definition();
     let before = before.map(FeatureFlag::definition);
     let write = RuleWrite {

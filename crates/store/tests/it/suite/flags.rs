@@ -494,6 +494,10 @@ pub async fn definitions_shape(db: &mut TestDb) {
     let mut remote = NewFlag::new("remote", everyone());
     remote.is_remote_configuration = true;
     s.create_flag(p, &remote).await.unwrap();
+    let mut sealed = NewFlag::new("sealed", everyone());
+    sealed.is_remote_configuration = true;
+    sealed.has_encrypted_payloads = true;
+    s.create_flag(p, &sealed).await.unwrap();
     let gone = s
         .create_flag(p, &NewFlag::new("gone", everyone()))
         .await
@@ -504,8 +508,8 @@ pub async fn definitions_shape(db: &mut TestDb) {
     let keys: Vec<_> = defs.flags.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(
         keys,
-        vec!["beta", "off"],
-        "inactive kept; deleted and remote config left out"
+        vec!["beta", "off", "remote"],
+        "inactive and plain remote config kept; deleted and encrypted remote config left out"
     );
     let f = &defs.flags[0];
     assert_eq!(f.id, beta.id);
