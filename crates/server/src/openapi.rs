@@ -146,6 +146,14 @@ fn project_paths(prefix: &str) -> Map<String, Value> {
             json!({"200": ok("The dependents.", json!({"type": "array", "items": schema_ref("DependentFlag")}))}))}),
     );
     paths.insert(
+        p("feature_flags/{id}/calls/"),
+        json!({"get": op(&id("feature_flags_calls_retrieve"), "feature_flags",
+            "The flag's latest `$feature_flag_called` events, newest first, with the facts SDKs report (typed) and the event's properties.",
+            &["project_id", "id", "limit"], None,
+            json!({"200": ok("The calls.", json!({"type": "object", "properties": {
+                "results": {"type": "array", "items": schema_ref("FlagCall")}}}))}))}),
+    );
+    paths.insert(
         p("feature_flags/evaluation_reasons/"),
         json!({"get": op(&id("feature_flags_evaluation_reasons_retrieve"), "feature_flags",
             "Every flag's value and reason for one person (stored properties, cohorts and groups).",
@@ -369,6 +377,18 @@ fn schemas() -> Value {
             "version": {"type": "integer", "description": "The version you started from (updates)."},
             "original_flag": {"type": "object", "description": "The flag as you read it (updates)."}}},
         "PaginatedFeatureFlagList": page_of("FeatureFlag"),
+        "FlagCall": {"type": "object", "properties": {
+            "uuid": {"type": "string", "format": "uuid"}, "flag_key": {"type": "string"},
+            "distinct_id": {"type": "string"}, "response": {}, "timestamp": timestamp.clone(),
+            "locally_evaluated": nullable(json!({"type": "boolean"})),
+            "flag_id": nullable(json!({"type": "integer"})), "flag_version": nullable(json!({"type": "integer"})),
+            "reason": nullable(json!({"type": "string"})), "request_id": nullable(json!({"type": "string"})),
+            "evaluated_at": nullable(json!({"type": "integer"})),
+            "has_experiment": nullable(json!({"type": "boolean"})),
+            "errors": {"type": "array", "items": {"type": "string"},
+                "description": "`$feature_flag_error`, split: errors_while_computing_flags, flag_missing, quota_limited, timeout, connection_error, unknown_error, api_error_<status>."},
+            "payload": {}, "lib": nullable(json!({"type": "string"})), "lib_version": nullable(json!({"type": "string"})),
+            "properties": {"type": "object"}}},
         "DependentFlag": {"type": "object", "properties": {
             "id": {"type": "integer"}, "key": {"type": "string"}, "name": {"type": "string"}}},
         "EvaluationReasons": {"type": "object", "additionalProperties": {"type": "object", "properties": {

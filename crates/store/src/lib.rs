@@ -55,7 +55,7 @@ pub use cohort::{Cohort, CohortUpdate, NewCohort};
 pub use definitions::{feed_cohort_references, feed_definition};
 pub use error::{Result, StoreError};
 pub use evaluation::EvalInputs;
-pub use event::{NewEvent, FEATURE_FLAG_CALLED};
+pub use event::{FlagCallDetails, FlagCallError, FlagCallRecord, NewEvent, FEATURE_FLAG_CALLED};
 pub use flag::{
     accept_any, validate_key, ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag,
     FlagCheck, FlagQuery, FlagUpdate, NewFlag, MAX_FLAG_KEY_LEN,

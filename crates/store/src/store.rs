@@ -9,9 +9,9 @@ use vexil_engine::Definitions;
 
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
-    FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
-    NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties,
-    Result,
+    FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
+    KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId,
+    Properties, Result,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -342,6 +342,15 @@ pub trait Store: Send + Sync {
 
     /// When each flag key was last reported by `$feature_flag_called`.
     async fn last_flag_calls(&self, project: ProjectId) -> Result<HashMap<String, DateTime<Utc>>>;
+
+    /// The latest `limit` calls of flag `flag_key` (`$feature_flag_called`), newest first, each
+    /// with the properties its event carried.
+    async fn flag_calls(
+        &self,
+        project: ProjectId,
+        flag_key: &str,
+        limit: u32,
+    ) -> Result<Vec<FlagCallRecord>>;
 
     // ---- hot path ----
 

@@ -344,6 +344,15 @@ impl Store for FaultyStore {
         self.inner.last_flag_calls(project).await
     }
 
+    async fn flag_calls(
+        &self,
+        project: ProjectId,
+        flag_key: &str,
+        limit: u32,
+    ) -> Result<Vec<vexil_store::FlagCallRecord>> {
+        self.inner.flag_calls(project, flag_key, limit).await
+    }
+
     async fn evaluation_inputs(
         &self,
         project: ProjectId,

@@ -407,3 +407,88 @@ async fn evaluation_contexts_in_requests_management_api_and_feed() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn feature_flag_called_properties_are_stored_and_queryable() {
+    let app = TestApp::spawn().await;
+    let flag = create(
+        &app,
+        json!({"key": "checkout", "filters": everyone_with_payload("{\"a\":1}")}),
+    )
+    .await;
+    let event = |uuid: &str, ts: &str, properties: Value| {
+        json!({"event": "$feature_flag_called", "distinct_id": "u1", "uuid": uuid,
+               "timestamp": ts, "properties": properties})
+    };
+    let (status, body) = app
+        .post(
+            "/batch/",
+            &json!({"api_key": app.token(), "batch": [
+                event("0190c2a0-0000-7000-8000-000000000001", "2026-11-30T10:00:00Z", json!({
+                    "$feature_flag": "checkout", "$feature_flag_response": true,
+                    "locally_evaluated": false, "$feature_flag_id": flag["id"],
+                    "$feature_flag_version": 1, "$feature_flag_reason": "Matched condition set 1",
+                    "$feature_flag_request_id": "550e8400-e29b-41d4-a716-446655440000",
+                    "$feature_flag_evaluated_at": 1_764_496_800_000_i64,
+                    "$feature_flag_has_experiment": false,
+                    "$feature_flag_payload": {"a": 1},
+                    "$lib": "posthog-node", "$lib_version": "5.70.0"})),
+                event("0190c2a0-0000-7000-8000-000000000002", "2026-11-30T11:00:00Z", json!({
+                    "$feature_flag": "checkout", "$feature_flag_response": null,
+                    "$feature_flag_error": "errors_while_computing_flags,api_error_503,flag_missing",
+                    "$lib": "posthog-python", "$lib_version": "7.91.1"})),
+                event("0190c2a0-0000-7000-8000-000000000003", "2026-11-30T12:00:00Z", json!({
+                    "$feature_flag": "other", "$feature_flag_response": true})),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, calls) = app
+        .api(Method::GET, &format!("{FLAGS}{}/calls/", flag["id"]), None)
+        .await;
+    assert_eq!(status, 200, "{calls}");
+    let results = calls["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "only this flag's calls: {calls}");
+    let (newest, oldest) = (&results[0], &results[1]);
+    assert_eq!(newest["uuid"], "0190c2a0-0000-7000-8000-000000000002");
+    assert_eq!(newest["response"], Value::Null);
+    assert_eq!(
+        newest["errors"],
+        json!([
+            "errors_while_computing_flags",
+            "api_error_503",
+            "flag_missing"
+        ])
+    );
+    assert_eq!(newest["lib"], "posthog-python");
+    assert_eq!(newest["locally_evaluated"], Value::Null, "not reported");
+    assert_eq!(oldest["response"], true);
+    assert_eq!(oldest["locally_evaluated"], false);
+    assert_eq!(oldest["flag_id"], flag["id"]);
+    assert_eq!(oldest["flag_version"], 1);
+    assert_eq!(oldest["reason"], "Matched condition set 1");
+    assert_eq!(oldest["request_id"], "550e8400-e29b-41d4-a716-446655440000");
+    assert_eq!(oldest["evaluated_at"], 1_764_496_800_000_i64);
+    assert_eq!(oldest["has_experiment"], false);
+    assert_eq!(oldest["errors"], json!([]));
+    assert_eq!(oldest["payload"], json!({"a": 1}));
+    assert_eq!(oldest["lib_version"], "5.70.0");
+    assert_eq!(oldest["properties"]["$feature_flag"], "checkout");
+    assert_eq!(oldest["timestamp"], "2026-11-30T10:00:00.000000Z");
+
+    let (status, one) = app
+        .api(
+            Method::GET,
+            &format!("{FLAGS}{}/calls/?limit=1", flag["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(one["results"].as_array().unwrap().len(), 1);
+    let (status, _) = app
+        .api(Method::GET, &format!("{FLAGS}999999/calls/"), None)
+        .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}

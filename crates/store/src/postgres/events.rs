@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::Db;
-use crate::{NewEvent, ProjectId, Result, StoreError};
+use crate::{FlagCallRecord, NewEvent, ProjectId, Result, StoreError};
 
 pub(super) async fn insert(db: &Db, project: ProjectId, events: &[NewEvent]) -> Result<u64> {
     if events.is_empty() {
@@ -162,6 +162,42 @@ pub(super) async fn last_flag_calls(
     .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("flag_key")?, r.try_get("last_at")?)))
+        .collect()
+}
+
+pub(super) async fn flag_calls(
+    db: &Db,
+    project: ProjectId,
+    flag_key: &str,
+    limit: u32,
+) -> Result<Vec<FlagCallRecord>> {
+    let rows = sqlx::query(
+        "SELECT f.event_uuid, f.flag_key, f.distinct_id, f.response, f.at, e.properties
+         FROM flag_calls f
+         LEFT JOIN events e ON e.project_id = f.project_id AND e.uuid = f.event_uuid
+         WHERE f.project_id = $1 AND f.flag_key = $2
+         ORDER BY f.at DESC, f.id DESC LIMIT $3",
+    )
+    .bind(project.0)
+    .bind(flag_key)
+    .bind(i64::from(limit))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let properties: Option<String> = r.try_get("properties")?;
+            Ok(FlagCallRecord {
+                uuid: r.try_get("event_uuid")?,
+                flag_key: r.try_get("flag_key")?,
+                distinct_id: r.try_get("distinct_id")?,
+                response: super::json(r.try_get("response")?, "flag call response")?,
+                at: r.try_get("at")?,
+                properties: match properties {
+                    Some(text) => super::json(&text, "event properties")?,
+                    None => Default::default(),
+                },
+            })
+        })
         .collect()
 }
 

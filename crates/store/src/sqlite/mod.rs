@@ -449,6 +449,15 @@ impl Store for SqliteStore {
         events::last_flag_calls(&self.db, project).await
     }
 
+    async fn flag_calls(
+        &self,
+        project: ProjectId,
+        flag_key: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::FlagCallRecord>> {
+        events::flag_calls(&self.db, project, flag_key, limit).await
+    }
+
     async fn evaluation_inputs(
         &self,
         project: ProjectId,

@@ -14,6 +14,7 @@ mod cohort_members;
 mod cohorts;
 mod credentials;
 mod evaluation;
+mod flag_calls;
 mod flag_input;
 mod flag_list;
 mod flag_view;
@@ -99,6 +100,10 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         (
             "/feature_flags/{id}/activity",
             get(activity::flag_activity).fallback(refuse(read)),
+        ),
+        (
+            "/feature_flags/{id}/calls",
+            get(flag_calls::flag_calls).fallback(refuse(read)),
         ),
         (
             "/feature_flags/{id}/remote_config",

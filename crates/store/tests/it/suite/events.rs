@@ -3,7 +3,7 @@
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
 use uuid::Uuid;
-use vexil_store::{NewEvent, PersonUpdate, ProjectId, StoreError};
+use vexil_store::{FlagCallDetails, FlagCallError, NewEvent, PersonUpdate, ProjectId, StoreError};
 
 use super::{props, TestDb};
 
@@ -159,6 +159,56 @@ pub async fn flag_calls_are_recorded_once(db: &mut TestDb) {
     assert_eq!(s.insert_events(p, &[late]).await.unwrap(), 0);
     let q = db.project("B").await.project.id;
     assert!(s.last_flag_calls(q).await.unwrap().is_empty());
+}
+
+pub async fn flag_calls_come_back_with_their_event_properties(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    let mut reported = flag_called("beta", json!("test"), 10);
+    reported.properties = props(json!({
+        "$feature_flag": "beta", "$feature_flag_response": "test", "locally_evaluated": true,
+        "$feature_flag_id": 7, "$feature_flag_version": "3",
+        "$feature_flag_error": "timeout, api_error_429,weird",
+        "$feature_flag_has_experiment": true, "$lib": "posthog-node"
+    }));
+    let bare = flag_called("beta", json!(false), 20);
+    let batch = vec![
+        reported.clone(),
+        bare.clone(),
+        flag_called("exp", json!(true), 30),
+    ];
+    s.insert_events(p, &batch).await.unwrap();
+    let calls = s.flag_calls(p, "beta", 10).await.unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].uuid, bare.uuid, "newest first");
+    assert_eq!(calls[0].response, json!(false));
+    assert_eq!(calls[0].details(), FlagCallDetails::default());
+    let (call, details) = (&calls[1], calls[1].details());
+    assert_eq!(
+        (call.uuid, &call.distinct_id, &call.response, call.at),
+        (
+            reported.uuid,
+            &reported.distinct_id,
+            &json!("test"),
+            reported.timestamp
+        )
+    );
+    assert_eq!(call.properties, reported.properties);
+    assert_eq!(details.locally_evaluated, Some(true));
+    assert_eq!((details.flag_id, details.flag_version), (Some(7), Some(3)));
+    assert_eq!(details.has_experiment, Some(true));
+    assert_eq!(
+        details.errors,
+        [
+            FlagCallError::Timeout,
+            FlagCallError::ApiError(429),
+            FlagCallError::Other("weird".into())
+        ]
+    );
+    assert_eq!(details.lib.as_deref(), Some("posthog-node"));
+    assert_eq!(s.flag_calls(p, "beta", 1).await.unwrap().len(), 1);
+    let q = db.project("B").await.project.id;
+    assert!(s.flag_calls(q, "beta", 10).await.unwrap().is_empty());
 }
 
 pub async fn unknown_project_is_not_found(db: &mut TestDb) {

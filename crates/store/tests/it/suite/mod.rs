@@ -123,6 +123,7 @@ macro_rules! store_suite {
                 count_events_follows_the_person,
                 scan_events_pages_named_events_since_a_time,
                 flag_calls_are_recorded_once,
+                flag_calls_come_back_with_their_event_properties,
                 unknown_project_is_not_found,
                 purge_deletes_old_events_and_flag_calls_in_chunks,
             ],
