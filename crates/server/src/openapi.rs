@@ -148,7 +148,7 @@ fn project_paths(prefix: &str) -> Map<String, Value> {
     paths.insert(
         p("feature_flags/{id}/calls/"),
         json!({"get": op(&id("feature_flags_calls_retrieve"), "feature_flags",
-            "The flag's latest `$feature_flag_called` events, newest first, with the facts SDKs report (typed) and the event's properties.",
+            "The latest `$feature_flag_called` events of a flag (by id) or flag key, newest first, with the facts SDKs report (typed) and the event's properties.",
             &["project_id", "id", "limit"], None,
             json!({"200": ok("The calls.", json!({"type": "object", "properties": {
                 "results": {"type": "array", "items": schema_ref("FlagCall")}}}))}))}),

@@ -486,9 +486,18 @@ async fn feature_flag_called_properties_are_stored_and_queryable() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(one["results"].as_array().unwrap().len(), 1);
-    let (status, _) = app
+    // By key too, also for a key no flag has (an SDK calling a missing or deleted flag).
+    let (status, by_key) = app
+        .api(Method::GET, &format!("{FLAGS}other/calls/"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        by_key["results"][0]["uuid"],
+        "0190c2a0-0000-7000-8000-000000000003"
+    );
+    let (status, none) = app
         .api(Method::GET, &format!("{FLAGS}999999/calls/"), None)
         .await;
-    assert_eq!(status, 404);
+    assert_eq!((status, &none["results"]), (200, &json!([])));
     app.stop().await;
 }

@@ -1,4 +1,5 @@
-//! `GET feature_flags/{id}/calls/`: the latest `$feature_flag_called` events of a flag, with what
+//! `GET feature_flags/{id or key}/calls/`: the latest `$feature_flag_called` events of a flag
+//! (or of a key no flag has — SDKs report calls of missing flags too), with what
 //! current SDKs report about each call — where the answer came from (`locally_evaluated`,
 //! `request_id`), the flag version it saw, the reason, errors (`$feature_flag_error`), whether
 //! the flag had an experiment — typed, and the event's properties as sent. Flag history and
@@ -13,7 +14,7 @@ use vexil_store::FlagCallRecord;
 use super::paging::offset_page;
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
-use crate::extract::{ItemId, Params};
+use crate::extract::{Params, RawId};
 use crate::response::json_response;
 use crate::state::AppState;
 
@@ -24,17 +25,18 @@ const DEFAULT_LIMIT: u32 = 100;
 pub async fn flag_calls(
     State(state): State<AppState>,
     caller: ManagedProject,
-    ItemId(id): ItemId,
+    RawId(id): RawId,
     params: Params,
 ) -> Result<Response, ApiError> {
     let project = caller.project.id;
-    let flag = state
-        .store
-        .get_flag(project, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Feature flag"))?;
+    let flag = match id.parse::<i64>() {
+        Ok(id) => state.store.get_flag(project, id).await?,
+        Err(_) => None,
+    };
+    // Not a flag id: the segment is the key the SDKs reported.
+    let key = flag.map_or(id, |f| f.key);
     let limit = offset_page(&params, DEFAULT_LIMIT).limit;
-    let calls = state.store.flag_calls(project, &flag.key, limit).await?;
+    let calls = state.store.flag_calls(project, &key, limit).await?;
     let results: Vec<Value> = calls.iter().map(call_json).collect();
     Ok(json_response(
         StatusCode::OK,
