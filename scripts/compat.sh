@@ -14,19 +14,19 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 started=$SECONDS
 
-# Known-good version ranges of the clients under test: the current majors, and older majors that
-# are still widely deployed and speak the legacy endpoints (/decide, /api/feature_flag/local_evaluation).
-PY_PACKAGES=('posthog>=7.11.2,<8' 'pytest>=8,<10' 'requests>=2.31,<3'
-             'httpx==0.28.1' 'httpx-sse==0.4.3')  # httpx-sse: the SSE client of tests/compat/sse
-PY_LEGACY_PACKAGES=('posthog>=3.11,<3.22' 'pytest>=8,<10' 'requests>=2.31,<3')
-NODE_PACKAGE='posthog-node@>=5.29.4 <6'
-NODE_LEGACY_PACKAGE='posthog-node@>=4.10 <5'
-# The official OpenFeature OFREP providers with their SDKs, pinned (tests/compat/ofrep-*).
-OFREP_PY_PACKAGES=('openfeature-provider-ofrep==0.3.0' 'openfeature-sdk==0.10.0' 'pytest>=8,<10' 'requests>=2.31,<3')
-OFREP_NODE_PACKAGES=('@openfeature/ofrep-provider@0.1.3' '@openfeature/ofrep-core@0.1.4'
-                     '@openfeature/server-sdk@1.23.0' '@openfeature/core@1.12.0')
-# The Rust provider (open-feature-ofrep 0.1.2, open-feature 0.3.0) is pinned by
-# tests/compat/ofrep-rust/Cargo.lock and built into target/ofrep-rust (minutes when cold: rustls on aws-lc).
+# The clients under test, pinned exactly in tests/compat/clients.json (the README's compatibility
+# table is generated from it): the current majors, and older majors that are still widely deployed
+# and speak the legacy endpoints (/decide, /api/feature_flag/local_evaluation).
+clients() { python3 "$root/scripts/compat-clients.py" "$@"; }
+mapfile -t PY_PACKAGES < <(clients spec python; clients spec httpx-sse)
+mapfile -t PY_LEGACY_PACKAGES < <(clients spec python-legacy)
+NODE_PACKAGE=$(clients spec node)
+NODE_LEGACY_PACKAGE=$(clients spec node-legacy)
+mapfile -t OFREP_PY_PACKAGES < <(clients spec ofrep-python)
+mapfile -t OFREP_NODE_PACKAGES < <(clients spec ofrep-node)
+# The Rust provider (open-feature-ofrep, open-feature 0.3.0) is pinned by
+# tests/compat/ofrep-rust/Cargo.lock (clients.json names the same version; the README check compares
+# them) and built into target/ofrep-rust (minutes when cold: rustls on aws-lc).
 ofrep_rust_target=$root/target/ofrep-rust
 
 say() { printf '== compat: %s\n' "$*"; }
@@ -130,6 +130,12 @@ py_legacy_version=$(version_of "$tmp/venv-legacy/bin/python")
 node_version=$(node_version_of "$tmp/node")
 node_legacy_version=$(node_version_of "$tmp/node-legacy")
 say "clients: posthog (python) $py_version and $py_legacy_version, posthog-node $node_version and $node_legacy_version, node $(node --version)"
+[[ $py_version == $(clients version python) && $node_version == $(clients version node) ]] \
+  || die "installed clients differ from the pins in tests/compat/clients.json"
+# Newer majors on the registries: a warning (VEXIL_COMPAT_NEWER=fail makes it an error, e.g. in a
+# scheduled CI job that should notice a new SDK major).
+say "newer releases of the pinned clients"
+PATH="$tmp/venv/bin:$PATH" clients newer || die "a newer major of a client exists (VEXIL_COMPAT_NEWER=fail)"
 t_install=$((SECONDS - t0))
 
 # ---- server -----------------------------------------------------------------------------------
