@@ -424,6 +424,77 @@ describe('capture feeds evaluation', () => {
   })
 })
 
+describe('the current SDK surface', () => {
+  const EVERYONE = [{ properties: [], rollout_percentage: 100 }]
+  const SETTINGS = { theme: 'dark', maxItems: 5 }
+  const SECRET = { apiKey: 's3cret' }
+  const calls = async (flag) => (await api('GET', `feature_flags/${flag}/calls/`)).results
+
+  before(async () => {
+    await createFlag('node-rc', { groups: EVERYONE, payloads: { true: JSON.stringify(SETTINGS) } }, {
+      is_remote_configuration: true,
+    })
+    await createFlag('node-rc-secret', { groups: EVERYONE, payloads: { true: JSON.stringify(SECRET) } }, {
+      is_remote_configuration: true,
+      has_encrypted_payloads: true,
+    })
+    await createFlag('node-web', { groups: EVERYONE }, { evaluation_contexts: ['web'] })
+    await createFlag('node-docs', { groups: EVERYONE }, { evaluation_contexts: ['docs'] })
+  })
+
+  it('getRemoteConfigPayload: plain with either key, encrypted only with the personal key', async () => {
+    const options = { enableLocalEvaluation: false }
+    const personal = client({ ...options, personalApiKey: project.personalKey })
+    const secret = client({ ...options, personalApiKey: project.secretKey })
+    assert.deepEqual(await personal.getRemoteConfigPayload('node-rc'), SETTINGS)
+    assert.deepEqual(await secret.getRemoteConfigPayload('node-rc'), SETTINGS)
+    assert.deepEqual(await personal.getRemoteConfigPayload('node-rc-secret'), SECRET)
+    assert.equal(await secret.getRemoteConfigPayload('node-rc-secret'), '********* (encrypted)')
+    // A plain remote-configuration flag is a flag of /flags too; an encrypted one is not.
+    assert.deepEqual(await remote.getFeatureFlagPayload('node-rc', 'node-rc-user'), SETTINGS)
+    assert.equal(await remote.getFeatureFlag('node-rc-secret', 'node-rc-user'), undefined)
+  })
+
+  it('evaluateFlags + getFlag: $feature_flag_called stored and queryable, flag_missing included', async () => {
+    const c = client()
+    const id = 'node-surface-caller'
+    const flags = await c.evaluateFlags(id, { personProperties: { email: `s${DOMAIN}` } })
+    assert.equal(flags.getFlag('beta-email'), true)
+    assert.equal(flags.getFlag('node-no-such-flag'), undefined)
+    await c.flush()
+    const flag = catalog['beta-email']
+    const mine = async (key) => {
+      const found = (await calls(key)).filter((x) => x.distinct_id === id)
+      return found.length ? found : null
+    }
+    const [call] = await waitUntil(() => mine(flag.id), 'the $feature_flag_called event of beta-email')
+    assert.equal(call.response, true)
+    assert.equal(call.locally_evaluated, false)
+    assert.equal(call.flag_id, flag.id)
+    assert.equal(call.flag_version, flag.version)
+    assert.equal(call.reason, 'Matched condition set 1')
+    assert.equal(call.has_experiment, false)
+    assert.deepEqual(call.errors, [])
+    assert.ok(call.request_id && call.evaluated_at, JSON.stringify(call))
+    assert.equal(call.lib, 'posthog-node')
+    const [missing] = await waitUntil(() => mine('node-no-such-flag'), 'the flag_missing call')
+    assert.deepEqual(missing.errors, ['flag_missing'])
+  })
+
+  it('evaluationContexts: sent with /flags, and read from the definitions for local evaluation', async () => {
+    const remoteWeb = client({ evaluationContexts: ['web'] })
+    const flags = await remoteWeb.evaluateFlags('node-ctx-user')
+    assert.equal(flags.isEnabled('node-web'), true)
+    assert.equal(flags.getFlag('node-docs'), undefined, 'tagged for another context')
+    assert.equal(flags.isEnabled('half-rollout') !== undefined, true, 'untagged flags stay')
+    const localWeb = client({ evaluationContexts: ['web'], personalApiKey: project.secretKey })
+    assert.equal(await localWeb.waitForLocalEvaluationReady(10000), true)
+    const local = { onlyEvaluateLocally: true }
+    assert.equal(await localWeb.getFeatureFlag('node-web', 'node-ctx-user', local), true)
+    assert.equal(await localWeb.getFeatureFlag('node-docs', 'node-ctx-user', local), undefined)
+  })
+})
+
 describe('the SDK reported no errors', () => {
   it('no error events from any client (checked last)', async () => {
     await Promise.all(clients.map((c) => c.flush()))
