@@ -1,4 +1,4 @@
-//! Durable storage for Vexil: projects and their keys, feature flags with versions and an
+//! Durable storage for Vexil: projects and their keys, users of the web UI and their sessions, feature flags with versions and an
 //! activity log, cohorts, persons, groups, experience-continuity hash keys and captured events.
 //!
 //! Everything goes through one trait, [`Store`], shared as `Arc<dyn Store>`. [`connect`] picks
@@ -46,6 +46,7 @@ mod project;
 mod sql;
 pub mod sqlite;
 mod store;
+mod user;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,6 +69,10 @@ pub use page::{Listing, Page};
 pub use person::{is_illegal_merge_id, Person, PersonUpdate};
 pub use project::{CreatedProject, GroupType, Project, ProjectId, MAX_GROUP_TYPE_INDEX};
 pub use store::Store;
+pub use user::{
+    generate_password, hash_password, normalise_email, Access, IssuedSession, NewUser,
+    PasswordHash, Session, User, UserId, MIN_PASSWORD_LEN,
+};
 pub use vexil_engine::Properties;
 
 /// File name of the database inside a data directory (see [`open_data_dir`]).

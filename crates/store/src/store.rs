@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vexil_engine::Definitions;
 
+use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
@@ -351,6 +352,33 @@ pub trait Store: Send + Sync {
         flag_key: &str,
         limit: u32,
     ) -> Result<Vec<FlagCallRecord>>;
+
+    // ---- users and sessions (the web UI) ----
+
+    /// Creates a user with their memberships (none: an administrator). A taken e-mail is
+    /// [`crate::StoreError::Duplicate`] (`email`), an unknown project
+    /// [`crate::StoreError::NotFound`].
+    async fn create_user(&self, user: &NewUser) -> Result<User>;
+
+    /// How many users exist (none: the first start prints a generated administrator).
+    async fn count_users(&self) -> Result<u64>;
+
+    /// The user with this e-mail (normalised first) and their password hash, to check a
+    /// sign-in.
+    async fn user_for_sign_in(&self, email: &str) -> Result<Option<(User, PasswordHash)>>;
+
+    /// Opens a session for `user` until `expires_at`; only the hash of its id is stored.
+    async fn create_session(
+        &self,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<IssuedSession>;
+
+    /// The session whose id this is, if it has not expired at `now`.
+    async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
+
+    /// Ends a session (sign-out); an unknown id is not an error.
+    async fn delete_session(&self, id: &str) -> Result<()>;
 
     // ---- hot path ----
 

@@ -72,6 +72,41 @@ impl Store for FaultyStore {
         self.inner.close().await
     }
 
+    async fn create_user(&self, user: &vexil_store::NewUser) -> Result<vexil_store::User> {
+        self.inner.create_user(user).await
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        self.inner.count_users().await
+    }
+
+    async fn user_for_sign_in(
+        &self,
+        email: &str,
+    ) -> Result<Option<(vexil_store::User, vexil_store::PasswordHash)>> {
+        self.inner.user_for_sign_in(email).await
+    }
+
+    async fn create_session(
+        &self,
+        user: vexil_store::UserId,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<vexil_store::IssuedSession> {
+        self.inner.create_session(user, expires_at).await
+    }
+
+    async fn session(
+        &self,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<vexil_store::Session>> {
+        self.inner.session(id, now).await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        self.inner.delete_session(id).await
+    }
+
     async fn create_project(&self, name: &str) -> Result<CreatedProject> {
         self.inner.create_project(name).await
     }

@@ -15,11 +15,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Published migrations never change; add a new file instead.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "users",
+        sql: include_str!("migrations/0002_users.sql"),
+    },
+];
 
 /// The advisory lock key that serialises migrations across nodes (`"vexil-mg"` as a number).
 const MIGRATION_LOCK: i64 = 0x7665_7869_6c2d_6d67;

@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "revision",
         sql: include_str!("migrations/0004_revision.sql"),
     },
+    Migration {
+        version: 5,
+        name: "users",
+        sql: include_str!("migrations/0005_users.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

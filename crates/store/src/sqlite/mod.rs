@@ -16,6 +16,7 @@ mod migrate;
 mod overrides;
 mod persons;
 mod projects;
+mod users;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 use vexil_engine::Definitions;
 
 pub(crate) use crate::sql::{count, is_fk_violation, is_unique_violation, json, uuid};
+use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
@@ -456,6 +458,34 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<crate::FlagCallRecord>> {
         events::flag_calls(&self.db, project, flag_key, limit).await
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<User> {
+        users::create(&self.db, user).await
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        users::count(&self.db).await
+    }
+
+    async fn user_for_sign_in(&self, email: &str) -> Result<Option<(User, PasswordHash)>> {
+        users::for_sign_in(&self.db, email).await
+    }
+
+    async fn create_session(
+        &self,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<IssuedSession> {
+        users::create_session(&self.db, user, expires_at).await
+    }
+
+    async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+        users::session(&self.db, id, now).await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        users::delete_session(&self.db, id).await
     }
 
     async fn evaluation_inputs(

@@ -13,6 +13,7 @@ pub mod nodes;
 pub mod overrides;
 pub mod persons;
 pub mod projects;
+pub mod users;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -140,6 +141,11 @@ macro_rules! store_suite {
                 unversioned_updates_never_lose_a_bump,
                 checked_updates_are_serialised,
                 concurrent_group_type_creation_agrees,
+            ],
+            users: [
+                admins_and_members,
+                sign_in_checks_the_argon2id_hash,
+                sessions_expire_and_end,
             ],
             nodes: [
                 concurrent_sets_from_two_nodes_all_survive,
