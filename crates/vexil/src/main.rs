@@ -8,6 +8,7 @@ mod eval;
 mod exit;
 mod project;
 mod serve;
+mod user;
 
 use std::io;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     /// Manage projects and their keys (offline, also while a server runs).
     #[command(subcommand)]
     Project(project::ProjectCommand),
+    /// Manage users of the web UI (offline, also while a server runs).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Bring the database schema up to date and exit. `serve` and `project` also migrate when
     /// they open the store (under a lock on PostgreSQL, so nodes may start together); this
     /// runs that step alone, e.g. before a rolling deploy.
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(serve::run(args)).map_err(CliError::from))
         }
         Command::Project(command) => runtime().and_then(|rt| rt.block_on(project::run(command))),
+        Command::User(command) => runtime().and_then(|rt| rt.block_on(user::run(command))),
         Command::Migrate(storage) => runtime().and_then(|rt| rt.block_on(migrate(storage))),
     };
     match result {

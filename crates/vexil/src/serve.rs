@@ -190,6 +190,9 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
             describe(&ProjectKeys::from(&created))
         );
     }
+    if let Some(admin) = crate::user::first_admin(store.as_ref()).await? {
+        println!("{admin}");
+    }
     let settings = Settings {
         eval_lookup_timeout: Duration::from_millis(args.eval_lookup_timeout_ms),
         max_body_bytes: args.max_body_bytes,

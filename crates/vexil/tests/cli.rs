@@ -933,3 +933,145 @@ fn a_store_that_cannot_be_opened_is_reported_with_its_cause() {
     assert!(stderr.contains("opening data directory"), "{stderr}");
     assert!(stderr.contains("not a database"), "{stderr}");
 }
+
+/// `vexil serve` on `data`, with what it printed before listening.
+fn serve_capturing(data: &str) -> (Server, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", data])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vexil serve runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut printed = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "serve exited early"
+        );
+        if let Some(addr) = line.trim().strip_prefix("vexil listening on http://") {
+            break addr.to_owned();
+        }
+        printed.push_str(&line);
+    };
+    let server = Server {
+        child,
+        addr,
+        _stdout: stdout,
+    };
+    (server, printed)
+}
+
+/// Signs in through the web UI's form; the status of the answer.
+async fn ui_sign_in(addr: &str, email: &str, password: &str) -> u16 {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client
+        .get(format!("http://{addr}/ui/signin"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let token = cookie["vexil_signin_csrf=".len()..cookie.find(';').unwrap()].to_owned();
+    let body = format!(
+        "csrf={token}&email={}&password={}",
+        email.replace('@', "%40"),
+        password.replace(' ', "+")
+    );
+    let answer = client
+        .post(format!("http://{addr}/ui/signin"))
+        .header("cookie", format!("vexil_signin_csrf={token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    if status == 303 {
+        let set: Vec<_> = answer.headers().get_all("set-cookie").iter().collect();
+        assert!(set
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("vexil_session=")));
+    }
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_an_admin_once_and_user_create_adds_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let (server, printed) = serve_capturing(&data);
+    assert!(printed.contains("phc_"), "the project keys: {printed}");
+    assert!(printed.contains("admin@localhost"), "{printed}");
+    let password = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .expect("a generated password")
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 20, "{password}");
+    assert_eq!(
+        ui_sign_in(&server.addr, "admin@localhost", &password).await,
+        303
+    );
+    assert_eq!(
+        ui_sign_in(&server.addr, "admin@localhost", "not it at all").await,
+        401
+    );
+
+    // Offline, while the server runs; the password comes on stdin only.
+    let create = |email: &str, project: &str, stdin: &str| {
+        let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
+        if !project.is_empty() {
+            args.extend(["--project", project]);
+        }
+        args.extend(["--data-dir", &data]);
+        vexil(&args, stdin)
+    };
+    let out = create("ann@example.com", "1", "ann's password\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("member of project(s) 1"));
+    assert_eq!(
+        ui_sign_in(&server.addr, "ann@example.com", "ann's password").await,
+        303
+    );
+
+    for (email, project, stdin, field) in [
+        ("ann@example.com", "1", "another password", "--email"),
+        ("bob@example.com", "999", "bob's password", "--project"),
+        ("bob@example.com", "", "short", "stdin"),
+        ("not-an-email", "", "long enough password", "--email"),
+    ] {
+        let out = create(email, project, stdin);
+        assert_eq!(out.status.code(), Some(2), "{email} {project}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{err}");
+    }
+    let out = vexil(
+        &[
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--data-dir",
+            &data,
+        ],
+        "",
+    );
+    assert!(!out.status.success(), "--password-stdin is required");
+    drop(server);
+
+    // Once: a restart prints the keys of no new project and no new password.
+    let (_server, printed) = serve_capturing(&data);
+    assert!(!printed.contains("password"), "{printed}");
+}
