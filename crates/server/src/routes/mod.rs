@@ -8,6 +8,7 @@ mod health;
 mod ofrep;
 mod stream;
 mod test_clock;
+mod ui;
 
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ofrep::router().layer(shed))
         .layer(cors::public(origins))
         .merge(api::router().layer(cors::management(origins)))
+        .merge(ui::router())
         .route_layer(middleware::from_fn(access::mark_route))
         .fallback(|| async { ApiError::not_found("Route") })
         .layer(body_limit)

@@ -19,3 +19,4 @@ mod overload;
 mod sdk_surface;
 mod stream;
 mod support;
+mod ui;

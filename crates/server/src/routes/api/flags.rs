@@ -113,11 +113,43 @@ pub async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let project = caller.project.id;
     let query = ListQuery::parse(&params)?;
     let page = offset_page(&params, 100);
-    let calls = last_called(&state, project).await?;
     let now = Utc::now();
+    let selected = select(&state, caller.project.id, &query, page, now).await?;
+    let results = selected
+        .flags
+        .iter()
+        .map(|f| flag_json(f, selected.calls.get(&f.key).copied(), now))
+        .collect();
+    let links = Links::new(&headers, &uri, &params);
+    Ok(json_response(
+        StatusCode::OK,
+        &offset_envelope(results, selected.total, page, &links),
+    ))
+}
+
+/// One page of a flag list, with what it was selected on.
+pub struct Selected {
+    /// The page's flags.
+    pub flags: Vec<FeatureFlag>,
+    /// How many flags match in all.
+    pub total: u64,
+    /// When each flag key was last reported called.
+    pub calls: std::collections::HashMap<String, chrono::DateTime<Utc>>,
+}
+
+/// The flags of `project` matching `query`, in its order, one `page` of them: the list of the
+/// API and of the web UI. Filters the store applies run there, page included; the others run
+/// here over the project's whole list.
+pub async fn select(
+    state: &AppState,
+    project: ProjectId,
+    query: &ListQuery,
+    page: Page,
+    now: chrono::DateTime<Utc>,
+) -> Result<Selected, ApiError> {
+    let calls = last_called(state, project).await?;
     let store_query = |page| FlagQuery {
         search: query.search.clone(),
         active: query.store_active(),
@@ -145,15 +177,11 @@ pub async fn list(
             .collect();
         (window, total)
     };
-    let results = flags
-        .iter()
-        .map(|f| flag_json(f, calls.get(&f.key).copied(), now))
-        .collect();
-    let links = Links::new(&headers, &uri, &params);
-    Ok(json_response(
-        StatusCode::OK,
-        &offset_envelope(results, total, page, &links),
-    ))
+    Ok(Selected {
+        flags,
+        total,
+        calls,
+    })
 }
 
 /// `POST feature_flags/`.
@@ -162,8 +190,26 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
 }
 
 async fn create_flag(state: AppState, body: Payload) -> Result<Response, ApiError> {
-    let project = body.project.project.id;
-    let new = flag_input::parse(&body.fields, true)?.into_new(&body.project.actor)?;
+    let flag = create_with(
+        &state,
+        body.project.project.id,
+        &body.project.actor,
+        &body.fields,
+    )
+    .await?;
+    flag_response(&state, StatusCode::CREATED, &flag).await
+}
+
+/// Creates a flag from the API's fields (`key`, `name`, `filters`, `active`, …) on behalf of
+/// `actor`: the one create path of the API and the web UI, with every write rule. Run it
+/// through [`to_completion`].
+pub async fn create_with(
+    state: &AppState,
+    project: ProjectId,
+    actor: &str,
+    fields: &Map<String, Value>,
+) -> Result<FeatureFlag, ApiError> {
+    let new = flag_input::parse(fields, true)?.into_new(actor)?;
     let writer = state.catalog.writer(state.store.as_ref(), project).await?;
     let snapshot = writer.snapshot();
     let check = |_: Option<&FeatureFlag>, candidate: &FeatureFlag| {
@@ -177,9 +223,8 @@ async fn create_flag(state: AppState, body: Payload) -> Result<Response, ApiErro
         .create_flag_checked(project, &new, &check)
         .await
         .map_err(store_error)?;
-    publish(&state, &writer, &flag).await;
-    drop(writer);
-    flag_response(&state, StatusCode::CREATED, &flag).await
+    publish(state, &writer, &flag).await;
+    Ok(flag)
 }
 
 /// `GET feature_flags/{id}/` (deleted flags too: they keep their row).
@@ -226,7 +271,22 @@ async fn apply_update(
     write: &FlagWrite,
 ) -> Result<Response, ApiError> {
     let project = body.project.project.id;
-    let actor = body.project.actor.as_str();
+    let after = update_with(state, project, &body.project.actor, id, write, &body.fields).await?;
+    flag_response(state, StatusCode::OK, &after).await
+}
+
+/// Applies `write` (parsed from `fields` by [`flag_input::parse`]) to flag `id` on behalf of
+/// `actor`: the one update path of the API and the web UI — the version rule (409), key
+/// uniqueness and every write rule, in the store's transaction, then the publication. Run it
+/// through [`to_completion`].
+pub async fn update_with(
+    state: &AppState,
+    project: ProjectId,
+    actor: &str,
+    id: i64,
+    write: &FlagWrite,
+    fields: &Map<String, Value>,
+) -> Result<FeatureFlag, ApiError> {
     let writer = state.catalog.writer(state.store.as_ref(), project).await?;
     let snapshot = writer.snapshot();
     // Runs inside the store's transaction, on the row as stored: no other write can come in
@@ -237,7 +297,7 @@ async fn apply_update(
         };
         if write.version.is_some_and(|v| v != before.version) {
             let stored_json = flag_json(before, None, Utc::now());
-            if let Some(conflict) = write.version_conflict(before, &stored_json, &body.fields) {
+            if let Some(conflict) = write.version_conflict(before, &stored_json, fields) {
                 return Err(conflict.rejection());
             }
         }
@@ -257,8 +317,7 @@ async fn apply_update(
         .await
         .map_err(store_error)?;
     publish(state, &writer, &after).await;
-    drop(writer);
-    flag_response(state, StatusCode::OK, &after).await
+    Ok(after)
 }
 
 /// `DELETE feature_flags/{id}/`: refused (PostHog forbids hard deletes); soft-delete with

@@ -13,12 +13,12 @@ mod activity;
 mod cohort_members;
 mod cohorts;
 mod credentials;
-mod evaluation;
+pub(super) mod evaluation;
 mod flag_calls;
-mod flag_input;
-mod flag_list;
-mod flag_view;
-mod flags;
+pub(super) mod flag_input;
+pub(super) mod flag_list;
+pub(super) mod flag_view;
+pub(super) mod flags;
 mod keys;
 mod listing;
 mod paging;
@@ -168,7 +168,7 @@ fn refuse(
 /// Runs a write — its commit and the publication to the project's snapshot — to completion
 /// even if the client goes away meanwhile: a handler dropped between the two would leave a
 /// committed change that never goes live.
-async fn to_completion(
+pub(super) async fn to_completion(
     write: impl Future<Output = Result<Response, ApiError>> + Send + 'static,
 ) -> Result<Response, ApiError> {
     match tokio::spawn(write).await {

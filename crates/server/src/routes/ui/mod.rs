@@ -1,0 +1,50 @@
+//! The web UI, served at `/ui/` (and `/` redirects there) by the same process as the APIs:
+//! server-rendered HTML (maud templates, checked at compile time and escaped by default), one
+//! embedded stylesheet and one small script, no external requests. Pages work without
+//! JavaScript; the script only adds the live variant sum and the JSON checks of the editor.
+//!
+//! Every page needs a signed-in user ([`session::Viewer`]); every form carries the session's
+//! CSRF token ([`session::UiForm`]); a user sees only the projects they belong to. Writes go
+//! through the management API's own write path (`api::flags::create_with` / `update_with`):
+//! the same rules, the same 400s naming the field and 409s on stale versions, and the activity
+//! log names the user.
+
+mod assets;
+mod editor;
+mod flags;
+mod locality;
+mod page;
+mod session;
+mod signin;
+mod test_user;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The UI's routes (merged into the main router).
+pub fn router() -> Router<AppState> {
+    let flag = "/ui/projects/{project}/flags/{id}";
+    Router::new()
+        .route("/", get(|| async { page::see_other("/ui/") }))
+        .route("/ui", get(|| async { page::see_other("/ui/") }))
+        .route("/ui/", get(signin::home))
+        .route("/ui/signin", get(signin::form).post(signin::submit))
+        .route("/ui/signout", axum::routing::post(signin::signout))
+        .route("/ui/assets/{name}", get(assets::asset))
+        .route("/ui/projects/{project}/flags", get(flags::list))
+        .route(
+            "/ui/projects/{project}/flags/new",
+            get(editor::new_form).post(editor::create),
+        )
+        .route(flag, get(flags::detail))
+        .route(
+            &format!("{flag}/disable"),
+            get(flags::confirm_disable).post(flags::disable),
+        )
+        .route(
+            &format!("{flag}/enable"),
+            axum::routing::post(flags::enable),
+        )
+}

@@ -1,0 +1,693 @@
+//! The web UI over HTTP, as a browser without JavaScript uses it: sign-in and sessions, CSRF on
+//! every form, project membership, the flag list, the kill switch, the editor, "test a user".
+//! (`tests/ui/` drives the same pages in headless Chromium.)
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::{json, Value};
+use vexil_store::{hash_password, NewCohort, NewUser, ProjectId};
+
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A cookie-keeping client that does not follow redirects.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    session: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Page {
+    /// The first CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .cloned()
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            client: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            session: None,
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, extra_cookie: Option<&str>) -> Page {
+        let cookies: Vec<String> = self
+            .session
+            .iter()
+            .map(|s| format!("vexil_session={s}"))
+            .chain(extra_cookie.map(str::to_owned))
+            .collect();
+        let req = if cookies.is_empty() {
+            req
+        } else {
+            req.header(COOKIE, cookies.join("; "))
+        };
+        let resp = req.send().await.unwrap();
+        Page {
+            status: resp.status().as_u16(),
+            location: resp
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            set_cookies: resp
+                .headers()
+                .get_all(SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.send(self.client.get(self.app.url(path)), None).await
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = form(fields);
+        let req = self
+            .client
+            .post(self.app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(req, None).await
+    }
+
+    /// Signs in through the form; panics unless it works.
+    async fn sign_in(&mut self, email: &str, password: &str) {
+        let form_page = self.get("/ui/signin").await;
+        let token = form_page.csrf();
+        let cookie = format!("vexil_signin_csrf={token}");
+        let req = self
+            .client
+            .post(self.app.url("/ui/signin"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("csrf", &token),
+                ("email", email),
+                ("password", password),
+            ]));
+        let done = self.send(req, Some(&cookie)).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        let set = done.cookie("vexil_session").expect("a session cookie");
+        let value = set["vexil_session=".len()..set.find(';').unwrap()].to_owned();
+        self.session = Some(value);
+    }
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+async fn add_user(app: &TestApp, email: &str, projects: Vec<ProjectId>) {
+    app.store
+        .create_user(&NewUser {
+            email: email.to_owned(),
+            password_hash: hash_password(PASSWORD).unwrap(),
+            projects,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_guarded_session_cookie_and_sign_out_ends_it() {
+    let app = TestApp::spawn().await;
+    add_user(&app, "root@example.com", vec![]).await;
+    let mut browser = Browser::new(&app);
+
+    for path in ["/", "/ui/"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 303, "{path}");
+    }
+    let home = browser.get("/ui/").await;
+    assert_eq!(home.location.as_deref(), Some("/ui/signin"));
+    let flags = browser
+        .get(&format!("/ui/projects/{}/flags", app.project.project.id))
+        .await;
+    assert_eq!(
+        flags.location.as_deref(),
+        Some("/ui/signin"),
+        "pages need a session"
+    );
+
+    // The sign-in form is itself CSRF-protected (double-submit cookie).
+    let signin = browser.get("/ui/signin").await;
+    assert_eq!(signin.status, 200);
+    let token = signin.csrf();
+    assert!(signin.cookie("vexil_signin_csrf").unwrap().contains(&token));
+    let no_token = browser
+        .post(
+            "/ui/signin",
+            &[("email", "root@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        no_token.status, 403,
+        "a sign-in without the token is refused"
+    );
+    assert!(no_token.cookie("vexil_session").is_none());
+
+    let cookie = format!("vexil_signin_csrf={token}");
+    let attempt = |password: &'static str, proto: &'static str| {
+        let req = browser
+            .client
+            .post(app.url("/ui/signin"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-forwarded-proto", proto)
+            .body(form(&[
+                ("csrf", &token),
+                ("email", "ROOT@example.com "),
+                ("password", password),
+            ]));
+        browser.send(req, Some(&cookie))
+    };
+    let wrong = attempt("wrong password!", "http").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("The e-mail or the password is wrong."));
+    assert!(wrong.cookie("vexil_session").is_none());
+
+    let ok = attempt(PASSWORD, "http").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let set = ok.cookie("vexil_session").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/ui", "Max-Age=43200"] {
+        assert!(set.contains(attribute), "{set} lacks {attribute}");
+    }
+    assert!(!set.contains("Secure"), "plain http: no Secure attribute");
+    let behind_tls = attempt(PASSWORD, "https").await;
+    assert!(behind_tls
+        .cookie("vexil_session")
+        .unwrap()
+        .contains("; Secure"));
+
+    browser.sign_in("root@example.com", PASSWORD).await;
+    let home = browser.get("/ui/").await;
+    assert_eq!(
+        home.location,
+        Some(format!("/ui/projects/{}/flags", app.project.project.id))
+    );
+    let flags = browser.get(home.location.as_deref().unwrap()).await;
+    assert_eq!(flags.status, 200);
+    assert!(flags.body.contains("Feature flags") && flags.body.contains("root@example.com"));
+
+    // Sign-out is a form like any other: refused without the session's token.
+    let forged = browser.post("/ui/signout", &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(browser.get("/ui/").await.status, 303);
+    assert_ne!(
+        browser.get("/ui/").await.location.as_deref(),
+        Some("/ui/signin")
+    );
+    let out = browser
+        .post("/ui/signout", &[("csrf", &flags.csrf())])
+        .await;
+    assert_eq!(out.status, 303);
+    assert!(out.cookie("vexil_session").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        browser.get("/ui/").await.location.as_deref(),
+        Some("/ui/signin"),
+        "the old cookie no longer opens a session"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn members_see_only_their_projects() {
+    let app = TestApp::spawn().await;
+    let mine = app.project.project.id;
+    let other = app
+        .store
+        .create_project("Other team")
+        .await
+        .unwrap()
+        .project
+        .id;
+    app.state
+        .catalog
+        .refresh(app.store.as_ref(), other)
+        .await
+        .unwrap();
+    let theirs = app
+        .store
+        .create_flag(
+            other,
+            &vexil_store::NewFlag::new("their-flag", json!({"groups": []})),
+        )
+        .await
+        .unwrap();
+    add_user(&app, "ann@example.com", vec![mine]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("ann@example.com", PASSWORD).await;
+
+    let list = browser.get(&format!("/ui/projects/{mine}/flags")).await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("Test project"));
+    assert!(
+        !list.body.contains("Other team"),
+        "the switcher lists only her projects"
+    );
+    for path in [
+        format!("/ui/projects/{other}/flags"),
+        format!("/ui/projects/{other}/flags/{}", theirs.id),
+        format!("/ui/projects/{other}/flags/new"),
+        format!("/ui/projects/{mine}/flags/{}", theirs.id),
+    ] {
+        assert_eq!(browser.get(&path).await.status, 404, "{path}");
+    }
+    let csrf = list.csrf();
+    let kill = browser
+        .post(
+            &format!("/ui/projects/{other}/flags/{}/disable", theirs.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(kill.status, 404);
+    assert!(
+        app.store
+            .get_flag(other, theirs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_list_searches_filters_sorts_and_pages_on_the_server() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    for i in 0..120 {
+        let mut flag = vexil_store::NewFlag::new(
+            format!("flag-{i:03}"),
+            json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
+        );
+        flag.active = i % 10 != 0;
+        flag.name = format!("Flag number {i}");
+        app.store.create_flag(project, &flag).await.unwrap();
+    }
+    app.state
+        .catalog
+        .refresh(app.store.as_ref(), project)
+        .await
+        .unwrap();
+    add_user(&app, "root@example.com", vec![]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("root@example.com", PASSWORD).await;
+    let base = format!("/ui/projects/{project}/flags");
+
+    let first = browser.get(&base).await;
+    assert!(
+        first.body.contains("Showing 1–50 of 120 flags"),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("rel=\"next\""));
+    let second = browser.get(&format!("{base}?offset=50")).await;
+    assert!(second.body.contains("Showing 51–100 of 120 flags"));
+    let last = browser.get(&format!("{base}?offset=100")).await;
+    assert!(last.body.contains("Showing 101–120 of 120 flags"));
+    assert!(!last.body.contains("rel=\"next\"") && last.body.contains("rel=\"prev\""));
+
+    let search = browser.get(&format!("{base}?search=flag-11")).await;
+    assert!(search.body.contains("of 10 flags"), "flag-110 … flag-119");
+    let disabled = browser.get(&format!("{base}?active=false")).await;
+    assert!(disabled.body.contains("of 12 flags"));
+    assert!(!disabled.body.contains("badge on"));
+    let sorted = browser.get(&format!("{base}?order=key")).await;
+    let a = sorted.body.find("flag-000").unwrap();
+    let b = sorted.body.find("flag-001").unwrap();
+    assert!(a < b);
+    let reversed = browser.get(&format!("{base}?order=-key")).await;
+    assert!(reversed.body.contains("flag-119") && !reversed.body.contains("flag-000"));
+    app.stop().await;
+}
+
+async fn flags_value(app: &TestApp, key: &str, distinct_id: &str, props: Value) -> Value {
+    let (status, body) = app
+        .post(
+            "/flags?v=2",
+            &json!({"token": app.token(), "distinct_id": distinct_id, "person_properties": props}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Disabled flags are left out of the response: `false` to the SDKs.
+    body["flags"][key]["variant"]
+        .as_str()
+        .map(|v| json!(v))
+        .unwrap_or_else(|| json!(body["flags"][key]["enabled"].as_bool().unwrap_or(false)))
+}
+
+#[tokio::test]
+async fn the_kill_switch_confirms_then_disables_and_names_the_user() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let id = app
+        .put_flag(
+            "checkout",
+            json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
+        )
+        .await;
+    add_user(&app, "ops@example.com", vec![project]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("ops@example.com", PASSWORD).await;
+    let page = format!("/ui/projects/{project}/flags/{id}");
+
+    let detail = browser.get(&page).await;
+    assert_eq!(detail.status, 200);
+    assert!(detail.body.contains("Evaluable locally"));
+    assert!(detail.body.contains(&format!("href=\"{page}/disable\"")));
+    let confirm = browser.get(&format!("{page}/disable")).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("Disable <code>checkout</code>?"));
+    assert_eq!(
+        flags_value(&app, "checkout", "u1", json!({})).await,
+        json!(true)
+    );
+
+    let forged = browser
+        .post(&format!("{page}/disable"), &[("csrf", "nope")])
+        .await;
+    assert_eq!(forged.status, 403);
+    let missing = browser.post(&format!("{page}/disable"), &[]).await;
+    assert_eq!(missing.status, 403);
+    assert!(
+        app.store
+            .get_flag(project, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+
+    let done = browser
+        .post(&format!("{page}/disable"), &[("csrf", &confirm.csrf())])
+        .await;
+    assert_eq!(done.status, 303);
+    assert_eq!(done.location.as_deref(), Some(page.as_str()));
+    let stored = app.store.get_flag(project, id).await.unwrap().unwrap();
+    assert!(!stored.active);
+    assert_eq!(stored.last_modified_by.as_deref(), Some("ops@example.com"));
+    let activity = app
+        .store
+        .flag_activity(project, Some(id), vexil_store::Page::new(10, 0))
+        .await
+        .unwrap();
+    assert_eq!(activity.items[0].actor.as_deref(), Some("ops@example.com"));
+    assert_eq!(
+        flags_value(&app, "checkout", "u1", json!({})).await,
+        json!(false),
+        "live at once"
+    );
+    assert!(browser.get(&page).await.body.contains("Disabled"));
+
+    let enabled = browser
+        .post(&format!("{page}/enable"), &[("csrf", &confirm.csrf())])
+        .await;
+    assert_eq!(enabled.status, 303);
+    assert_eq!(
+        flags_value(&app, "checkout", "u1", json!({})).await,
+        json!(true)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_editor_creates_what_flags_serves_and_shows_400s_at_their_field() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    add_user(&app, "dev@example.com", vec![project]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("dev@example.com", PASSWORD).await;
+    let new = format!("/ui/projects/{project}/flags/new");
+    let csrf = browser.get(&new).await.csrf();
+    let fields = |key: &'static str, second: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("key", key.to_owned()),
+            ("name", "Checkout test".to_owned()),
+            ("active", "on".to_owned()),
+            ("property_key", "email".to_owned()),
+            ("operator", "icontains".to_owned()),
+            ("property_value", "@example.com".to_owned()),
+            ("rollout", "100".to_owned()),
+            ("variant_key", "control".to_owned()),
+            ("variant_rollout", "50".to_owned()),
+            ("variant_key", "test".to_owned()),
+            ("variant_rollout", second.to_owned()),
+            ("variant_payload", "{\"theme\": \"dark\"}".to_owned()),
+            ("payload", String::new()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = form(&pairs);
+        let req = browser
+            .client
+            .post(app.url(&new))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        browser.send(req, None)
+    };
+
+    let bad_sum = post(fields("checkout-test", "40")).await;
+    assert_eq!(bad_sum.status, 400);
+    assert!(
+        bad_sum.body.contains("id=\"variants-error\""),
+        "{}",
+        bad_sum.body
+    );
+    assert!(
+        bad_sum.body.contains("value=\"checkout-test\""),
+        "the form keeps what was typed"
+    );
+    let bad_key = post(fields("not a key!", "50")).await;
+    assert_eq!(bad_key.status, 400);
+    assert!(
+        bad_key.body.contains("id=\"key-error\""),
+        "{}",
+        bad_key.body
+    );
+    assert!(bad_key.body.contains("aria-invalid=\"true\""));
+    let mut bad_json = fields("checkout-test", "50");
+    bad_json[12].1 = "{oops".to_owned();
+    let bad_json = post(bad_json).await;
+    assert_eq!(bad_json.status, 400, "{:?}", bad_json.location);
+    assert!(
+        bad_json.body.contains("id=\"variants-error\""),
+        "{}",
+        bad_json.body
+    );
+    let mut both = fields("checkout-test", "50");
+    both[13].1 = "1".to_owned();
+    let both = post(both).await;
+    assert!(both.body.contains("id=\"payload-error\""), "{}", both.body);
+    let mut forged = fields("checkout-test", "50");
+    forged[0].1 = "forged".to_owned();
+    assert_eq!(post(forged).await.status, 403);
+    assert!(app
+        .store
+        .get_flag_by_key(project, "checkout-test")
+        .await
+        .unwrap()
+        .is_none());
+
+    let created = post(fields("checkout-test", "50")).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let flag = app
+        .store
+        .get_flag_by_key(project, "checkout-test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        created.location,
+        Some(format!("/ui/projects/{project}/flags/{}", flag.id))
+    );
+    assert_eq!(flag.created_by.as_deref(), Some("dev@example.com"));
+    assert_eq!(flag.filters["multivariate"]["variants"][1]["key"], "test");
+    assert_eq!(flag.filters["payloads"]["control"], "{\"theme\": \"dark\"}");
+    let value = flags_value(
+        &app,
+        "checkout-test",
+        "alice",
+        json!({"email": "alice@example.com"}),
+    )
+    .await;
+    assert!(
+        value == json!("control") || value == json!("test"),
+        "{value}"
+    );
+    assert_eq!(
+        flags_value(
+            &app,
+            "checkout-test",
+            "bob",
+            json!({"email": "bob@elsewhere.org"})
+        )
+        .await,
+        json!(false)
+    );
+    let duplicate = post(fields("checkout-test", "50")).await;
+    assert_eq!(duplicate.status, 400);
+    assert!(duplicate
+        .body
+        .contains("There is already a feature flag with this key."));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn test_a_user_explains_a_match_and_a_non_match() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let id = app
+        .put_flag(
+            "pro-beta",
+            json!({"groups": [{"properties": [
+                {"key": "plan", "type": "person", "operator": "exact", "value": ["pro"]}
+            ], "rollout_percentage": 100}]}),
+        )
+        .await;
+    // A stored property counts, as on /flags.
+    app.store
+        .apply_person_update(
+            project,
+            "carol",
+            &vexil_store::PersonUpdate {
+                set: json!({"plan": "pro"}).as_object().unwrap().clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    add_user(&app, "support@example.com", vec![project]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("support@example.com", PASSWORD).await;
+    let page = format!("/ui/projects/{project}/flags/{id}");
+
+    let typed = browser
+        .get(&format!(
+            "{page}?distinct_id=alice&properties=%7B%22plan%22%3A%22pro%22%7D"
+        ))
+        .await;
+    assert_eq!(typed.status, 200);
+    assert!(typed.body.contains("condition_match"), "{}", typed.body);
+    assert!(typed.body.contains("matched ✓"));
+    assert!(
+        typed.body.contains("<code>&quot;pro&quot;</code>"),
+        "the value used is shown"
+    );
+    assert!(typed.body.contains("Rollout bucket"));
+
+    let stored = browser.get(&format!("{page}?distinct_id=carol")).await;
+    assert!(stored.body.contains("condition_match") && stored.body.contains("matched ✓"));
+
+    let other = browser
+        .get(&format!(
+            "{page}?distinct_id=bob&properties=%7B%22plan%22%3A%22free%22%7D"
+        ))
+        .await;
+    assert!(other.body.contains("no_condition_match"));
+    assert!(other.body.contains("did not match ✗"));
+    assert!(other.body.contains("<code>&quot;free&quot;</code>"));
+
+    let bad = browser
+        .get(&format!("{page}?distinct_id=bob&properties=%7Bnope"))
+        .await;
+    assert_eq!(bad.status, 200);
+    assert!(bad.body.contains("id=\"test-properties-error\""));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_badge_says_why_a_flag_needs_the_server() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let cohort = app
+        .store
+        .create_cohort(project, &NewCohort::static_list("Beta testers"))
+        .await
+        .unwrap();
+    let id = app
+        .put_flag(
+            "beta",
+            json!({"groups": [{"properties": [
+                {"key": "id", "type": "cohort", "value": cohort.id}
+            ], "rollout_percentage": 100}]}),
+        )
+        .await;
+    add_user(&app, "root@example.com", vec![]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("root@example.com", PASSWORD).await;
+    let detail = browser
+        .get(&format!("/ui/projects/{project}/flags/{id}"))
+        .await;
+    assert!(detail.body.contains("Needs the server"), "{}", detail.body);
+    assert!(detail
+        .body
+        .contains(&format!("cohort {} is static", cohort.id)));
+    let list = browser.get(&format!("/ui/projects/{project}/flags")).await;
+    assert!(list.body.contains("Needs the server"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn assets_are_embedded_and_cached() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new(&app);
+    let signin = browser.get("/ui/signin").await;
+    let css = signin
+        .body
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(css.starts_with("/ui/assets/style-"));
+    let resp = browser.client.get(app.url(&css)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    assert_eq!(browser.get("/ui/assets/other.css").await.status, 404);
+    // No page refers to anything outside the server.
+    assert!(!signin.body.contains("http://") && !signin.body.contains("https://"));
+    app.stop().await;
+}
