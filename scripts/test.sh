@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit/integration/property tests, the `vexil eval` conformance check,
-# then the real PostHog SDKs against a live `vexil serve`. Ends with one "N passed, N failed" line.
+# then the real PostHog SDKs against a live `vexil serve`, then the web UI in headless Chromium. Ends with one "N passed, N failed" line.
 # Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,9 @@ echo "== vexil eval reproduces the 1000-id consistency lists"
 echo "== SDK compatibility: the real posthog (Python) and posthog-node clients against vexil serve"
 "$root/scripts/compat.sh" "$vexil" 2>&1 | tee -a "$log"
 
+echo "== web UI: headless Chromium (playwright-core, axe-core) against vexil serve"
+"$root/scripts/ui.sh" "$vexil" 2>&1 | tee -a "$log"
+
 # Totals: cargo's "test result" lines, the eval check's and compat's own closing lines.
 python3 - "$log" <<'PY'
 import re, sys
@@ -31,7 +34,7 @@ text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 passed = failed = 0
 for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
     passed, failed = passed + int(p), failed + int(f)
-for p, f in re.findall(r"^(?:conformance/\S+|compat): (\d+) passed, (\d+) failed$", text, re.M):
+for p, f in re.findall(r"^(?:conformance/\S+|compat|ui): (\d+) passed, (\d+) failed$", text, re.M):
     passed, failed = passed + int(p), failed + int(f)
 print(f"total: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -150,6 +150,8 @@ pub fn shell(title: &str, frame: Option<&Frame>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Vexil" }
+                // No favicon request (and no 404 for it).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::STYLE_PATH);
                 script src=(assets::SCRIPT_PATH) defer {}
             }

@@ -1,0 +1,218 @@
+// The web UI in a real browser: headless Chromium driven by playwright-core against a live
+// `vexil serve`, axe-core injected on every page, and the published posthog-python SDK checking
+// what the UI wrote. Run by scripts/ui.sh, which provides:
+//   VEXIL_HOST, VEXIL_TOKEN, VEXIL_ADMIN_PASSWORD   the server and the first start's credentials
+//   CHROMIUM                                        the browser executable
+//   UI_PYTHON                                       a python with posthog installed
+//   UI_SCREENSHOTS                                  optional: directory to write screenshots into
+// Prints one line per check and ends with "ui: N passed, M failed".
+import { execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const axePath = require.resolve("axe-core/axe.min.js");
+const host = process.env.VEXIL_HOST;
+const token = process.env.VEXIL_TOKEN;
+const password = process.env.VEXIL_ADMIN_PASSWORD;
+const shots = process.env.UI_SCREENSHOTS;
+
+let passed = 0;
+let failed = 0;
+async function check(name, body) {
+  try {
+    await body();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}\n     ${String(e && e.stack || e).split("\n").slice(0, 6).join("\n     ")}`);
+  }
+}
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+/** Runs axe-core on the page; throws on any serious or critical violation. */
+async function axe(page, label) {
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 3) }));
+  });
+  const serious = result.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert(serious.length === 0, `${label}: axe violations ${JSON.stringify(serious)}`);
+  return result;
+}
+
+/** The flag's value for one person through the published posthog-python SDK. */
+function sdkValue(key, distinctId, properties) {
+  const script = `
+import json, sys
+from posthog import Posthog
+client = Posthog(sys.argv[1], host=sys.argv[2], disable_geoip=True)
+value = client.get_feature_flag(sys.argv[3], sys.argv[4], person_properties=json.loads(sys.argv[5]))
+print(json.dumps(value))
+client.shutdown()
+`;
+  const out = execFileSync(process.env.UI_PYTHON, ["-W", "ignore::DeprecationWarning", "-c", script, token, host, key, distinctId, JSON.stringify(properties)], { encoding: "utf8" });
+  return JSON.parse(out.trim().split("\n").pop());
+}
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ["--no-sandbox"] });
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const problems = [];
+const external = [];
+context.on("page", (p) => watch(p));
+function watch(page) {
+  page.on("console", (m) => {
+    // The document's own status (a re-rendered form answered 400/401, which the checks assert)
+    // is logged by Chromium as an error too: that is not a page error.
+    const own = m.location().url === page.url() && m.text().startsWith("Failed to load resource");
+    if (m.type() === "error" && !own) problems.push(`${page.url()}: ${m.text()} (${m.location().url})`);
+  });
+  page.on("pageerror", (e) => problems.push(`${page.url()}: ${e.message}`));
+  page.on("request", (r) => { if (!r.url().startsWith(host) && !r.url().startsWith("data:")) external.push(r.url()); });
+}
+const page = await context.newPage();
+const shot = async (name) => { if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true }); };
+const key = "ui-checkout";
+let flagUrl = "";
+
+await check("sign-in page: keyboard first stop is the skip link, no serious axe violations", async () => {
+  await page.goto(`${host}/`);
+  assert(page.url().endsWith("/ui/signin"), `/ redirects to sign-in, got ${page.url()}`);
+  await page.keyboard.press("Tab");
+  const first = await page.evaluate(() => document.activeElement && document.activeElement.textContent);
+  assert(first === "Skip to content", `first focus: ${first}`);
+  await axe(page, "sign-in");
+  await shot("signin");
+});
+
+await check("a wrong password is refused, the right one signs in (keyboard only)", async () => {
+  await page.getByLabel("E-mail").fill("admin@localhost");
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByLabel("Password").press("Enter");
+  await page.getByText("The e-mail or the password is wrong.").waitFor();
+  await page.getByLabel("Password").fill(password);
+  await page.getByLabel("Password").press("Enter");
+  await page.getByRole("heading", { name: "Feature flags" }).waitFor();
+  assert(/\/ui\/projects\/\d+\/flags$/.test(page.url()), page.url());
+  await axe(page, "flag list");
+});
+
+await check("the editor creates a flag with a property condition and two variants", async () => {
+  await page.getByRole("link", { name: "New flag" }).click();
+  await page.getByRole("heading", { name: "New feature flag" }).waitFor();
+  await page.getByLabel("Key", { exact: true }).fill(key);
+  await page.getByLabel("Name (description)").fill("New checkout");
+  await page.getByLabel("Person property").fill("email");
+  await page.getByLabel("Operator").selectOption("icontains");
+  await page.getByLabel("Value", { exact: true }).fill("@example.com");
+  await page.getByLabel("Variant 1 key").fill("control");
+  await page.getByLabel("Variant 1 rollout %").fill("50");
+  await page.getByLabel("Variant 2 key").fill("test");
+  await page.getByLabel("Variant 2 rollout %").fill("40");
+  const sum = page.locator("#variant-sum");
+  assert((await sum.textContent()).includes("must be 100%"), `live sum: ${await sum.textContent()}`);
+  await page.getByLabel("Variant 2 rollout %").fill("50");
+  assert((await sum.textContent()).includes("100% ✓"), `live sum: ${await sum.textContent()}`);
+  await page.getByLabel("Variant 1 payload (JSON)").fill('{"theme": "dark"}');
+  await page.getByLabel("Payload (JSON, optional; boolean flags)").fill("{oops");
+  assert((await page.locator("#payload-check").textContent()).startsWith("Not valid JSON"), "payload checked as typed");
+  await page.getByLabel("Payload (JSON, optional; boolean flags)").fill("");
+  await axe(page, "editor");
+  await shot("editor");
+  await page.getByRole("button", { name: "Create flag" }).click();
+  await page.getByRole("heading", { name: key }).waitFor();
+  flagUrl = page.url().split("?")[0].split("#")[0];
+  await page.getByText("Evaluable locally").first().waitFor();
+  await axe(page, "flag page");
+  await shot("flag");
+});
+
+await check("the API's 400 is shown at the field it names (duplicate key)", async () => {
+  await page.goto(flagUrl.replace(/\/\d+$/, "/new"));
+  await page.getByLabel("Key", { exact: true }).fill(key);
+  await page.getByRole("button", { name: "Create flag" }).click();
+  await page.locator("#key-error").waitFor();
+  assert((await page.locator("#key-error").textContent()).includes("already a feature flag with this key"), "at the key");
+  assert((await page.getByLabel("Key", { exact: true }).getAttribute("aria-invalid")) === "true", "the field is marked invalid");
+  await axe(page, "editor with errors");
+});
+
+await check("the published posthog-python SDK sees the flag in /flags", async () => {
+  const alice = sdkValue(key, "alice", { email: "alice@example.com" });
+  assert(alice === "control" || alice === "test", `alice: ${alice}`);
+  const bob = sdkValue(key, "bob", { email: "bob@elsewhere.org" });
+  assert(bob === false, `bob: ${bob}`);
+});
+
+await check("test a user explains a match, with the value used and the bucket", async () => {
+  await page.goto(flagUrl);
+  await page.getByLabel("Distinct id").fill("alice");
+  await page.getByLabel("Person properties (JSON, optional)").fill('{"email": "alice@example.com"}');
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.locator(".answer").waitFor();
+  const text = await page.locator(".answer").textContent();
+  assert(text.includes("condition_match"), text);
+  assert(text.includes("matched ✓") && text.includes('"alice@example.com"'), text);
+  assert(text.includes("Rollout bucket"), text);
+  await axe(page, "test a user (match)");
+  await shot("test-a-user");
+});
+
+await check("test a user explains a non-match", async () => {
+  await page.getByLabel("Distinct id").fill("bob");
+  await page.getByLabel("Person properties (JSON, optional)").fill('{"email": "bob@elsewhere.org"}');
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.locator(".answer").waitFor();
+  const text = await page.locator(".answer").textContent();
+  assert(text.includes("no_condition_match") && text.includes("did not match ✗"), text);
+});
+
+await check("the kill switch disables the flag after a confirmation; the SDK sees false", async () => {
+  await page.goto(flagUrl);
+  await page.getByRole("link", { name: "Disable flag…" }).click();
+  await page.getByRole("heading", { name: `Disable ${key}?` }).waitFor();
+  await axe(page, "kill switch confirmation");
+  await page.getByRole("button", { name: `Disable ${key}` }).click();
+  await page.getByRole("button", { name: "Enable flag" }).waitFor();
+  const alice = sdkValue(key, "alice", { email: "alice@example.com" });
+  // A disabled flag is left out of /flags: the SDK answers None (falsy), as with PostHog.
+  assert(alice === false || alice === null, `after the kill switch: ${alice}`);
+});
+
+await check("the list searches on the server and is usable at 390 px wide", async () => {
+  await page.goto(flagUrl.replace(/\/\d+$/, ""));
+  await page.getByLabel("Search key or name").fill("checkout");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.getByText("Showing 1–1 of 1 flags").waitFor();
+  await shot("flags");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 0, `horizontal overflow of ${overflow}px at 390 px`);
+  await axe(page, "flag list at 390 px");
+  await page.goto(flagUrl);
+  const flagOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(flagOverflow <= 0, `flag page overflows by ${flagOverflow}px at 390 px`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+await check("sign-out ends the session", async () => {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in to Vexil" }).waitFor();
+  await page.goto(flagUrl);
+  assert(page.url().endsWith("/ui/signin"), page.url());
+});
+
+await check("no console errors and no request left the server", async () => {
+  assert(problems.length === 0, `console: ${problems.join("; ")}`);
+  assert(external.length === 0, `external requests: ${external.join(", ")}`);
+});
+
+await browser.close();
+console.log(`ui: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
