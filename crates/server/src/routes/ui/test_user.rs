@@ -169,6 +169,8 @@ pub async fn run(
         distinct_id: Some(test.distinct_id.clone()),
         groups: Some(test.groups.clone()),
         person_properties: Some(test.properties.clone()),
+        // Only this flag (and what it depends on): not the whole project.
+        flag_keys: Some(vec![flag.key.clone()]),
         ..FlagsRequest::default()
     };
     let evaluation = snapshot.evaluate(&request, None, &stored, now);
