@@ -668,7 +668,7 @@ async fn assets_are_embedded_and_cached() {
     let signin = browser.get("/ui/signin").await;
     let css = signin
         .body
-        .split("href=\"")
+        .split("rel=\"stylesheet\" href=\"")
         .nth(1)
         .unwrap()
         .split('"')
