@@ -6,3 +6,19 @@
 mod suite;
 mod postgres;
 mod sqlite;
+
+/// How many migration files a backend ships (`sqlite` or `postgres`): what a migrated
+/// database must have applied, without a count to bump with every new migration.
+pub fn migration_files(backend: &str) -> i64 {
+    let dir = format!("{}/src/{backend}/migrations", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count() as i64
+}

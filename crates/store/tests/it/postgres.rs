@@ -219,7 +219,8 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    // Each migration once, however many nodes raced to apply it.
+    assert_eq!(applied, crate::migration_files("postgres"));
     let projects: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects")
         .fetch_one(&pool)
         .await

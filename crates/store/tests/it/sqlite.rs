@@ -91,7 +91,11 @@ async fn file_is_in_wal_mode() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(
+        version,
+        crate::migration_files("sqlite"),
+        "every migration applied"
+    );
 }
 
 #[tokio::test]
