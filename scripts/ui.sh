@@ -57,7 +57,9 @@ say "installing playwright-core and axe-core (tests/ui/package.json) and posthog
 cp tests/ui/package.json tests/ui/ui.test.mjs "$tmp/"
 (cd "$tmp" && retry npm install -q --no-audit --no-fund >/dev/null) || die "npm install failed"
 python3 -m venv "$tmp/venv" || die "python3 -m venv failed"
-retry "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check 'posthog>=7.11.2,<8' \
+# The posthog version compat.sh pins (tests/compat/clients.json).
+posthog_version=$(python3 scripts/compat-clients.py version python)
+retry "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "posthog==$posthog_version" \
   || die "pip install posthog failed"
 
 say "starting vexil serve (a fresh data directory: the first start prints the keys and the admin)"

@@ -138,7 +138,7 @@ pub async fn list(
                             td { (flag.name) }
                             td { (status_badge(flag, &filters, called, now)) }
                             td { (if filters.variants().is_empty() { "Boolean" } else { "Multivariate" }) }
-                            td { (locality_badge(&locality::of(&snapshot, &flag.definition(), flag.is_remote_configuration), false)) }
+                            td { (locality_badge(&locality::of(&snapshot, &flag.definition(), flag.is_remote_configuration && flag.has_encrypted_payloads), false)) }
                             td { (ago(called, now)) }
                         }
                     }
@@ -240,7 +240,11 @@ pub async fn detail(
     let calls = state.store.last_flag_calls(flag.project_id).await?;
     let now = Utc::now();
     let base = format!("/ui/projects/{project}/flags/{id}");
-    let locality = locality::of(&snapshot, &flag.definition(), flag.is_remote_configuration);
+    let locality = locality::of(
+        &snapshot,
+        &flag.definition(),
+        flag.is_remote_configuration && flag.has_encrypted_payloads,
+    );
     let test = test_user::Test::from_params(&params);
     let answer = match &test {
         Some(Ok(input)) => Some(test_user::run(&state, &snapshot, &flag, input).await),

@@ -15,11 +15,18 @@ pub enum Locality {
     Server(Vec<String>),
 }
 
-/// The locality of `flag` in `snapshot`'s project.
-pub fn of(snapshot: &ProjectSnapshot, flag: &FlagDefinition, remote_config: bool) -> Locality {
+/// The locality of `flag` in `snapshot`'s project; `encrypted_remote_config` for a
+/// remote-configuration flag with encrypted payloads (left out of the feed).
+pub fn of(
+    snapshot: &ProjectSnapshot,
+    flag: &FlagDefinition,
+    encrypted_remote_config: bool,
+) -> Locality {
     let mut reasons = Vec::new();
-    if remote_config {
-        reasons.push("remote configuration is not in the definitions feed".to_owned());
+    if encrypted_remote_config {
+        reasons.push(
+            "its payload is encrypted remote configuration, served only by the API".to_owned(),
+        );
     }
     if flag.ensure_experience_continuity {
         reasons.push("experience continuity keeps each person's hash key on the server".to_owned());
