@@ -1,17 +1,22 @@
-//! A direct JSON writer for the hot `/flags?v=2` body: byte-identical to serialising
-//! [`FlagsResponse`] with serde_json (tested), without serde's per-field machinery. Other shapes
-//! and bodies with config fields go through serde.
+//! A direct JSON writer for the hot `/flags?v=2` and `/flags?v=4` (typed records) bodies:
+//! byte-identical to serialising [`FlagsResponse`] with serde_json (tested), without serde's
+//! per-field machinery. Other shapes and bodies with config fields go through serde.
 
 use serde_json::Value;
 use vexil_engine::FlagResult;
 
-use super::{FlagRecord, FlagsResponse};
+use super::{FlagRecord, FlagsResponse, RecordReason, TypedRecord, TypedValue};
 use crate::request::ResponseShape;
 
 impl FlagsResponse<'_, '_> {
     /// Appends the body as compact JSON to `out`; identical to `serde_json::to_writer`.
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        if self.shape != ResponseShape::FlagsV2 || self.envelope.config.is_some() {
+        let typed = match self.shape {
+            ResponseShape::FlagsV2 => false,
+            ResponseShape::FlagsV3 => true,
+            _ => return serde_json::to_writer(out, self),
+        };
+        if self.envelope.config.is_some() {
             return serde_json::to_writer(out, self);
         }
         out.extend_from_slice(b"{\"errorsWhileComputingFlags\":");
@@ -23,7 +28,11 @@ impl FlagsResponse<'_, '_> {
             }
             push_str(out, r.key())?;
             out.push(b':');
-            push_record(out, r)?;
+            if typed {
+                push_typed_record(out, r)?;
+            } else {
+                push_record(out, r)?;
+            }
         }
         out.push(b'}');
         let env = &self.envelope;
@@ -61,25 +70,8 @@ fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>) -> Result<(), serde_json::
     if rec.failed {
         out.extend_from_slice(b",\"failed\":true");
     }
-    out.extend_from_slice(b",\"reason\":{\"code\":");
-    push_str(out, rec.reason.code.as_str())?;
-    out.extend_from_slice(b",\"condition_index\":");
-    match rec.reason.condition_index {
-        Some(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"description\":");
-    match rec.reason.description.static_text() {
-        Some(text) => push_str(out, text)?,
-        // The one formatted description: "Matched condition set N" (N = index + 1).
-        None => {
-            out.extend_from_slice(b"\"Matched condition set ");
-            let n = rec.reason.condition_index.unwrap_or(0) + 1;
-            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            out.push(b'"');
-        }
-    }
-    out.extend_from_slice(b"},\"metadata\":{\"id\":");
+    push_reason(out, &rec.reason)?;
+    out.extend_from_slice(b",\"metadata\":{\"id\":");
     out.extend_from_slice(itoa::Buffer::new().format(rec.metadata.id).as_bytes());
     out.extend_from_slice(b",\"version\":");
     out.extend_from_slice(itoa::Buffer::new().format(rec.metadata.version).as_bytes());
@@ -96,6 +88,72 @@ fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>) -> Result<(), serde_json::
     out.extend_from_slice(b",\"has_experiment\":");
     push_bool(out, rec.metadata.has_experiment);
     out.extend_from_slice(b"}}");
+    Ok(())
+}
+
+/// One typed record, in [`TypedRecord`]'s field order.
+fn push_typed_record(out: &mut Vec<u8>, r: &FlagResult<'_>) -> Result<(), serde_json::Error> {
+    let rec = TypedRecord::from_result(r);
+    out.extend_from_slice(b"{\"key\":");
+    push_str(out, rec.key)?;
+    out.extend_from_slice(b",\"value\":");
+    match rec.value {
+        Some(TypedValue::Enabled(b)) => push_bool(out, b),
+        Some(TypedValue::Variant(v)) => push_str(out, v)?,
+        None => out.extend_from_slice(b"null"),
+    }
+    if rec.failed {
+        out.extend_from_slice(b",\"failed\":true");
+    }
+    push_reason(out, &rec.reason)?;
+    let m = &rec.metadata;
+    out.extend_from_slice(b",\"metadata\":{\"id\":");
+    out.extend_from_slice(itoa::Buffer::new().format(m.id).as_bytes());
+    out.extend_from_slice(b",\"version\":");
+    out.extend_from_slice(itoa::Buffer::new().format(m.version).as_bytes());
+    out.extend_from_slice(b",\"config_version\":");
+    out.extend_from_slice(itoa::Buffer::new().format(m.config_version).as_bytes());
+    out.extend_from_slice(b",\"description\":");
+    match m.description {
+        Some(d) => push_str(out, d)?,
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"payload\":");
+    match m.payload {
+        Some(p) => push_value(out, p)?,
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"has_experiment\":");
+    push_bool(out, m.has_experiment);
+    if let Some(v) = m.variant_key {
+        out.extend_from_slice(b",\"variant_key\":");
+        push_str(out, v)?;
+    }
+    out.extend_from_slice(b"}}");
+    Ok(())
+}
+
+/// `,"reason":{…}` of either record.
+fn push_reason(out: &mut Vec<u8>, reason: &RecordReason) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(b",\"reason\":{\"code\":");
+    push_str(out, reason.code.as_str())?;
+    out.extend_from_slice(b",\"condition_index\":");
+    match reason.condition_index {
+        Some(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"description\":");
+    match reason.description.static_text() {
+        Some(text) => push_str(out, text)?,
+        // The one formatted description: "Matched condition set N" (N = index + 1).
+        None => {
+            out.extend_from_slice(b"\"Matched condition set ");
+            let n = reason.condition_index.unwrap_or(0) + 1;
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.push(b'"');
+        }
+    }
+    out.push(b'}');
     Ok(())
 }
 

@@ -65,7 +65,7 @@ proptest! {
             minimal_flag_called_events: minimal,
             config: config.then_some(&config_fields),
         };
-        for shape in [ResponseShape::FlagsV2, ResponseShape::FlagsV1, ResponseShape::DecideV1, ResponseShape::DecideV2] {
+        for shape in [ResponseShape::FlagsV3, ResponseShape::FlagsV2, ResponseShape::FlagsV1, ResponseShape::DecideV1, ResponseShape::DecideV2] {
             let body = FlagsResponse::new(shape, &eval, envelope);
             let mut direct = Vec::new();
             body.write_json(&mut direct).unwrap();
