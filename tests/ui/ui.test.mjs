@@ -184,6 +184,27 @@ await check("the kill switch disables the flag after a confirmation; the SDK see
   assert(alice === false || alice === null, `after the kill switch: ${alice}`);
 });
 
+await check("an edit saved from a stale second tab shows the conflict, then re-applies", async () => {
+  const editUrl = `${flagUrl}/edit`;
+  await page.goto(editUrl);
+  const second = await context.newPage();
+  await second.goto(editUrl);
+  await second.getByLabel("Name (description)").fill("Changed in the second tab");
+  await second.getByRole("button", { name: "Save" }).click();
+  await second.getByRole("heading", { name: key }).waitFor();
+  await second.close();
+  await page.getByLabel("Name (description)").fill("Changed in the first tab");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#conflict").waitFor();
+  const text = await page.locator("#conflict").textContent();
+  assert(text.includes("Changed in the second tab"), `the stored change is shown: ${text}`);
+  await axe(page, "edit conflict");
+  await shot("conflict");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Changed in the first tab").first().waitFor();
+  assert(!page.url().endsWith("/edit"), page.url());
+});
+
 await check("the list searches on the server and is usable at 390 px wide", async () => {
   await page.goto(flagUrl.replace(/\/\d+$/, ""));
   await page.getByLabel("Search key or name").fill("checkout");

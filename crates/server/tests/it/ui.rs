@@ -691,3 +691,115 @@ async fn assets_are_embedded_and_cached() {
     assert!(!signin.body.contains("http://") && !signin.body.contains("https://"));
     app.stop().await;
 }
+
+/// Saves the edit form of `page` (its CSRF token and version) with `name` and `filters`.
+async fn save_edit(
+    app: &TestApp,
+    browser: &Browser<'_>,
+    edit: &str,
+    page: &Page,
+    name: &str,
+    filters: &str,
+) -> Page {
+    let version = page
+        .body
+        .split("name=\"version\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = page.csrf();
+    let body = form(&[
+        ("csrf", &csrf),
+        ("version", &version),
+        ("key", "pricing"),
+        ("name", name),
+        ("active", "on"),
+        ("evaluation_runtime", "all"),
+        ("evaluation_tags", ""),
+        ("filters", filters),
+    ]);
+    let req = browser
+        .client
+        .post(app.url(edit))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    browser.send(req, None).await
+}
+
+#[tokio::test]
+async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let id = app
+        .put_flag(
+            "pricing",
+            json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
+        )
+        .await;
+    add_user(&app, "ann@example.com", vec![project]).await;
+    add_user(&app, "bob@example.com", vec![project]).await;
+    let mut ann = Browser::new(&app);
+    ann.sign_in("ann@example.com", PASSWORD).await;
+    let mut bob = Browser::new(&app);
+    bob.sign_in("bob@example.com", PASSWORD).await;
+    let edit = format!("/ui/projects/{project}/flags/{id}/edit");
+    let everyone = r#"{"groups": [{"properties": [], "rollout_percentage": 100}]}"#;
+    let half = r#"{"groups": [{"properties": [], "rollout_percentage": 50}]}"#;
+
+    let ann_page = ann.get(&edit).await;
+    assert_eq!(ann_page.status, 200);
+    assert!(
+        ann_page
+            .body
+            .contains("&quot;rollout_percentage&quot;: 100"),
+        "the stored filters"
+    );
+    let bob_page = bob.get(&edit).await;
+    let bob_saved = save_edit(&app, &bob, &edit, &bob_page, "Bob's name", everyone).await;
+    assert_eq!(bob_saved.status, 303, "{}", bob_saved.body);
+
+    let stale = save_edit(&app, &ann, &edit, &ann_page, "Ann's name", half).await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale
+        .body
+        .contains("This flag changed while you were editing it"));
+    assert!(stale
+        .body
+        .contains("Last changed by bob@example.com (version 2)"));
+    assert!(stale.body.contains("Bob&#39;s name") || stale.body.contains("Bob's name"));
+    assert!(stale.body.contains("Reload (discard my edit)"));
+    let stored = app.store.get_flag(project, id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.name, "Bob's name",
+        "nothing of the stale edit was written"
+    );
+
+    // Re-apply: the conflict page's form carries the stored version.
+    let reapplied = save_edit(&app, &ann, &edit, &stale, "Ann's name", half).await;
+    assert_eq!(reapplied.status, 303, "{}", reapplied.body);
+    let stored = app.store.get_flag(project, id).await.unwrap().unwrap();
+    assert_eq!(stored.name, "Ann's name");
+    assert_eq!(stored.filters["groups"][0]["rollout_percentage"], 50.0);
+    assert_eq!(stored.last_modified_by.as_deref(), Some("ann@example.com"));
+
+    // Errors at their field: JSON that does not parse, and the API's own 400 on filters.
+    let page = ann.get(&edit).await;
+    let broken = save_edit(&app, &ann, &edit, &page, "x", "{nope").await;
+    assert_eq!(broken.status, 400);
+    assert!(broken.body.contains("id=\"filters-error\""));
+    let over = save_edit(
+        &app,
+        &ann,
+        &edit,
+        &page,
+        "x",
+        r#"{"groups": [{"properties": [], "rollout_percentage": 150}]}"#,
+    )
+    .await;
+    assert_eq!(over.status, 400, "{}", over.body);
+    assert!(over.body.contains("id=\"filters-error\""), "{}", over.body);
+    app.stop().await;
+}

@@ -255,6 +255,7 @@ pub async fn detail(
         div class="title-row" {
             h1 { code { (flag.key) } }
             (status_badge(&flag, &filters, calls.get(&flag.key).copied(), now))
+            a class="button secondary" href=(format!("{base}/edit")) { "Edit flag" }
         }
         @if !flag.name.is_empty() { p class="lead" { (flag.name) } }
         section aria-labelledby="where" {

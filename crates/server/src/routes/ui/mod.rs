@@ -10,6 +10,7 @@
 //! log names the user.
 
 mod assets;
+mod edit;
 mod editor;
 mod flags;
 mod locality;
@@ -47,4 +48,5 @@ pub fn router() -> Router<AppState> {
             &format!("{flag}/enable"),
             axum::routing::post(flags::enable),
         )
+        .route(&format!("{flag}/edit"), get(edit::form).post(edit::save))
 }
