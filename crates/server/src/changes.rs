@@ -8,12 +8,15 @@
 //! at-least-once: a client that saw stamp `n` is sent every publication stamped after `n`.
 //!
 //! Each publication's frames are rendered once, in both stream formats, and shared: sending one
-//! to a stream clones a `Bytes`. An idle stream is a parked connection task holding a broadcast
+//! to a stream clones a `Bytes`. Rendering needs the definitions ETag, which serialises the
+//! whole payload (milliseconds for a large project), so it happens off the write path: on a
+//! blocking thread right after publication, or by the first stream that needs the frames,
+//! whichever comes first (which also builds `/flags/definitions`' body for its next poll). An idle stream is a parked connection task holding a broadcast
 //! receiver: a publication wakes each stream once, and nothing runs per stream otherwise.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -104,15 +107,25 @@ pub fn diff(before: &ProjectSnapshot, after: &ProjectSnapshot) -> Vec<Change> {
     changes
 }
 
-/// One publication that changed something, rendered in both stream formats.
+/// One publication that changed something, rendered in both stream formats on first use.
 #[derive(Debug)]
 pub struct Publication {
     /// Its stamp: the SSE `id`.
     pub revision: i64,
+    changes: Vec<Change>,
+    /// Unix seconds.
+    published_at: i64,
+    /// The snapshot it published, held until the frames are rendered.
+    source: Mutex<Option<Arc<ProjectSnapshot>>>,
+    frames: OnceLock<Frames>,
+}
+
+#[derive(Debug, Default)]
+struct Frames {
     /// `event: change` frames, one per change (`/flags/definitions/stream`).
-    pub changes: Bytes,
+    changes: Bytes,
     /// One `event: message` frame with a `refetchEvaluation` (the OFREP stream).
-    pub refetch: Bytes,
+    refetch: Bytes,
 }
 
 /// The data of a definitions-stream change event.
@@ -137,31 +150,70 @@ struct RefetchData<'a> {
 }
 
 impl Publication {
-    /// Renders `changes`, which brought the project to `after` (stamped `after.revision()`).
-    pub fn render(changes: &[Change], after: &ProjectSnapshot, published_at: i64) -> Publication {
-        let revision = after.revision();
-        let etag = after.etag();
-        let mut text = String::new();
-        for change in changes {
-            let data = ChangeData {
-                change,
-                etag,
-                revision,
-            };
-            frame(&mut text, "change", revision, &json(&data));
-        }
-        let mut refetch = String::new();
-        frame(
-            &mut refetch,
-            "message",
-            revision,
-            &refetch_data(etag, published_at),
-        );
+    /// The publication of `changes`, which brought the project to `after` (stamped
+    /// `after.revision()`) at `published_at` (Unix seconds).
+    pub fn new(
+        changes: Vec<Change>,
+        after: Arc<ProjectSnapshot>,
+        published_at: i64,
+    ) -> Publication {
         Publication {
-            revision,
-            changes: Bytes::from(text),
-            refetch: Bytes::from(refetch),
+            revision: after.revision(),
+            changes,
+            published_at,
+            source: Mutex::new(Some(after)),
+            frames: OnceLock::new(),
         }
+    }
+
+    /// Its `change` events (`/flags/definitions/stream`).
+    pub fn change_frames(&self) -> Bytes {
+        self.frames().changes.clone()
+    }
+
+    /// Its `refetchEvaluation` message (the OFREP stream).
+    pub fn refetch_frame(&self) -> Bytes {
+        self.frames().refetch.clone()
+    }
+
+    fn frames(&self) -> &Frames {
+        self.frames.get_or_init(|| {
+            let source = self
+                .source
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            // `get_or_init` runs this once, so the snapshot is there.
+            source.map_or_else(Frames::default, |after| {
+                render(&self.changes, &after, self.published_at)
+            })
+        })
+    }
+}
+
+/// The frames of `changes`, which brought the project to `after`.
+fn render(changes: &[Change], after: &ProjectSnapshot, published_at: i64) -> Frames {
+    let revision = after.revision();
+    let etag = after.etag();
+    let mut text = String::new();
+    for change in changes {
+        let data = ChangeData {
+            change,
+            etag,
+            revision,
+        };
+        frame(&mut text, "change", revision, &json(&data));
+    }
+    let mut refetch = String::new();
+    frame(
+        &mut refetch,
+        "message",
+        revision,
+        &refetch_data(etag, published_at),
+    );
+    Frames {
+        changes: Bytes::from(text),
+        refetch: Bytes::from(refetch),
     }
 }
 
@@ -231,9 +283,18 @@ impl ChangeFeed {
         }
     }
 
-    /// Keeps `publication` for replay and sends it to every stream.
+    /// Keeps `publication` for replay, sends it to every stream and has it rendered off the
+    /// caller's path.
     pub fn publish(&self, publication: Publication) {
         let publication = Arc::new(publication);
+        let rendered = Arc::clone(&publication);
+        let render = move || {
+            rendered.frames();
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(render)),
+            Err(_) => render(),
+        }
         let mut ring = self.ring();
         if ring.kept.len() == ring.capacity {
             if let Some(oldest) = ring.kept.pop_front() {

@@ -374,7 +374,7 @@ impl Slot {
     /// Publishes the change events from `before` to the current snapshot, if anything changed.
     /// The caller holds the write lock, so `before` is the snapshot the current one replaced.
     fn announce(&self, before: &ProjectSnapshot) {
-        let after = self.current.load();
+        let after = self.current.load_full();
         let changes = changes::diff(before, &after);
         if changes.is_empty() {
             return;
@@ -384,8 +384,7 @@ impl Slot {
             .unwrap_or_default()
             .as_secs();
         let now = i64::try_from(now).unwrap_or(i64::MAX);
-        self.changes
-            .publish(Publication::render(&changes, &after, now));
+        self.changes.publish(Publication::new(changes, after, now));
     }
 }
 

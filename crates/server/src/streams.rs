@@ -181,8 +181,8 @@ impl Live {
 
 fn frames(format: Format, publication: &Publication) -> Bytes {
     match format {
-        Format::Definitions => publication.changes.clone(),
-        Format::Ofrep => publication.refetch.clone(),
+        Format::Definitions => publication.change_frames(),
+        Format::Ofrep => publication.refetch_frame(),
     }
 }
 
@@ -193,11 +193,11 @@ fn replay(format: Format, missed: &[Arc<Publication>]) -> Bytes {
         Format::Definitions => {
             let mut out = BytesMut::new();
             for publication in missed {
-                out.put_slice(&publication.changes);
+                out.put_slice(&publication.change_frames());
             }
             out.freeze()
         }
-        Format::Ofrep => missed.last().map(|p| p.refetch.clone()).unwrap_or_default(),
+        Format::Ofrep => missed.last().map(|p| p.refetch_frame()).unwrap_or_default(),
     }
 }
 
