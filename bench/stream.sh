@@ -9,8 +9,9 @@ streams=${1:-10000}
 changes=${2:-200}
 cargo build --release -q -p vexil
 cargo build --release -q -p vexil-bench --example stream
-# Two sockets per stream on this machine (client and server side), plus headroom.
-ulimit -n $((streams * 2 + 4096))
+# One socket per stream in each process, plus headroom: raise the soft limit to the hard one.
+ulimit -n "$(ulimit -Hn)"
+(( $(ulimit -n) > streams + 1100 )) || { echo "open-file limit $(ulimit -n) too low for $streams streams" >&2; exit 1; }
 tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
