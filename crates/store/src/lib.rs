@@ -47,6 +47,7 @@ mod sql;
 pub mod sqlite;
 mod store;
 mod user;
+mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub use user::{
     PasswordHash, Session, User, UserId, MIN_PASSWORD_LEN,
 };
 pub use vexil_engine::Properties;
+pub use watch::{Change, Changes};
 
 /// File name of the database inside a data directory (see [`open_data_dir`]).
 pub const DATA_FILE: &str = "vexil.db";

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use vexil_engine::Definitions;
 
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
+use crate::watch::Changes;
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
@@ -43,6 +44,13 @@ pub trait Store: Send + Sync {
 
     /// The project's revision (see [`Store::revisions`]); `None` for an unknown project.
     async fn revision(&self, project: ProjectId) -> Result<Option<i64>>;
+
+    /// A feed announcing each committed change of any project's definitions or keys, made by
+    /// this process or any other sharing the database, as `(project, revision)` — or `None`
+    /// when the backend cannot push changes (SQLite): compare [`Store::revisions`] instead.
+    /// Announcements can be lost (see [`crate::Change::Resubscribed`]), so a reader compares
+    /// revisions now and then either way. Call within a Tokio runtime.
+    fn changes(&self) -> Option<Changes>;
 
     /// The project with this id.
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>>;

@@ -123,6 +123,10 @@ impl Store for FaultyStore {
         self.inner.revision(project).await
     }
 
+    fn changes(&self) -> Option<vexil_store::Changes> {
+        self.inner.changes()
+    }
+
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>> {
         self.inner.get_project(project).await
     }

@@ -14,6 +14,7 @@ mod evaluation;
 mod events;
 mod flags;
 mod groups;
+mod listen;
 mod migrate;
 mod overrides;
 mod persons;
@@ -145,6 +146,10 @@ impl Store for PgStore {
 
     async fn revision(&self, project: ProjectId) -> Result<Option<i64>> {
         projects::revision(&self.db, project).await
+    }
+
+    fn changes(&self) -> Option<crate::Changes> {
+        Some(listen::start(self.db.pool.clone()))
     }
 
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>> {

@@ -196,6 +196,12 @@ impl Store for SqliteStore {
         projects::revision(&self.db, project).await
     }
 
+    fn changes(&self) -> Option<crate::Changes> {
+        // One process writes a SQLite file at a time; others (`vexil project create`) are
+        // seen by comparing revisions.
+        None
+    }
+
     async fn get_project(&self, project: ProjectId) -> Result<Option<Project>> {
         projects::get(&self.db, project).await
     }

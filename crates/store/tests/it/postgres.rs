@@ -309,6 +309,52 @@ async fn committed_changes_are_announced() {
     );
 }
 
+/// `Store::changes`: subscribed first, then every committed change as `(project, revision)`
+/// from any node; a lost connection is reported and followed by a new subscription, and
+/// announcements resume on it.
+#[tokio::test]
+async fn the_change_feed_reports_changes_and_resubscribes() {
+    use vexil_store::Change;
+    let Some(db) = setup().await else { return };
+    let mut changes = db.store.changes().expect("PostgreSQL has a change feed");
+    let mut next = async || {
+        // A bound, not a timing check: a missing event fails instead of hanging.
+        tokio::time::timeout(std::time::Duration::from_secs(30), changes.recv())
+            .await
+            .expect("a change within 30 s")
+            .expect("the feed runs")
+    };
+    assert_eq!(next().await, Change::Resubscribed);
+    let other = connect(&db.url).await.unwrap();
+    let p = other.create_project("A").await.unwrap().project.id;
+    let committed = |revision| Change::Committed {
+        project: p,
+        revision,
+    };
+    assert_eq!(next().await, committed(1));
+    db.store
+        .create_flag(p, &NewFlag::new("beta", everyone()))
+        .await
+        .unwrap();
+    assert_eq!(next().await, committed(2));
+
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(cut, [true]);
+    assert_eq!(next().await, Change::Lost);
+    assert_eq!(next().await, Change::Resubscribed);
+    other.ensure_group_type(p, "company").await.unwrap();
+    assert_eq!(next().await, committed(3));
+    admin.close().await.unwrap();
+    other.close().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_server_fails_instead_of_waiting() {
     // Port 1 on loopback: nothing listens, the connection is refused.

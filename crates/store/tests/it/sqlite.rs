@@ -98,6 +98,13 @@ async fn file_is_in_wal_mode() {
     );
 }
 
+/// SQLite pushes no changes: readers compare `revisions()` (one writer process at a time).
+#[tokio::test]
+async fn sqlite_has_no_change_feed() {
+    let db = setup().await;
+    assert!(db.store.changes().is_none());
+}
+
 #[tokio::test]
 async fn in_memory_url_works_and_is_private() {
     let a = connect("sqlite::memory:").await.unwrap();
