@@ -32,6 +32,7 @@ mod ingest;
 mod metrics;
 mod openapi;
 mod overload;
+mod propagation;
 mod response;
 mod retention;
 mod routes;
@@ -55,7 +56,10 @@ pub use ingest::{Ingest, IngestConfig, IngestError, WriterStatus};
 pub use metrics::Metrics;
 pub use overload::{OverloadLimits, Rate};
 pub use routes::router;
-pub use state::{AppState, Settings, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION};
+pub use state::{
+    AppState, Settings, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION,
+    DEFAULT_REVISION_CHECK_INTERVAL,
+};
 pub use streams::{StreamLimits, DEFAULT_STREAM_REPLAY};
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests and
@@ -67,7 +71,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ingest = state.ingest.clone();
     let overrides = state.overrides.clone();
-    let watcher = tokio::spawn(watch_projects(state.clone()));
+    let propagation = tokio::spawn(propagation::run(state.clone()));
     let retention = state.settings.event_retention.map(|keep| {
         tokio::spawn(retention::run(
             state.store.clone(),
@@ -85,7 +89,7 @@ pub async fn serve(
         streams.close();
     };
     let served = connection::run(listener, router(state), &limits, shutdown).await;
-    watcher.abort();
+    propagation.abort();
     lag.abort();
     evict.abort();
     if let Some(retention) = retention {
@@ -100,17 +104,6 @@ pub async fn serve(
         tracing::warn!("continuity override writes still queued at shutdown were dropped");
     }
     served
-}
-
-/// Picks up projects created outside this process, every two seconds.
-async fn watch_projects(state: AppState) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-    loop {
-        tick.tick().await;
-        if let Err(e) = state.catalog.load_new_projects(state.store.as_ref()).await {
-            tracing::warn!(error = %e, "project sync failed");
-        }
-    }
 }
 
 /// Drops expired behavioural-count buckets and idle persons, every minute.

@@ -203,6 +203,77 @@ impl StoreOp {
     }
 }
 
+/// What started a reload of a project changed elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub enum ReloadTrigger {
+    /// The store's change feed announced a newer revision.
+    Announcement,
+    /// The periodic revision check found one (an announcement was missed or late, or the
+    /// backend has no feed).
+    Check,
+}
+
+impl ReloadTrigger {
+    const ALL: [ReloadTrigger; 2] = [ReloadTrigger::Announcement, ReloadTrigger::Check];
+
+    fn label(self) -> &'static str {
+        match self {
+            ReloadTrigger::Announcement => "announcement",
+            ReloadTrigger::Check => "check",
+        }
+    }
+}
+
+/// Change propagation's counts (`crate::propagation`).
+#[derive(Debug)]
+pub struct PropagationStats {
+    /// Announcements received from the change feed.
+    announcements: AtomicU64,
+    /// Times the feed (re)subscribed, and lost its connection.
+    subscriptions: AtomicU64,
+    losses: AtomicU64,
+    /// Reloads made, by trigger.
+    reloads: [AtomicU64; 2],
+    /// Changes found already applied once the write lock was held (a local write).
+    already_current: AtomicU64,
+    /// From an announcement (or the check that found a change) to its snapshot being live.
+    lag: Histogram,
+}
+
+impl PropagationStats {
+    fn new() -> Self {
+        PropagationStats {
+            announcements: AtomicU64::new(0),
+            subscriptions: AtomicU64::new(0),
+            losses: AtomicU64::new(0),
+            reloads: std::array::from_fn(|_| AtomicU64::new(0)),
+            already_current: AtomicU64::new(0),
+            lag: Histogram::latency(),
+        }
+    }
+
+    /// Counts an event of the change feed.
+    pub fn feed(&self, change: vexil_store::Change) {
+        let counter = match change {
+            vexil_store::Change::Committed { .. } => &self.announcements,
+            vexil_store::Change::Resubscribed => &self.subscriptions,
+            vexil_store::Change::Lost => &self.losses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a project brought up to date: by a reload (`reloaded`) or found current, `lag`
+    /// after the change was heard of.
+    pub fn caught_up(&self, trigger: ReloadTrigger, reloaded: bool, lag: Duration) {
+        if reloaded {
+            self.reloads[trigger as usize].fetch_add(1, Ordering::Relaxed);
+            self.lag.observe_duration(lag);
+        } else {
+            self.already_current.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct StoreStats {
     duration: Histogram,
@@ -228,6 +299,8 @@ pub struct Metrics {
     flags: Mutex<HashMap<(ProjectId, i64), Arc<FlagCounter>>>,
     /// The sampled structured access log.
     pub access: AccessLog,
+    /// Change propagation from other processes.
+    pub propagation: PropagationStats,
     started: Instant,
 }
 
@@ -243,6 +316,7 @@ impl Metrics {
             }),
             flags: Mutex::new(HashMap::new()),
             access: AccessLog::new(sample_rate),
+            propagation: PropagationStats::new(),
             started: Instant::now(),
         }
     }
@@ -519,6 +593,18 @@ impl Collector for Scrape {
                 .encode_family(&[("project", project.as_str())])?
                 .encode_gauge(&i64::try_from(p.version).unwrap_or(i64::MAX))?;
         }
+        let mut family = encoder.encode_descriptor(
+            "vexil_snapshot_revision",
+            "The store revision the project's snapshot is caught up to: every change committed at or below it is live (compare across nodes).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &published {
+            let project = p.snapshot.project.id.to_string();
+            family
+                .encode_family(&[("project", project.as_str())])?
+                .encode_gauge(&p.snapshot.caught_up_to())?;
+        }
         let now = SystemTime::now();
         let mut family = encoder.encode_descriptor(
             "vexil_snapshot_age",
@@ -565,6 +651,51 @@ impl Collector for Scrape {
             }
         }
         drop(counters);
+
+        let propagation = &metrics.propagation;
+        for (name, help, counter) in [
+            (
+                "vexil_change_announcements",
+                "Changes announced by the store's change feed (PostgreSQL LISTEN/NOTIFY), this node's own included.",
+                &propagation.announcements,
+            ),
+            (
+                "vexil_change_feed_subscriptions",
+                "Times the change feed subscribed: once at start, then once per lost connection.",
+                &propagation.subscriptions,
+            ),
+            (
+                "vexil_change_feed_losses",
+                "Times the change feed lost its connection (announcements are missed until it resubscribes; the revision check covers the gap).",
+                &propagation.losses,
+            ),
+            (
+                "vexil_propagation_already_current",
+                "Announced changes found already live once the project's write lock was held (this node's own writes).",
+                &propagation.already_current,
+            ),
+        ] {
+            single(&mut encoder, name, help, MetricType::Counter, counter.load(Ordering::Relaxed))?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "vexil_propagation_reloads",
+            "Project reloads for changes made elsewhere, by trigger: an announcement, or the periodic revision check (a missed or late announcement).",
+            None,
+            MetricType::Counter,
+        )?;
+        for trigger in ReloadTrigger::ALL {
+            let n = propagation.reloads[trigger as usize].load(Ordering::Relaxed);
+            family
+                .encode_family(&[("trigger", trigger.label())])?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "vexil_propagation_lag",
+            "From hearing of a change made elsewhere (announcement or check) to its reloaded snapshot being live.",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        propagation.lag.encode(&mut family, SECONDS)?;
 
         single(
             &mut encoder,

@@ -16,6 +16,10 @@
 //! ([`crate::changes`]), stamped with the project's store revision, kept for replay and sent to
 //! the project's streams.
 //!
+//! Every snapshot knows the store revision it is current with ([`ProjectSnapshot::caught_up_to`]):
+//! `crate::propagation` compares it with the revisions other processes' changes announce and
+//! reloads the project when it is behind ([`Catalog::catch_up`]).
+//!
 //! Writers of one project are serialised by that project's lock (so one cannot publish an
 //! older snapshot after a newer one, and a write's checks see every earlier write); capture
 //! never takes it: the group types it registers are published with a compare-and-swap.
@@ -43,6 +47,10 @@ use crate::metrics::{FlagCounter, Metrics, StoreOp};
 pub struct ProjectSnapshot {
     /// The project.
     pub project: Project,
+    /// Every change committed at or below this store revision is in this snapshot (maybe some
+    /// later ones too): an announced revision above it needs a reload. Stricter than
+    /// `revision`, which a write may raise while another process's earlier change is missing.
+    caught_up_to: i64,
     /// Compiled flags and cohorts.
     pub compiled: CompiledProject,
     /// The store revision this snapshot holds at least (every change it holds committed at or
@@ -130,6 +138,7 @@ impl ProjectSnapshot {
             .collect();
         Ok(ProjectSnapshot {
             project,
+            caught_up_to: revision,
             compiled: CompiledProject::compile(&definitions),
             revision,
             flags: Arc::new(flags),
@@ -140,6 +149,12 @@ impl ProjectSnapshot {
             feed: OnceLock::new(),
             counters: OnceLock::new(),
         })
+    }
+
+    /// Every change committed at or below this store revision is in this snapshot (see
+    /// [`vexil_store::Store::revisions`]).
+    pub fn caught_up_to(&self) -> i64 {
+        self.caught_up_to
     }
 
     /// Body of `/flags/definitions` (and the legacy local-evaluation path).
@@ -254,9 +269,9 @@ impl ProjectSnapshot {
         before == after
     }
 
-    /// This snapshot with `row` written (stamped `revision`): stored flags and compiled project
-    /// updated, the feed left to be rebuilt on first read.
-    fn with_flag(&self, row: &FeatureFlag, revision: i64) -> ProjectSnapshot {
+    /// This snapshot with `row` written (stamped `revision`, caught up to `caught_up_to`):
+    /// stored flags and compiled project updated, the feed left to be rebuilt on first read.
+    fn with_flag(&self, row: &FeatureFlag, revision: i64, caught_up_to: i64) -> ProjectSnapshot {
         let mut flags = Vec::clone(&self.flags);
         match flags.binary_search_by_key(&row.id, |f| f.id) {
             Ok(i) if row.deleted => {
@@ -277,6 +292,7 @@ impl ProjectSnapshot {
         };
         ProjectSnapshot {
             project: self.project.clone(),
+            caught_up_to,
             compiled,
             revision,
             flags: Arc::new(flags),
@@ -298,6 +314,7 @@ impl ProjectSnapshot {
         }
         (mapping != self.group_type_mapping).then(|| ProjectSnapshot {
             project: self.project.clone(),
+            caught_up_to: self.caught_up_to,
             compiled: self.compiled.with_group_types(&mapping),
             revision: self.revision,
             flags: Arc::clone(&self.flags),
@@ -316,6 +333,7 @@ impl ProjectSnapshot {
         mapping.insert(index.to_string(), name.to_owned());
         ProjectSnapshot {
             project: self.project.clone(),
+            caught_up_to: self.caught_up_to,
             compiled: self.compiled.with_group_types(&mapping),
             revision: self.revision,
             flags: Arc::clone(&self.flags),
@@ -456,11 +474,19 @@ impl ProjectWriter<'_> {
                 .base_revision
                 .saturating_add(1)
                 .max(self.slot.current.load().revision);
+            // If the store's revision counts this write and nothing since the revision the
+            // snapshot is caught up to, the snapshot with the row is caught up to it, and the
+            // write's announcement finds nothing to reload. Otherwise (another process wrote
+            // meanwhile, or the read failed) it stays behind: the announcement reloads it.
+            let stored = self.store.revision(row.project_id).await.ok().flatten();
             // Capture may publish a group type meanwhile: recompute on top of it if so.
-            let before = self
-                .slot
-                .current
-                .rcu(|current| Arc::new(current.with_flag(row, revision)));
+            let before = self.slot.current.rcu(|current| {
+                let caught_up_to = match stored {
+                    Some(r) if r == current.caught_up_to + 1 => r,
+                    _ => current.caught_up_to,
+                };
+                Arc::new(current.with_flag(row, revision, caught_up_to))
+            });
             self.slot.published();
             self.slot.announce(&before);
             return Ok(());
@@ -561,19 +587,6 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// Loads projects created by another process (e.g. `vexil project create` while the server
-    /// runs). Returns how many were added.
-    pub async fn load_new_projects(&self, store: &dyn Store) -> Result<usize, StoreError> {
-        let mut added = 0;
-        for project in store.list_projects().await? {
-            if self.by_id(project.id).is_none() {
-                self.refresh(store, project.id).await?;
-                added += 1;
-            }
-        }
-        Ok(added)
-    }
-
     /// Waits for the project's write lock (loading the project first if needed).
     pub async fn writer<'a>(
         &'a self,
@@ -600,6 +613,63 @@ impl Catalog {
             base_revision,
             _turn: turn,
         })
+    }
+
+    /// The revision the project's snapshot is caught up to
+    /// ([`ProjectSnapshot::caught_up_to`]); `None` if it is not loaded.
+    pub fn caught_up_to(&self, id: ProjectId) -> Option<i64> {
+        Some(
+            self.index
+                .load()
+                .by_id
+                .get(&id)?
+                .current
+                .load()
+                .caught_up_to,
+        )
+    }
+
+    /// Ids of the loaded projects.
+    pub fn ids(&self) -> Vec<ProjectId> {
+        self.index.load().by_id.keys().copied().collect()
+    }
+
+    /// Reloads the project unless, once its write lock is held, its snapshot is already caught
+    /// up to `revision` (a write of this process published it meanwhile). Loads a project not
+    /// loaded yet. Returns whether it reloaded.
+    pub async fn catch_up(
+        &self,
+        store: &dyn Store,
+        id: ProjectId,
+        revision: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(slot) = self.slot(id) else {
+            self.refresh(store, id).await?;
+            return Ok(true);
+        };
+        let _turn = slot.writers.lock().await;
+        if slot.current.load().caught_up_to >= revision {
+            return Ok(false);
+        }
+        self.reload(store, &slot, id).await?;
+        Ok(true)
+    }
+
+    /// Forgets a project deleted from the store: its token stops resolving.
+    pub async fn remove(&self, id: ProjectId) {
+        let _adding = self.adding.lock().await;
+        let current = self.index.load_full();
+        let Some(slot) = current.by_id.get(&id) else {
+            return;
+        };
+        let token = slot.current.load().project.api_token.clone();
+        let mut by_token = current.by_token.clone();
+        let mut by_id = current.by_id.clone();
+        by_id.remove(&id);
+        if by_token.get(&token).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            by_token.remove(&token);
+        }
+        self.index.store(Arc::new(Index { by_token, by_id }));
     }
 
     /// Reloads one project from the store, recompiles it and swaps it in (adding it if new).
@@ -705,7 +775,27 @@ impl Catalog {
             });
         slot.published();
         slot.announce(&before);
+        if before.project.api_token != fresh.project.api_token {
+            self.retoken(id, &before.project.api_token, &fresh.project.api_token)
+                .await;
+        }
         Ok(())
+    }
+
+    /// Moves the project's entry in the token index from `old` to `new`.
+    async fn retoken(&self, id: ProjectId, old: &str, new: &str) {
+        let _adding = self.adding.lock().await;
+        let current = self.index.load_full();
+        let Some(slot) = current.by_id.get(&id) else {
+            return;
+        };
+        let mut by_token = current.by_token.clone();
+        if by_token.get(old).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            by_token.remove(old);
+        }
+        by_token.insert(new.to_owned(), Arc::clone(slot));
+        let by_id = current.by_id.clone();
+        self.index.store(Arc::new(Index { by_token, by_id }));
     }
 
     async fn load_project(

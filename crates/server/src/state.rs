@@ -21,6 +21,9 @@ use crate::streams::{StreamLimits, Streams};
 /// How long events and flag calls are kept by default: 30 days.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3_600);
 
+/// How often revisions are compared by default: every second.
+pub const DEFAULT_REVISION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Share of non-5xx requests logged by default: 1 in 100.
 pub const DEFAULT_ACCESS_LOG_SAMPLE_RATE: f64 = 0.01;
 
@@ -70,6 +73,10 @@ pub struct Settings {
     pub access_log_sample_rate: f64,
     /// Change streams: heartbeats, the cap on open streams, replay.
     pub streams: StreamLimits,
+    /// How often every project's stored revision is compared with its snapshot's: the safety
+    /// net that heals a missed change announcement (and, on SQLite, how changes made by other
+    /// processes arrive).
+    pub revision_check_interval: Duration,
 }
 
 impl Default for Settings {
@@ -92,6 +99,7 @@ impl Default for Settings {
             metrics_endpoint: true,
             access_log_sample_rate: DEFAULT_ACCESS_LOG_SAMPLE_RATE,
             streams: StreamLimits::default(),
+            revision_check_interval: DEFAULT_REVISION_CHECK_INTERVAL,
         }
     }
 }

@@ -16,6 +16,7 @@ mod management;
 mod metrics;
 mod ofrep;
 mod overload;
+mod propagation;
 mod sdk_surface;
 mod stream;
 mod support;

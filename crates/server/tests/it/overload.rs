@@ -170,7 +170,7 @@ async fn a_project_over_its_evaluation_rate_gets_429_and_others_do_not() {
     let other = app.store.create_project("Other").await.unwrap();
     app.state
         .catalog
-        .load_new_projects(app.store.as_ref())
+        .refresh(app.store.as_ref(), other.project.id)
         .await
         .unwrap();
     for _ in 0..2 {

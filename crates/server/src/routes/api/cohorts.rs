@@ -1,7 +1,7 @@
 //! `cohorts/` (spec §10): list, create, retrieve, PATCH (soft delete with `{"deleted": true}`),
 //! static member lists (CSV upload or `distinct_ids`) and `cohorts/{id}/persons/`.
 //!
-//! Every committed write refreshes the project's snapshot, so flags targeting the cohort
+//! Every write holds the project's write lock and its committed result reloads the snapshot, so flags targeting the cohort
 //! evaluate against the change immediately (a failed refresh is retried until it succeeds,
 //! `AppState::stale`; the write runs to completion even if the client goes away).
 
@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
 use crate::extract::{Fields, ItemId, Params, Payload};
 use crate::response::json_response;
+use crate::snapshot::ProjectWriter;
 use crate::state::AppState;
 
 fn not_found() -> ApiError {
@@ -106,6 +107,14 @@ async fn check_filters(
     Ok(rules::check_cohort(filters, id, &stored)?)
 }
 
+/// Reloads the project after a committed cohort write, then lets the next writer in. The write
+/// stands either way; a failed reload marks the project stale and is retried until it succeeds.
+async fn publish(state: &AppState, writer: ProjectWriter<'_>) {
+    if let Err(e) = writer.reload().await {
+        state.stale(writer.snapshot().project.id, &e);
+    }
+}
+
 /// The `filters` of a request, which must be an object when present.
 fn filters_field(fields: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
     match fields.get("filters") {
@@ -177,6 +186,9 @@ async fn create_cohort(state: AppState, body: Payload) -> Result<Response, ApiEr
         Some(f) if !is_static => f,
         _ => Value::Object(Map::new()),
     };
+    // Held from the checks to the publication, as a flag write holds it: the snapshot moves
+    // from one committed state to the next, and the write's own announcement finds it current.
+    let writer = state.catalog.writer(state.store.as_ref(), project).await?;
     check_filters(&state, project, &filters, None).await?;
     let new = NewCohort {
         name,
@@ -196,7 +208,7 @@ async fn create_cohort(state: AppState, body: Payload) -> Result<Response, ApiEr
         None => Ok(0),
     };
     // The cohort is committed even if its members are not: publish it before answering either way.
-    state.refresh(project).await;
+    publish(&state, writer).await;
     added?;
     cohort_response(&state, StatusCode::CREATED, &cohort).await
 }
@@ -246,6 +258,7 @@ async fn update_cohort(state: AppState, id: i64, body: Payload) -> Result<Respon
         return Err(members_need_static());
     }
     let filters = filters_field(fields)?;
+    let writer = state.catalog.writer(state.store.as_ref(), project).await?;
     if let Some(f) = &filters {
         if before.is_static {
             return Err(ApiError::invalid("Static cohorts have no filters.").attr("filters"));
@@ -271,7 +284,7 @@ async fn update_cohort(state: AppState, id: i64, body: Payload) -> Result<Respon
         None => Ok(0),
     };
     // The update is committed even if the members are not: publish it before answering either way.
-    state.refresh(project).await;
+    publish(&state, writer).await;
     added?;
     cohort_response(&state, StatusCode::OK, &cohort).await
 }
