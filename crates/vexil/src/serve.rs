@@ -40,6 +40,16 @@ pub struct ServeArgs {
     /// Days events and flag calls are kept (by event time); 0 keeps them forever.
     #[arg(long, env = "VEXIL_EVENT_RETENTION_DAYS", default_value_t = 30)]
     pub event_retention_days: u64,
+    /// How often every project's revision is compared with the store's (`250ms`, `1s`, `2.5s`):
+    /// the safety net that heals a missed change announcement between nodes, and how changes
+    /// made by other processes arrive on SQLite.
+    #[arg(
+        long,
+        env = "VEXIL_REVISION_CHECK_INTERVAL",
+        default_value = "1s",
+        value_parser = interval
+    )]
+    pub revision_check_interval: Duration,
     #[command(flatten)]
     pub connections: ConnectionArgs,
     #[command(flatten)]
@@ -75,6 +85,25 @@ pub struct ObservabilityArgs {
         value_parser = sample_rate
     )]
     pub access_log_sample_rate: f64,
+}
+
+/// A positive duration written `<n>ms` or `<n>s` (`250ms`, `1s`, `2.5s`).
+fn interval(text: &str) -> Result<Duration, String> {
+    let parsed = if let Some(ms) = text.strip_suffix("ms") {
+        ms.parse::<u64>().ok().map(Duration::from_millis)
+    } else if let Some(s) = text.strip_suffix('s') {
+        s.parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    } else {
+        None
+    };
+    match parsed {
+        Some(d) if !d.is_zero() && d <= Duration::from_secs(3_600) => Ok(d),
+        _ => Err(format!(
+            "{text:?} is not a duration from 1ms to 3600s written like 250ms, 1s or 2.5s"
+        )),
+    }
 }
 
 /// A share between 0.0 and 1.0.
@@ -207,6 +236,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         event_retention: (args.event_retention_days > 0)
             .then(|| Duration::from_secs(args.event_retention_days.saturating_mul(86_400))),
         clock: clock(args),
+        revision_check_interval: args.revision_check_interval,
         ..Settings::default()
     };
     let state = AppState::new(store.clone(), settings).await?;
@@ -256,4 +286,23 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::interval;
+
+    #[test]
+    fn intervals_parse_in_ms_or_s() {
+        assert_eq!(interval("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(interval("2.5s"), Ok(Duration::from_millis(2_500)));
+        for bad in [
+            "", "1", "0s", "0ms", "-1s", "1m", "NaNs", "infs", "1e9s", "s", "ms",
+        ] {
+            assert!(interval(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -1,0 +1,414 @@
+//! Several `vexil serve` processes on one PostgreSQL database, as a cluster runs: a change made
+//! through one node reaches every node's `/flags` (announced over `LISTEN/NOTIFY`), a change
+//! whose announcement is lost arrives through the periodic revision check, and the feed
+//! survives losing its connection. `scripts/cluster.sh` is run here too, in its quick mode.
+
+use std::future::Future;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+
+#[path = "support/pg.rs"]
+mod pg;
+
+const FLAGS: &str = "/api/projects/@current/feature_flags/";
+const COHORTS: &str = "/api/projects/@current/cohorts/";
+/// Longest a change may take to show (a bound, not a timing check: propagation takes
+/// milliseconds; this only turns "never" into a failure instead of a hang).
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A `vexil serve` child process on a free port, killed when dropped.
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Node {
+    /// A node on `database` comparing revisions every `check` (`250ms`, `3600s`).
+    fn start(database: &str, check: &str) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", database])
+            .args(["--revision-check-interval", check])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vexil serve runs");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "serve exited early"
+            );
+            if let Some(addr) = line.trim().strip_prefix("vexil listening on ") {
+                break addr.to_owned();
+            }
+        };
+        // Nothing more is printed; dropping the pipe's reader is harmless.
+        Node { child, url: addr }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The project's keys, created with `vexil project create` (before any node starts, so none
+/// creates a default project).
+fn create_project(database: &str, name: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(["project", "create", "--name", name, "--json"])
+        .args(["--database-url", database])
+        .output()
+        .expect("vexil runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+struct Cluster {
+    client: reqwest::Client,
+    token: String,
+    personal: String,
+}
+
+impl Cluster {
+    fn new(keys: &Value) -> Cluster {
+        Cluster {
+            client: reqwest::Client::new(),
+            token: keys["api_token"].as_str().unwrap().to_owned(),
+            personal: keys["personal_api_key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A management call through `node`; returns the status and the JSON body.
+    async fn api(&self, node: &Node, method: Method, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", node.url))
+            .bearer_auth(&self.personal)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `/flags` on `node` for `token`: the status and the `flags` map.
+    async fn flags_for(&self, node: &Node, token: &str, properties: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/flags/?v=2", node.url))
+            .json(&json!({"api_key": token, "distinct_id": "u1", "person_properties": properties}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        (status, body["flags"].clone())
+    }
+
+    /// `/flags` on `node`: whether flag `key` is enabled (`None`: not served).
+    async fn enabled(&self, node: &Node, properties: Value, key: &str) -> Option<bool> {
+        let (status, flags) = self.flags_for(node, &self.token, properties).await;
+        assert_eq!(status, 200, "{flags}");
+        flags.get(key).map(|f| f["enabled"] == json!(true))
+    }
+}
+
+/// Polls `holds` until it is true, failing after [`DEADLINE`].
+async fn eventually<F, Fut>(what: &str, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !holds().await {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not within {DEADLINE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A metric's value in `node`'s `/metrics`: the sum of the lines starting with `series`.
+async fn counter(client: &reqwest::Client, node: &Node, series: &str) -> f64 {
+    let text = client
+        .get(format!("{}/metrics", node.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|line| line.strip_prefix(series))
+        .filter_map(|rest| rest.trim().parse::<f64>().ok())
+        .sum()
+}
+
+fn everyone() -> Value {
+    json!({"groups": [{"properties": [], "rollout_percentage": 100}]})
+}
+
+fn nobody() -> Value {
+    json!({"groups": [{"properties": [], "rollout_percentage": 0}]})
+}
+
+fn on_cohort(id: &Value) -> Value {
+    json!({"groups": [{"properties": [{"key": "id", "type": "cohort", "value": id}], "rollout_percentage": 100}]})
+}
+
+fn plan_is(plan: &str) -> Value {
+    json!({"properties": {"type": "AND", "values": [
+        {"type": "AND", "values": [{"key": "plan", "type": "person", "value": plan}]}]}})
+}
+
+/// Three nodes that compare revisions only once an hour: every change made through node A —
+/// flag create, update, delete, a cohort edit, a new project — reaches B's and C's `/flags`
+/// through announcements alone, also after their feed connections were cut; A does not reload
+/// for its own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_through_one_node_reach_every_node() {
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    let keys = create_project(&db.url, "Cluster");
+    let cluster = Cluster::new(&keys);
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db.url, "3600s")).collect();
+    let (a, others) = (&nodes[0], &nodes[1..]);
+    let c = &cluster;
+    let none = json!({});
+
+    let (status, flag) = c
+        .api(
+            a,
+            Method::POST,
+            FLAGS,
+            json!({"key": "beta", "filters": everyone()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{flag}");
+    for node in others {
+        eventually("the new flag on B and C", || async {
+            c.enabled(node, none.clone(), "beta").await == Some(true)
+        })
+        .await;
+    }
+
+    let beta = format!("{FLAGS}{}/", flag["id"]);
+    let (status, body) = c
+        .api(a, Method::PATCH, &beta, json!({"filters": nobody()}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for node in others {
+        eventually("the updated flag on B and C", || async {
+            c.enabled(node, none.clone(), "beta").await == Some(false)
+        })
+        .await;
+    }
+
+    let (status, cohort) = c
+        .api(
+            a,
+            Method::POST,
+            COHORTS,
+            json!({"name": "Plan", "filters": plan_is("pro")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cohort}");
+    let (status, body) = c
+        .api(
+            a,
+            Method::POST,
+            FLAGS,
+            json!({"key": "on-plan", "filters": on_cohort(&cohort["id"])}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let pro = json!({"plan": "pro"});
+    let enterprise = json!({"plan": "enterprise"});
+    for node in others {
+        eventually("the cohort flag on B and C", || async {
+            c.enabled(node, pro.clone(), "on-plan").await == Some(true)
+        })
+        .await;
+    }
+    let (status, body) = c
+        .api(
+            a,
+            Method::PATCH,
+            &format!("{COHORTS}{}/", cohort["id"]),
+            json!({"filters": plan_is("enterprise")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for node in others {
+        eventually("the edited cohort on B and C", || async {
+            c.enabled(node, enterprise.clone(), "on-plan").await == Some(true)
+                && c.enabled(node, pro.clone(), "on-plan").await == Some(false)
+        })
+        .await;
+    }
+
+    let (status, body) = c
+        .api(a, Method::PATCH, &beta, json!({"deleted": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for node in others {
+        eventually("the deleted flag gone from B and C", || async {
+            c.enabled(node, none.clone(), "beta").await.is_none()
+        })
+        .await;
+    }
+
+    // A published each of its writes itself: the announcements it heard of them reloaded
+    // nothing, while B and C reloaded for them.
+    let reloads = "vexil_propagation_reloads_total{trigger=\"announcement\"}";
+    assert_eq!(
+        counter(&c.client, a, reloads).await,
+        0.0,
+        "A reloaded for its own writes"
+    );
+    for node in others {
+        assert!(counter(&c.client, node, reloads).await >= 5.0);
+    }
+
+    // A project created by another process is served by every node.
+    let other = create_project(&db.url, "Later");
+    let other_token = other["api_token"].as_str().unwrap();
+    for node in &nodes {
+        eventually("the new project on every node", || async {
+            c.flags_for(node, other_token, none.clone()).await.0 == 200
+        })
+        .await;
+    }
+
+    // Cut every node's feed connection: they subscribe again, and a change made right after
+    // still arrives (announced on the new subscription, or found by the check made on
+    // resubscribing).
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(cut.len(), 3, "one feed connection per node");
+    let (status, body) = c
+        .api(
+            a,
+            Method::POST,
+            FLAGS,
+            json!({"key": "after-cut", "filters": everyone()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for node in others {
+        eventually("a change after the feed was cut, on B and C", || async {
+            c.enabled(node, none.clone(), "after-cut").await == Some(true)
+        })
+        .await;
+    }
+    eventually("every node subscribed again", || async {
+        let mut n = 0;
+        for node in &nodes {
+            if counter(&c.client, node, "vexil_change_feed_subscriptions_total").await >= 2.0 {
+                n += 1;
+            }
+        }
+        n == nodes.len()
+    })
+    .await;
+    admin.close().await.unwrap();
+}
+
+/// A change committed without an announcement (as when one is lost: a notification is not
+/// queued for a listener that is reconnecting) reaches a node through the periodic revision
+/// check; so does a change of the project's public token, which then names the project on
+/// that node while the old one no longer does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_announcement_heals_through_the_revision_check() {
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    let keys = create_project(&db.url, "Heal");
+    let cluster = Cluster::new(&keys);
+    let c = &cluster;
+    let project = keys["id"].as_i64().unwrap();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db.url, "200ms")).collect();
+    let none = json!({});
+    let (status, body) = c
+        .api(
+            &nodes[0],
+            Method::POST,
+            FLAGS,
+            json!({"key": "beta", "filters": everyone()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for node in &nodes {
+        eventually("the flag on every node", || async {
+            c.enabled(node, none.clone(), "beta").await == Some(true)
+        })
+        .await;
+    }
+
+    // The write a node would make, minus `pg_notify`.
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE feature_flags SET active = false, version = version + 1 WHERE key = 'beta'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE projects SET revision = revision + 1 WHERE id = $1")
+        .bind(project)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for node in &nodes {
+        eventually("the unannounced change on every node", || async {
+            // An inactive flag is left out of the response.
+            c.enabled(node, none.clone(), "beta").await.is_none()
+        })
+        .await;
+        let healed = "vexil_propagation_reloads_total{trigger=\"check\"}";
+        assert!(counter(&c.client, node, healed).await >= 1.0);
+    }
+
+    let new_token = format!("phc_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query("UPDATE projects SET api_token = $1, revision = revision + 1 WHERE id = $2")
+        .bind(&new_token)
+        .bind(project)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for node in &nodes {
+        eventually("the new token on every node", || async {
+            c.flags_for(node, &new_token, none.clone()).await.0 == 200
+        })
+        .await;
+        let (status, _) = c.flags_for(node, &c.token, none.clone()).await;
+        assert_ne!(status, 200, "the old token still names the project");
+    }
+    conn.close().await.unwrap();
+}
