@@ -719,21 +719,10 @@ impl Catalog {
         self.stale_set().insert(id, generation).is_none()
     }
 
-    /// The generation of the project's latest stale mark; `None` when it is up to date.
+    /// The generation of the project's latest stale mark; `None` when it is up to date (a
+    /// reload that began after the mark succeeded).
     pub fn stale_generation(&self, id: ProjectId) -> Option<u64> {
         self.stale_set().get(&id).copied()
-    }
-
-    /// Clears the project's stale mark after a reload that began once mark `generation` was
-    /// made; returns `false` (leaving it stale) if it was marked again since.
-    pub fn clear_stale(&self, id: ProjectId, generation: u64) -> bool {
-        let mut stale = self.stale_set();
-        if stale.get(&id) == Some(&generation) {
-            stale.remove(&id);
-            true
-        } else {
-            false
-        }
     }
 
     /// Number of projects serving a snapshot older than their store (a gauge).
@@ -757,13 +746,16 @@ impl Catalog {
         self.index.load().by_id.get(&id).cloned()
     }
 
-    /// Loads the project into `slot`; the caller holds the slot's write lock.
+    /// Loads the project into `slot`; the caller holds the slot's write lock. Clears the
+    /// project's stale mark if it was made before this reload began (whoever reloads: a retry,
+    /// a later write, change propagation).
     async fn reload(
         &self,
         store: &dyn Store,
         slot: &Slot,
         id: ProjectId,
     ) -> Result<(), StoreError> {
+        let marks_before = self.stale_marks.load(Ordering::SeqCst);
         let fresh = Arc::new(self.load_project(store, id).await?);
         // Only capture publishes without the lock, and only group types: keep any it added
         // after our read.
@@ -775,6 +767,12 @@ impl Catalog {
             });
         slot.published();
         slot.announce(&before);
+        {
+            let mut stale = self.stale_set();
+            if stale.get(&id).is_some_and(|mark| *mark <= marks_before) {
+                stale.remove(&id);
+            }
+        }
         if before.project.api_token != fresh.project.api_token {
             self.retoken(id, &before.project.api_token, &fresh.project.api_token)
                 .await;

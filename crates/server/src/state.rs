@@ -243,12 +243,14 @@ async fn heal(state: AppState, project: ProjectId) {
     let mut attempts = 0u32;
     loop {
         tokio::time::sleep(wait).await;
-        let Some(generation) = state.catalog.stale_generation(project) else {
+        if state.catalog.stale_generation(project).is_none() {
+            // Another reload (a later write, change propagation) caught up meanwhile.
             return;
-        };
+        }
         attempts += 1;
         match state.catalog.refresh(state.store.as_ref(), project).await {
-            Ok(()) if state.catalog.clear_stale(project, generation) => {
+            // A successful reload clears the marks made before it began.
+            Ok(()) if state.catalog.stale_generation(project).is_none() => {
                 tracing::info!(project = %project, attempts, "stale snapshot caught up with the store");
                 return;
             }
