@@ -1,7 +1,8 @@
 //! Several `vexil serve` processes on one PostgreSQL database, as a cluster runs: a change made
 //! through one node reaches every node's `/flags` (announced over `LISTEN/NOTIFY`), a change
 //! whose announcement is lost arrives through the periodic revision check, and the feed
-//! survives losing its connection. `scripts/cluster.sh` is run here too, in its quick mode.
+//! survives losing its connection. `scripts/cluster.sh` is run here too, in its quick mode, and
+//! `docs/deployment.md` is checked against `vexil serve --help`.
 
 use std::future::Future;
 use std::io::BufRead;
@@ -411,4 +412,111 @@ async fn a_missed_announcement_heals_through_the_revision_check() {
         assert_ne!(status, 200, "the old token still names the project");
     }
     conn.close().await.unwrap();
+}
+
+/// `scripts/cluster.sh --quick`: PostgreSQL (a fresh database here), three nodes and the
+/// round-robin demo — the script users run, so it cannot rot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_script_runs_its_demo() {
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/cluster.sh");
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .args([script, "--quick", "--bin", env!("CARGO_BIN_EXE_vexil")])
+            .env("VEXIL_DATABASE_URL", url)
+            .output()
+            .expect("bash runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "all three nodes serve cluster-demo=true",
+        "all three nodes serve cluster-demo=false",
+        "cluster.sh: demo passed",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+}
+
+/// Every option of `vexil serve --help` has a row in `docs/deployment.md` with its
+/// environment variable and default, and every row names a real option.
+#[test]
+fn the_deployment_guide_lists_every_serve_option() {
+    let help = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("vexil runs");
+    let help = String::from_utf8(help.stdout).unwrap();
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/deployment.md"
+    ))
+    .unwrap();
+    let rows: Vec<&str> = guide.lines().filter(|l| l.starts_with("| `--")).collect();
+    // clap's long help: "      --flag <VALUE>" then the description with [env: …] [default: …].
+    let mut options = Vec::new();
+    let mut lines = help.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim_start().strip_prefix("--") else {
+            continue;
+        };
+        let flag = rest.split([' ', '=']).next().unwrap().to_owned();
+        if flag == "help" {
+            continue;
+        }
+        let mut text = String::new();
+        while let Some(next) = lines.peek() {
+            if next.trim_start().starts_with('-') {
+                break;
+            }
+            text.push_str(lines.next().unwrap());
+        }
+        let env = text
+            .split("[env: ")
+            .nth(1)
+            .and_then(|t| t.split('=').next())
+            .unwrap_or_else(|| panic!("--{flag} has no environment variable"))
+            .to_owned();
+        let default = text
+            .split("[default: ")
+            .nth(1)
+            .and_then(|t| t.split(']').next())
+            .map(str::to_owned);
+        options.push((flag, env, default));
+    }
+    assert!(
+        options.len() >= 20,
+        "parsed {} options from:\n{help}",
+        options.len()
+    );
+    for (flag, env, default) in &options {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| `--{flag}` |")))
+            .unwrap_or_else(|| panic!("docs/deployment.md has no row for --{flag}"));
+        assert!(row.contains(&format!("`{env}`")), "{row}: expected {env}");
+        let shown = default
+            .as_deref()
+            .map_or("—".to_owned(), |d| format!("`{d}`"));
+        assert!(
+            row.contains(&format!("| {shown} |")),
+            "{row}: expected default {shown}"
+        );
+    }
+    for row in &rows {
+        let flag = row.split('`').nth(1).unwrap().trim_start_matches("--");
+        assert!(
+            options.iter().any(|(f, _, _)| f == flag),
+            "docs/deployment.md lists --{flag}, which vexil serve does not have"
+        );
+    }
 }
