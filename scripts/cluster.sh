@@ -76,9 +76,10 @@ for n in 1 2 3; do
     if [[ $quick == 1 ]]; then port=$(_backends_free_port); else port=$((base_port + n - 1)); fi
     "$bin" serve --addr "127.0.0.1:$port" --database-url "$url" >"$tmp/node$n.log" 2>&1 &
     pids+=($!)
-    hosts+=("http://127.0.0.1:$port")
-done
-for host in "${hosts[@]}"; do
+    host="http://127.0.0.1:$port"
+    hosts+=("$host")
+    # One after another: a node's first start on an empty database creates the web UI's
+    # administrator, and nodes doing that at once race for it.
     for _ in $(seq 200); do curl -sf "$host/_readiness" >/dev/null && break; sleep 0.05; done
     curl -sf "$host/_readiness" >/dev/null || { echo "cluster.sh: $host not ready" >&2; cat "$tmp"/node*.log >&2; exit 1; }
 done
