@@ -72,17 +72,22 @@ token=$(field "$keys" api_token)
 personal=$(field "$keys" personal_api_key)
 
 hosts=()
+# All three at once, as an orchestrator starts them: on an empty database each one's first
+# start tries to create the web UI's administrator, and exactly one of them does.
 for n in 1 2 3; do
     if [[ $quick == 1 ]]; then port=$(_backends_free_port); else port=$((base_port + n - 1)); fi
     "$bin" serve --addr "127.0.0.1:$port" --database-url "$url" >"$tmp/node$n.log" 2>&1 &
     pids+=($!)
-    host="http://127.0.0.1:$port"
-    hosts+=("$host")
-    # One after another: a node's first start on an empty database creates the web UI's
-    # administrator, and nodes doing that at once race for it.
+    hosts+=("http://127.0.0.1:$port")
+done
+for host in "${hosts[@]}"; do
     for _ in $(seq 200); do curl -sf "$host/_readiness" >/dev/null && break; sleep 0.05; done
     curl -sf "$host/_readiness" >/dev/null || { echo "cluster.sh: $host not ready" >&2; cat "$tmp"/node*.log >&2; exit 1; }
 done
+admins=$(cat "$tmp"/node*.log | grep -c "Created the web UI administrator" || true)
+if [[ $quick == 1 && $admins != 1 ]]; then
+    echo "cluster.sh: $admins nodes created the web UI administrator, expected exactly 1" >&2; exit 1
+fi
 echo "nodes: ${hosts[*]}"
 
 # The demo client: no load balancer, it picks the next node for every request.

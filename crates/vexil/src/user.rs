@@ -101,13 +101,20 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     let password = vexil_store::generate_password();
-    store
+    let created = store
         .create_user(&NewUser {
             email: FIRST_ADMIN_EMAIL.to_owned(),
             password_hash: hash_password(&password)?,
             projects: Vec::new(),
         })
-        .await?;
+        .await;
+    match created {
+        Ok(_) => {}
+        // Nodes starting together on an empty database: another one created it first and
+        // printed its password.
+        Err(vexil_store::StoreError::Duplicate { field: "email" }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
     Ok(Some(format!(
         "Created the web UI administrator.\n  e-mail:   {FIRST_ADMIN_EMAIL}\n  password: {password}\nSign in at the address below; the password is not shown again (`vexil user create` adds users)."
     )))
