@@ -52,6 +52,10 @@ pub enum StoreError {
     /// caller gets back its own error to downcast.
     #[error("write refused: {0}")]
     Rejected(Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached (no connection could be opened): nothing was done. While
+    /// it stays unreachable, calls fail with this at once; retry later.
+    #[error("the database cannot be reached")]
+    Unavailable,
     /// `connect` was given a URL whose scheme no backend handles.
     #[error(
         "unsupported database URL {0:?} (expected sqlite://PATH, sqlite::memory: or postgres://…)"
@@ -93,6 +97,16 @@ impl From<sqlx::Error> for StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// Whether this error means the database could not be reached (as opposed to a refused or
+    /// failed operation): the caller may serve what it holds in memory and retry later.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable
+                | StoreError::Backend(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        )
+    }
+
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         StoreError::Invalid {
             field,

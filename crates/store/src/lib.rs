@@ -100,6 +100,18 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// Like [`connect`], except that a PostgreSQL store is returned without contacting the
+/// database: connections open on first use and [`Store::migrate`] brings the schema up to date
+/// (call it before use; if the database is unreachable, call it again later). SQLite opens and
+/// migrates at once, as with [`connect`].
+pub async fn connect_deferred(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect_deferred(url)?))
+    } else {
+        connect(url).await
+    }
+}
+
 /// Opens (creating if needed) the SQLite store `<dir>/vexil.db`, creating `dir` too.
 pub async fn open_data_dir(dir: &Path) -> Result<Arc<dyn Store>> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;

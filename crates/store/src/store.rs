@@ -28,6 +28,20 @@ pub trait Store: Send + Sync {
     /// Closes the connections, waiting for running operations; later calls fail.
     async fn close(&self);
 
+    /// Brings the schema up to date, once per process: a store opened with
+    /// [`crate::connect_deferred`] migrates here, when the database first answers. Stores that
+    /// migrate when opened (SQLite) have nothing left to do.
+    async fn migrate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the database was found unreachable by the latest attempt to reach it (calls
+    /// meanwhile fail at once with [`crate::StoreError::Unavailable`]). Always `false` for an
+    /// embedded store.
+    fn unreachable(&self) -> bool {
+        false
+    }
+
     // ---- projects ----
 
     /// Creates a project and its credentials. The returned secret and personal keys are never

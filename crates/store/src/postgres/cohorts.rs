@@ -117,7 +117,7 @@ pub(super) async fn get(
 }
 
 pub(super) async fn list(db: &Db, project: ProjectId, page: Page) -> Result<Listing<Cohort>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM cohorts WHERE project_id = $1 AND NOT deleted
          ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
@@ -221,7 +221,7 @@ pub(super) async fn members(
     cohort: i64,
     page: Page,
 ) -> Result<Listing<String>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     static_cohort(&mut conn, project, cohort).await?;
     let items: Vec<String> = sqlx::query_scalar(
         "SELECT distinct_id FROM cohort_static_members

@@ -15,7 +15,7 @@ pub(super) async fn inputs(
     want_hash_keys: bool,
     anon_distinct_id: Option<&str>,
 ) -> Result<EvalInputs> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
 
     // 1. The person and their properties.
     let person = sqlx::query(

@@ -102,7 +102,7 @@ pub(super) async fn count(
     .bind(event)
     .bind(since)
     .bind(distinct_id)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *db.acquire().await?)
     .await?;
     Ok(super::count(n))
 }
@@ -131,7 +131,7 @@ pub(super) async fn scan(
     .bind(since)
     .bind(names)
     .bind(i64::from(limit))
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.acquire().await?)
     .await?;
     rows.iter()
         .map(|r| {
@@ -158,7 +158,7 @@ pub(super) async fn last_flag_calls(
          GROUP BY flag_key",
     )
     .bind(project.0)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.acquire().await?)
     .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("flag_key")?, r.try_get("last_at")?)))

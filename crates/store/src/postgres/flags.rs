@@ -226,7 +226,7 @@ pub(super) async fn get_by_key(
     ))
     .bind(project.0)
     .bind(key)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.acquire().await?)
     .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -261,7 +261,7 @@ pub(super) async fn list(
         AND ($2::boolean IS NULL OR active = $2)
         AND ($3::text IS NULL OR key ILIKE $3 ESCAPE '\\' OR name ILIKE $3 ESCAPE '\\')";
 
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM feature_flags WHERE {filter}
          ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
@@ -312,7 +312,7 @@ pub(super) async fn activity(
     page: Page,
 ) -> Result<Listing<ActivityEntry>> {
     let filter = "project_id = $1 AND ($2::bigint IS NULL OR flag_id = $2)";
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let rows = sqlx::query(&format!(
         "SELECT id, project_id, flag_id, flag_key, action, actor, at, before, after
          FROM flag_activity WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
@@ -338,7 +338,7 @@ pub(super) async fn activity(
 
 pub(super) async fn definitions(db: &Db, project: ProjectId) -> Result<Definitions> {
     // One snapshot: flags, mapping and cohorts as of the same commit.
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.write().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;

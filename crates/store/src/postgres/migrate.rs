@@ -4,8 +4,9 @@
 //! wait for the lock and find the work done.
 
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgPool;
+use sqlx::Executor as _;
 
+use super::Db;
 use crate::{Result, StoreError};
 
 struct Migration {
@@ -36,8 +37,8 @@ fn checksum(sql: &str) -> String {
 }
 
 /// Brings the schema up to date; refuses a database migrated by a newer or different build.
-pub(super) async fn run(pool: &PgPool) -> Result<()> {
-    let mut conn = pool.acquire().await?;
+pub(super) async fn run(db: &Db) -> Result<()> {
+    let mut conn = db.acquire().await?;
     // A session lock (not a transaction one): it spans every migration's own transaction.
     // It is released below, or by the server when this connection dies.
     sqlx::query("SELECT pg_advisory_lock($1)")
@@ -55,15 +56,14 @@ pub(super) async fn run(pool: &PgPool) -> Result<()> {
 }
 
 async fn apply(conn: &mut sqlx::PgConnection) -> Result<()> {
-    sqlx::raw_sql(
+    conn.execute(sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS vexil_migrations (
              version    BIGINT      PRIMARY KEY,
              name       TEXT        NOT NULL,
              checksum   TEXT        NOT NULL,
              applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
          )",
-    )
-    .execute(&mut *conn)
+    ))
     .await?;
 
     for m in MIGRATIONS {
@@ -92,7 +92,7 @@ async fn apply(conn: &mut sqlx::PgConnection) -> Result<()> {
                     m.name,
                     checksum(m.sql)
                 );
-                sqlx::raw_sql(&sql).execute(&mut *conn).await.map_err(|e| {
+                conn.execute(sqlx::raw_sql(&sql)).await.map_err(|e| {
                     StoreError::Migration(format!("migration {} ({}): {e}", m.version, m.name))
                 })?;
             }

@@ -19,14 +19,18 @@ mod migrate;
 mod overrides;
 mod persons;
 mod projects;
+mod reach;
 mod users;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
@@ -58,16 +62,27 @@ pub struct PgStore {
     db: Db,
 }
 
-/// The pool every operation draws from.
+/// The pool every operation draws from, behind the reachability breaker ([`reach`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
     pool: PgPool,
+    /// For the breaker's direct connection attempt.
+    options: Arc<PgConnectOptions>,
+    reach: Arc<reach::Reach>,
+    /// Whether this process has brought the schema up to date.
+    migrated: Arc<AtomicBool>,
 }
 
 impl Db {
-    /// Opens a write transaction.
+    /// A pooled connection; [`StoreError::Unavailable`] at once while the database is known to
+    /// be unreachable.
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>> {
+        self.reach.call(&self.options, self.pool.acquire()).await
+    }
+
+    /// Opens a write transaction (failing at once, like [`Db::acquire`], while unreachable).
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+        self.reach.call(&self.options, self.pool.begin()).await
     }
 }
 
@@ -75,20 +90,29 @@ impl PgStore {
     /// Connects to `postgres://…` (or `postgresql://…`) and brings the schema up to date. Safe
     /// to call from many nodes at once: migrations run under an advisory lock.
     pub async fn connect(url: &str) -> Result<Self> {
-        let store = Self::connect_without_migrating(url)?;
-        migrate::run(&store.db.pool).await?;
+        let store = Self::connect_deferred(url)?;
+        store.migrate().await?;
         Ok(store)
     }
 
-    /// Connects without touching the schema (connections open lazily, on first use).
-    fn connect_without_migrating(url: &str) -> Result<Self> {
+    /// Prepares the pool without touching the database: connections open on first use, and the
+    /// schema is brought up to date by [`Store::migrate`]. A node can so start while the
+    /// database is down and migrate once it answers.
+    pub fn connect_deferred(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?.application_name("vexil");
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(IDLE_TIMEOUT)
-            .connect_lazy_with(options);
-        Ok(PgStore { db: Db { pool } })
+            .connect_lazy_with(options.clone());
+        Ok(PgStore {
+            db: Db {
+                pool,
+                options: Arc::new(options),
+                reach: Arc::new(reach::Reach::new()),
+                migrated: Arc::new(AtomicBool::new(false)),
+            },
+        })
     }
 }
 
@@ -130,6 +154,18 @@ pub(super) async fn lock_persons(conn: &mut PgConnection, project: ProjectId) ->
 impl Store for PgStore {
     async fn close(&self) {
         self.db.pool.close().await;
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        if !self.db.migrated.load(Ordering::Acquire) {
+            migrate::run(&self.db).await?;
+            self.db.migrated.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn unreachable(&self) -> bool {
+        self.db.reach.is_down()
     }
 
     async fn create_project(&self, name: &str) -> Result<CreatedProject> {
@@ -181,7 +217,7 @@ impl Store for PgStore {
     }
 
     async fn group_types(&self, project: ProjectId) -> Result<Vec<GroupType>> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         projects::group_types(&mut conn, project).await
     }
 
@@ -206,7 +242,7 @@ impl Store for PgStore {
     }
 
     async fn get_flag(&self, project: ProjectId, id: i64) -> Result<Option<FeatureFlag>> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         flags::get(&mut conn, project, id).await
     }
 
@@ -250,7 +286,7 @@ impl Store for PgStore {
     }
 
     async fn get_cohort(&self, project: ProjectId, id: i64) -> Result<Option<Cohort>> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         cohorts::get(&mut conn, project, id).await
     }
 
@@ -286,7 +322,7 @@ impl Store for PgStore {
     }
 
     async fn count_cohort_members(&self, project: ProjectId, cohort: i64) -> Result<u64> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         cohorts::count_members(&mut conn, project, cohort).await
     }
 
@@ -295,7 +331,7 @@ impl Store for PgStore {
         project: ProjectId,
         distinct_id: &str,
     ) -> Result<HashSet<i64>> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         let person = persons::person_id(&mut conn, project, distinct_id).await?;
         cohorts::static_memberships(&mut conn, project, distinct_id, person).await
     }
@@ -319,7 +355,7 @@ impl Store for PgStore {
     }
 
     async fn get_person(&self, project: ProjectId, distinct_id: &str) -> Result<Option<Person>> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         persons::get(&mut conn, project, distinct_id).await
     }
 
@@ -343,7 +379,7 @@ impl Store for PgStore {
         group_type_index: i64,
         group_key: &str,
     ) -> Result<Option<Group>> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         groups::get(&mut conn, project, group_type_index, group_key).await
     }
 
@@ -352,7 +388,7 @@ impl Store for PgStore {
         project: ProjectId,
         distinct_ids: &[&str],
     ) -> Result<HashMap<String, String>> {
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         overrides::get(&mut conn, project, distinct_ids).await
     }
 

@@ -59,14 +59,14 @@ pub(super) async fn create(db: &Db, name: &str) -> Result<CreatedProject> {
 
 pub(super) async fn list(db: &Db) -> Result<Vec<Project>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM projects ORDER BY id"))
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *db.acquire().await?)
         .await?;
     rows.iter().map(from_row).collect()
 }
 
 pub(super) async fn revisions(db: &Db) -> Result<Vec<(ProjectId, i64)>> {
     let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, revision FROM projects ORDER BY id")
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *db.acquire().await?)
         .await?;
     Ok(rows.into_iter().map(|(id, r)| (ProjectId(id), r)).collect())
 }
@@ -83,7 +83,7 @@ pub(super) async fn revision(db: &Db, project: ProjectId) -> Result<Option<i64>>
 pub(super) async fn get(db: &Db, project: ProjectId) -> Result<Option<Project>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
         .bind(project.0)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.acquire().await?)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -93,7 +93,7 @@ pub(super) async fn by_token(db: &Db, token: &str) -> Result<Option<Project>> {
         "SELECT {COLUMNS} FROM projects WHERE api_token = $1"
     ))
     .bind(token)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.acquire().await?)
     .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -104,7 +104,7 @@ pub(super) async fn by_personal_key(db: &Db, key: &str) -> Result<Option<Project
          WHERE personal_key_hash = $1 AND personal_key_revoked_at IS NULL"
     ))
     .bind(keys::hash_key(key))
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.acquire().await?)
     .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -128,7 +128,7 @@ pub(super) async fn verify_key(
     };
     let stored: Option<String> = sqlx::query_scalar(sql)
         .bind(project.0)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.acquire().await?)
         .await?;
     Ok(stored.is_some_and(|s| keys::verify(&s, key)))
 }
@@ -206,7 +206,7 @@ pub(super) async fn ensure_group_type(db: &Db, project: ProjectId, name: &str) -
         ));
     }
     // Fast path without a lock: the type usually exists already.
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     if let Some(index) = group_type_index(&mut conn, project, name).await? {
         return Ok(index);
     }

@@ -76,7 +76,7 @@ pub(super) async fn create(db: &Db, user: &NewUser) -> Result<User> {
 
 pub(super) async fn count(db: &Db) -> Result<u64> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&db.pool)
+        .fetch_one(&mut *db.acquire().await?)
         .await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
@@ -85,7 +85,7 @@ pub(super) async fn for_sign_in(db: &Db, email: &str) -> Result<Option<(User, Pa
     let Ok(email) = normalise_email(email) else {
         return Ok(None);
     };
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let row = sqlx::query(
         "SELECT id, email, is_admin, created_at, password_hash FROM users WHERE email = $1",
     )
@@ -137,7 +137,7 @@ pub(super) async fn create_session(
 }
 
 pub(super) async fn session(db: &Db, id: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let row = sqlx::query(
         "SELECT u.id, u.email, u.is_admin, u.created_at, s.csrf_token, s.expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id
@@ -158,7 +158,7 @@ pub(super) async fn session(db: &Db, id: &str, now: DateTime<Utc>) -> Result<Opt
 pub(super) async fn delete_session(db: &Db, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(hash_key(id))
-        .execute(&db.pool)
+        .execute(&mut *db.acquire().await?)
         .await?;
     Ok(())
 }

@@ -358,9 +358,37 @@ async fn the_change_feed_reports_changes_and_resubscribes() {
 #[tokio::test]
 async fn an_unreachable_server_fails_instead_of_waiting() {
     // Port 1 on loopback: nothing listens, the connection is refused.
-    let refused = connect("postgres://postgres@127.0.0.1:1/vexil").await.err();
+    let url = "postgres://postgres@127.0.0.1:1/vexil";
+    let refused = connect(url).await.err();
     assert!(
-        matches!(refused, Some(StoreError::Backend(_))),
+        matches!(refused, Some(StoreError::Unavailable)),
         "{refused:?}"
     );
+    assert!(refused.is_some_and(|e| e.is_unreachable()));
+
+    // Deferred: nothing is tried until a call; once one finds the database gone, the breaker
+    // opens and the following calls fail without waiting for the pool.
+    let store = vexil_store::connect_deferred(url).await.unwrap();
+    assert!(!store.unreachable());
+    assert!(matches!(
+        store.list_projects().await,
+        Err(StoreError::Unavailable)
+    ));
+    assert!(store.unreachable());
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        assert!(matches!(
+            store.revisions().await,
+            Err(StoreError::Unavailable)
+        ));
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "100 calls took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(
+        store.migrate().await,
+        Err(StoreError::Unavailable)
+    ));
 }
