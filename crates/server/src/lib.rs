@@ -36,9 +36,11 @@ mod propagation;
 mod response;
 mod retention;
 mod routes;
+mod saved;
 mod snapshot;
 mod state;
 mod streams;
+mod verified;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +58,7 @@ pub use ingest::{Ingest, IngestConfig, IngestError, WriterStatus};
 pub use metrics::Metrics;
 pub use overload::{OverloadLimits, Rate};
 pub use routes::router;
+pub use saved::{LastKnown, SavedInfo};
 pub use state::{
     AppState, Settings, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION,
     DEFAULT_REVISION_CHECK_INTERVAL,
@@ -72,6 +75,13 @@ pub async fn serve(
     let ingest = state.ingest.clone();
     let overrides = state.overrides.clone();
     let propagation = tokio::spawn(propagation::run(state.clone()));
+    let saver = state.settings.snapshot_dir.clone().map(|dir| {
+        tokio::spawn(saved::keep_saved(
+            state.clone(),
+            saved::SnapshotDir::new(dir),
+            state.settings.snapshot_save_interval,
+        ))
+    });
     let retention = state.settings.event_retention.map(|keep| {
         tokio::spawn(retention::run(
             state.store.clone(),
@@ -90,6 +100,9 @@ pub async fn serve(
     };
     let served = connection::run(listener, router(state), &limits, shutdown).await;
     propagation.abort();
+    if let Some(saver) = saver {
+        saver.abort();
+    }
     lag.abort();
     evict.abort();
     if let Some(retention) = retention {

@@ -580,6 +580,52 @@ impl Collector for Scrape {
             MetricType::Counter,
             state.catalog.failed_publications(),
         )?;
+        single(
+            &mut encoder,
+            "vexil_store_unreachable",
+            "1 while the database is known to be unreachable (calls fail at once), else 0.",
+            MetricType::Gauge,
+            u64::from(state.store.unreachable()),
+        )?;
+        let last_known = state.last_known.serving();
+        single(
+            &mut encoder,
+            "vexil_serving_last_known_definitions",
+            "1 while the node serves the definitions saved on disk (it started without its store), else 0.",
+            MetricType::Gauge,
+            u64::from(last_known.is_some()),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "vexil_last_known_definitions_revision",
+            "Store revision of the saved definitions served, by project (only while serving them).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for saved in last_known.iter().flatten() {
+            let project = saved.project.to_string();
+            family
+                .encode_family(&[("project", project.as_str())])?
+                .encode_gauge(&saved.revision)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "vexil_last_known_definitions_saved_timestamp",
+            "When the saved definitions served were written, by project (Unix time).",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for saved in last_known.iter().flatten() {
+            let project = saved.project.to_string();
+            family
+                .encode_family(&[("project", project.as_str())])?
+                .encode_gauge(&saved.saved_at.timestamp())?;
+        }
+        single(
+            &mut encoder,
+            "vexil_snapshot_save_failures",
+            "Saves of a project's definitions to the snapshot directory that failed.",
+            MetricType::Counter,
+            state.last_known.save_failures(),
+        )?;
         let published = state.catalog.published();
         let mut family = encoder.encode_descriptor(
             "vexil_snapshot_version",

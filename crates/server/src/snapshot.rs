@@ -33,7 +33,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use vexil_engine::model::PropertyGroup;
-use vexil_engine::{CompiledProject, FlagDefinition};
+use vexil_engine::{CompiledProject, Definitions, FlagDefinition};
 use vexil_store::{
     feed_cohort_references, feed_definition, FeatureFlag, FlagQuery, Page, Project, ProjectId,
     Store, StoreError,
@@ -75,7 +75,8 @@ pub struct ProjectSnapshot {
 }
 
 /// How a remote-configuration flag (`is_remote_configuration`) is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RemoteConfig {
     /// Like any flag (`/flags`, the definitions feed), and by OFREP as its payload (`STATIC`).
     Plain,
@@ -126,9 +127,7 @@ impl ProjectSnapshot {
             .iter()
             .filter_map(|f| Some((f.id, RemoteConfig::of(f)?)))
             .collect();
-        let mut flags: Vec<Arc<FlagDefinition>> =
-            rows.iter().map(|f| Arc::new(f.definition())).collect();
-        flags.sort_by_key(|f| f.id);
+        let flags: Vec<FlagDefinition> = rows.iter().map(FeatureFlag::definition).collect();
         let cohort_versions: BTreeMap<i64, i64> = store
             .list_cohorts(id, all)
             .await?
@@ -136,19 +135,58 @@ impl ProjectSnapshot {
             .iter()
             .map(|c| (c.id, c.version))
             .collect();
-        Ok(ProjectSnapshot {
+        Ok(ProjectSnapshot::from_inputs(
+            project,
+            revision,
+            &definitions,
+            flags,
+            cohort_versions,
+            remote_configs,
+        ))
+    }
+
+    /// Compiles a project from what [`ProjectSnapshot::load`] reads: the project, the store
+    /// revision read first, its definitions, its non-deleted flags (remote-configuration ones
+    /// included), its non-deleted cohorts' versions by id and its remote-configuration flags.
+    pub fn from_inputs(
+        project: Project,
+        revision: i64,
+        definitions: &Definitions,
+        flags: Vec<FlagDefinition>,
+        cohort_versions: BTreeMap<i64, i64>,
+        remote_configs: HashMap<i64, RemoteConfig>,
+    ) -> ProjectSnapshot {
+        let mut flags: Vec<Arc<FlagDefinition>> = flags.into_iter().map(Arc::new).collect();
+        flags.sort_by_key(|f| f.id);
+        ProjectSnapshot {
             project,
             caught_up_to: revision,
-            compiled: CompiledProject::compile(&definitions),
+            compiled: CompiledProject::compile(definitions),
             revision,
             flags: Arc::new(flags),
             cohort_ids: Arc::new(cohort_versions.keys().copied().collect()),
             cohort_versions: Arc::new(cohort_versions),
             remote_configs: Arc::new(remote_configs),
-            group_type_mapping: definitions.group_type_mapping,
+            group_type_mapping: definitions.group_type_mapping.clone(),
             feed: OnceLock::new(),
             counters: OnceLock::new(),
-        })
+        }
+    }
+
+    /// The definitions this snapshot was compiled from (with every change applied since), as
+    /// [`ProjectSnapshot::from_inputs`] takes them back.
+    pub fn definitions(&self) -> Definitions {
+        Definitions {
+            flags: self.compiled.definitions().cloned().collect(),
+            group_type_mapping: self.group_type_mapping.clone(),
+            cohorts: self.compiled.cohort_definitions().clone(),
+            property_matching_version: None,
+        }
+    }
+
+    /// The project's non-deleted remote-configuration flags, by id.
+    pub fn remote_configs(&self) -> &HashMap<i64, RemoteConfig> {
+        &self.remote_configs
     }
 
     /// Every change committed at or below this store revision is in this snapshot (see
@@ -512,18 +550,32 @@ impl Catalog {
         metrics: Arc<Metrics>,
         replay: usize,
     ) -> Result<Catalog, StoreError> {
-        let catalog = Catalog {
-            index: ArcSwap::from_pointee(Index::default()),
+        let catalog = Catalog::of(Vec::new(), metrics, replay);
+        for project in store.list_projects().await? {
+            catalog.refresh(store, project.id).await?;
+        }
+        Ok(catalog)
+    }
+
+    /// A catalog of these snapshots (compiled elsewhere: from the copy saved on disk).
+    pub fn of(snapshots: Vec<ProjectSnapshot>, metrics: Arc<Metrics>, replay: usize) -> Catalog {
+        let mut index = Index::default();
+        for snapshot in snapshots {
+            let snapshot = Arc::new(snapshot);
+            let slot = Arc::new(Slot::new(Arc::clone(&snapshot), replay));
+            index
+                .by_token
+                .insert(snapshot.project.api_token.clone(), Arc::clone(&slot));
+            index.by_id.insert(snapshot.project.id, slot);
+        }
+        Catalog {
+            index: ArcSwap::from_pointee(index),
             adding: Mutex::new(()),
             stale: std::sync::Mutex::new(HashMap::new()),
             stale_marks: AtomicU64::new(0),
             metrics,
             replay,
-        };
-        for project in store.list_projects().await? {
-            catalog.refresh(store, project.id).await?;
         }
-        Ok(catalog)
     }
 
     /// The snapshot for a public project token.

@@ -1,5 +1,6 @@
 //! Shared application state, built once at start-up and cloned (cheaply) into every handler.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +16,10 @@ use crate::error::ApiError;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
 use crate::overload::{Overload, OverloadLimits};
+use crate::saved::{LastKnown, SnapshotDir};
 use crate::snapshot::{Catalog, ProjectSnapshot};
 use crate::streams::{StreamLimits, Streams};
+use crate::verified::VerifiedKeys;
 
 /// How long events and flag calls are kept by default: 30 days.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3_600);
@@ -77,6 +80,11 @@ pub struct Settings {
     /// net that heals a missed change announcement (and, on SQLite, how changes made by other
     /// processes arrive).
     pub revision_check_interval: Duration,
+    /// Where each project's last good definitions are saved, and read back at start-up when
+    /// the store is unreachable (`None`: not saved; a node then needs its store to start).
+    pub snapshot_dir: Option<PathBuf>,
+    /// How soon after a publication its snapshot is saved (the saver's period).
+    pub snapshot_save_interval: Duration,
 }
 
 impl Default for Settings {
@@ -100,6 +108,8 @@ impl Default for Settings {
             access_log_sample_rate: DEFAULT_ACCESS_LOG_SAMPLE_RATE,
             streams: StreamLimits::default(),
             revision_check_interval: DEFAULT_REVISION_CHECK_INTERVAL,
+            snapshot_dir: None,
+            snapshot_save_interval: Duration::from_millis(250),
         }
     }
 }
@@ -125,6 +135,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Open change streams.
     pub streams: Arc<Streams>,
+    /// Whether definitions come from the store or from the saved copy (start-up while the
+    /// store was unreachable), and the saver's failures.
+    pub last_known: Arc<LastKnown>,
+    /// Feed credentials the store last accepted, for while it cannot be reached.
+    pub verified_keys: Arc<VerifiedKeys>,
     /// Tunables.
     pub settings: Arc<Settings>,
 }
@@ -132,38 +147,61 @@ pub struct AppState {
 impl AppState {
     /// Loads every project's snapshot and starts the capture pipeline. Call within a Tokio
     /// runtime.
+    ///
+    /// When the store cannot be reached and [`Settings::snapshot_dir`] holds saved definitions,
+    /// the node starts on those ([`AppState::last_known`] says so) and reloads from the store
+    /// in the background once it answers; with nothing saved, the store's error is returned.
     pub async fn new(
         store: Arc<dyn Store>,
         settings: Settings,
     ) -> Result<Self, vexil_store::StoreError> {
         let metrics = Arc::new(Metrics::new(settings.access_log_sample_rate));
-        let catalog = Arc::new(
-            Catalog::load(
-                store.as_ref(),
-                Arc::clone(&metrics),
-                settings.streams.replay,
-            )
-            .await?,
-        );
-        let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
-        // Before anything is served or captured: a restart loses no behavioural count.
-        for project in store.list_projects().await? {
-            if let Some(snapshot) = catalog.by_id(project.id) {
-                let behaviors = snapshot.compiled.behaviors();
-                let now = settings.clock.now();
-                let synced = behavior::sync(
-                    store.as_ref(),
-                    counters.as_ref(),
-                    project.id,
-                    behaviors,
-                    now,
-                );
-                if let Err(e) = synced.await {
-                    // Its behavioural cohorts stay "not evaluated" until the capture writer's
-                    // next attempt.
-                    tracing::error!(error = %e, project = %project.id, "behavioural counters not rebuilt");
+        let replay = settings.streams.replay;
+        let verified_keys = Arc::new(VerifiedKeys::default());
+        let (catalog, last_known) = match Catalog::load(
+            store.as_ref(),
+            Arc::clone(&metrics),
+            replay,
+        )
+        .await
+        {
+            Ok(catalog) => (catalog, LastKnown::from_store()),
+            Err(e) if e.is_unreachable() => {
+                let saved = match &settings.snapshot_dir {
+                    Some(dir) => SnapshotDir::new(dir.clone()).load().unwrap_or_else(|read| {
+                        tracing::error!(error = %read, "saved definitions unreadable");
+                        Vec::new()
+                    }),
+                    None => Vec::new(),
+                };
+                if saved.is_empty() {
+                    return Err(e);
                 }
+                tracing::warn!(
+                    error = %e,
+                    projects = saved.len(),
+                    "the store cannot be reached: serving the last known definitions saved on disk until it answers"
+                );
+                let (snapshots, infos) = saved
+                    .into_iter()
+                    .map(|(snapshot, info, keys)| {
+                        verified_keys.restore(info.project, keys);
+                        (snapshot, info)
+                    })
+                    .unzip();
+                (
+                    Catalog::of(snapshots, Arc::clone(&metrics), replay),
+                    LastKnown::from_disk(infos),
+                )
             }
+            Err(e) => return Err(e),
+        };
+        let catalog = Arc::new(catalog);
+        let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
+        if last_known.serving().is_none() {
+            // Before anything is served or captured: a restart loses no behavioural count.
+            // (From the saved copy, they are rebuilt once the store answers: `saved::recover`.)
+            sync_all_counters(store.as_ref(), &catalog, counters.as_ref(), &settings.clock).await;
         }
         let ingest = Ingest::start(
             Arc::clone(&store),
@@ -193,7 +231,14 @@ impl AppState {
             ingest,
             counters,
             metrics,
+            last_known: Arc::new(last_known),
+            verified_keys,
             settings: Arc::new(settings),
+        })
+        .inspect(|state| {
+            if state.last_known.serving().is_some() {
+                tokio::spawn(crate::saved::recover(state.clone()));
+            }
         })
     }
 
@@ -229,6 +274,24 @@ impl AppState {
         );
         if retry {
             tokio::spawn(heal(self.clone(), project));
+        }
+    }
+}
+
+/// Brings the behavioural counters of every loaded project in line with its snapshot, replaying
+/// stored events; a project whose replay fails keeps its cohorts "not evaluated" until the
+/// capture writer's next attempt.
+pub(crate) async fn sync_all_counters(
+    store: &dyn Store,
+    catalog: &Catalog,
+    counters: &dyn Counters,
+    clock: &Clock,
+) {
+    for published in catalog.published() {
+        let project = published.snapshot.project.id;
+        let behaviors = published.snapshot.compiled.behaviors();
+        if let Err(e) = behavior::sync(store, counters, project, behaviors, clock.now()).await {
+            tracing::error!(error = %e, project = %project, "behavioural counters not rebuilt");
         }
     }
 }

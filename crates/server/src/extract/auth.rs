@@ -4,8 +4,9 @@
 //!
 //! Keys are accepted only in the `Authorization: Bearer` header (or, for management writes, a
 //! JSON body field): a key in the URL is refused, since URLs end up in access logs, proxies and
-//! browser history. Every check reads the store — nothing is cached — so a key rotated or
-//! revoked by any process sharing the database is refused from the next request on.
+//! browser history. Every check reads the store, so a key rotated or revoked by any process
+//! sharing the database is refused from the next request on; only while the database cannot be
+//! reached does the feed accept the key the store last accepted ([`crate::verified`]).
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
@@ -172,7 +173,24 @@ pub async fn server_key_access(
     } else {
         (KeyKind::Personal, "Personal API key is invalid.")
     };
-    if state.store.verify_key(project, kind, credential).await? {
+    let accepted = match state.store.verify_key(project, kind, credential).await {
+        Ok(accepted) => {
+            state
+                .verified_keys
+                .record(project, kind, credential, accepted);
+            accepted
+        }
+        // The feed is served from memory: while the database cannot be reached, a key it
+        // accepted last is still good (nothing can revoke it meanwhile).
+        Err(e) if e.is_unreachable() => {
+            if !state.verified_keys.accepted(project, kind, credential) {
+                return Err(e.into());
+            }
+            true
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if accepted {
         Ok((project, kind))
     } else {
         Err(ApiError::authentication_failed(failure))
