@@ -32,6 +32,38 @@ impl StorageArgs {
     }
 }
 
+impl StorageArgs {
+    /// Opens the store for `serve`: like [`StorageArgs::open`], except that an unreachable
+    /// PostgreSQL database is not an error — the store is returned unmigrated (it migrates
+    /// once the database answers) and the caller may start from its saved definitions.
+    pub async fn open_for_serving(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let Some(url) = &self.database_url else {
+            return self.open().await;
+        };
+        let context = || format!("opening database {}", redacted(url));
+        let store = vexil_store::connect_deferred(url)
+            .await
+            .with_context(context)?;
+        match store.migrate().await {
+            Ok(()) => Ok(store),
+            Err(e) if e.is_unreachable() => {
+                tracing::warn!(database = %redacted(url), "the database cannot be reached; starting from the saved definitions, migrating once it answers");
+                Ok(store)
+            }
+            Err(e) => Err(e).with_context(context),
+        }
+    }
+
+    /// Where `serve` saves its definitions by default: `<data-dir>/snapshots` with a
+    /// PostgreSQL database, nowhere with the embedded one (its database is on this disk).
+    pub fn default_snapshot_dir(&self) -> Option<PathBuf> {
+        self.database_url
+            .as_deref()
+            .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            .map(|_| self.data_dir.join("snapshots"))
+    }
+}
+
 /// `url` with the password (`scheme://user:PASSWORD@host…`) replaced by `***`, for messages.
 fn redacted(url: &str) -> String {
     let Some(start) = url.find("://").map(|i| i + 3) else {

@@ -19,6 +19,12 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// Directory where each project's last good definitions are saved (atomically, after
+    /// every change) and read back when the node starts while its database is unreachable.
+    /// Default: `<data-dir>/snapshots` with a PostgreSQL `--database-url`; unused with the
+    /// embedded database unless given.
+    #[arg(long, env = "VEXIL_SNAPSHOT_DIR")]
+    pub snapshot_dir: Option<std::path::PathBuf>,
     /// Deadline (ms) for the stored person/group lookup of a `/flags` request.
     #[arg(long, env = "VEXIL_EVAL_LOOKUP_TIMEOUT_MS", default_value_t = 100)]
     pub eval_lookup_timeout_ms: u64,
@@ -211,17 +217,30 @@ impl StreamArgs {
 
 /// Runs the server until Ctrl-C / SIGTERM.
 pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let store = args.storage.open().await?;
-    if store.list_projects().await?.is_empty() {
-        let created = store.create_project("Default project").await?;
-        println!(
-            "Created the default project.\n{}",
-            describe(&ProjectKeys::from(&created))
-        );
+    let store = args.storage.open_for_serving().await?;
+    match store.list_projects().await {
+        Ok(projects) if projects.is_empty() => {
+            let created = store.create_project("Default project").await?;
+            println!(
+                "Created the default project.\n{}",
+                describe(&ProjectKeys::from(&created))
+            );
+        }
+        Ok(_) => {}
+        // Starting from the saved definitions (AppState::new), or failing there if none.
+        Err(e) if e.is_unreachable() => {}
+        Err(e) => return Err(e.into()),
     }
-    if let Some(admin) = crate::user::first_admin(store.as_ref()).await? {
-        println!("{admin}");
+    // Not while the database is unreachable: the next start that reaches it does this.
+    if !store.unreachable() {
+        if let Some(admin) = crate::user::first_admin(store.as_ref()).await? {
+            println!("{admin}");
+        }
     }
+    let snapshot_dir = args
+        .snapshot_dir
+        .clone()
+        .or_else(|| args.storage.default_snapshot_dir());
     let settings = Settings {
         eval_lookup_timeout: Duration::from_millis(args.eval_lookup_timeout_ms),
         max_body_bytes: args.max_body_bytes,
@@ -237,9 +256,18 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .then(|| Duration::from_secs(args.event_retention_days.saturating_mul(86_400))),
         clock: clock(args),
         revision_check_interval: args.revision_check_interval,
+        snapshot_dir: snapshot_dir.clone(),
         ..Settings::default()
     };
-    let state = AppState::new(store.clone(), settings).await?;
+    let state = AppState::new(store.clone(), settings).await.map_err(|e| {
+        match (&snapshot_dir, e.is_unreachable()) {
+            (Some(dir), true) => anyhow::Error::new(e).context(format!(
+                "the database cannot be reached and {} holds no saved definitions to start from",
+                dir.display()
+            )),
+            _ => e.into(),
+        }
+    })?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;

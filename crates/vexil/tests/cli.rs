@@ -6,6 +6,11 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
+#[path = "cli/offline.rs"]
+mod offline;
+#[path = "cli/own_postgres.rs"]
+mod own_postgres;
+
 fn vexil(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
         .args(args)
