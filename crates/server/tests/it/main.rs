@@ -17,6 +17,7 @@ mod metrics;
 mod ofrep;
 mod overload;
 mod propagation;
+mod saved;
 mod sdk_surface;
 mod stream;
 mod support;
