@@ -67,25 +67,35 @@ impl Reach {
         options: &PgConnectOptions,
         connect: impl Future<Output = std::result::Result<T, sqlx::Error>>,
     ) -> Result<T> {
-        if self.is_down() && !self.probe_turn() {
+        let probing = self.is_down();
+        if probing && !self.probe_turn() {
             return Err(StoreError::Unavailable);
         }
         let mut connect = std::pin::pin!(connect);
-        let result = match tokio::time::timeout(SLOW_ACQUIRE, &mut connect).await {
-            Ok(result) => result,
-            Err(_) if self.check_turn() => {
+        let mut wait = SLOW_ACQUIRE;
+        let result = loop {
+            if let Ok(result) = tokio::time::timeout(wait, &mut connect).await {
+                break result;
+            }
+            if self.check_turn() {
                 tokio::select! {
-                    result = &mut connect => result,
-                    gone = database_gone(options) => {
-                        if gone {
-                            self.open();
-                            return Err(StoreError::Unavailable);
-                        }
-                        connect.await
+                    result = &mut connect => break result,
+                    gone = database_gone(options) => if gone {
+                        self.open();
+                        return Err(StoreError::Unavailable);
                     }
                 }
+            } else if !probing && self.is_down() {
+                // Another caller's check found the database gone meanwhile (a probe, though,
+                // waits for its own answer: a slow connection is not a dead database).
+                return Err(StoreError::Unavailable);
             }
-            Err(_) => connect.await,
+            wait = Duration::from_millis(
+                self.next_check_ms
+                    .load(Ordering::Acquire)
+                    .saturating_sub(self.now_ms())
+                    .max(10),
+            );
         };
         match result {
             Ok(value) => {
