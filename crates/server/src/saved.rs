@@ -314,7 +314,7 @@ pub async fn keep_saved(state: AppState, dir: SnapshotDir, interval: Duration) {
 /// Reloads every project from the store once it answers (migrating first), then rebuilds the
 /// behavioural counters and stops serving the saved copy. Retries with backoff until it does.
 pub async fn recover(state: AppState) {
-    const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+    const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(500));
     let mut wait = BACKOFF.0;
     let mut attempts = 0u32;
     loop {
