@@ -181,7 +181,7 @@ pub(super) async fn flag_calls(
     .bind(project.0)
     .bind(flag_key)
     .bind(i64::from(limit))
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.acquire().await?)
     .await?;
     rows.iter()
         .map(|r| {

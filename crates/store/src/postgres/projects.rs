@@ -75,7 +75,7 @@ pub(super) async fn revision(db: &Db, project: ProjectId) -> Result<Option<i64>>
     Ok(
         sqlx::query_scalar("SELECT revision FROM projects WHERE id = $1")
             .bind(project.0)
-            .fetch_optional(&db.pool)
+            .fetch_optional(&mut *db.acquire().await?)
             .await?,
     )
 }
