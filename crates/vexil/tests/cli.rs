@@ -239,6 +239,9 @@ struct Server {
     child: std::process::Child,
     addr: String,
     _stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The data directory of a server given only a database URL (where it saves its
+    /// definitions by default), so no test writes into the source tree.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -258,9 +261,14 @@ impl Server {
 
     fn spawn(bin: &str, storage: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
+        let data = (!storage.contains(&"--data-dir")).then(|| tempfile::tempdir().unwrap());
         let mut child = Command::new(bin)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(storage)
+            .args(
+                data.iter()
+                    .flat_map(|d| [std::ffi::OsStr::new("--data-dir"), d.path().as_os_str()]),
+            )
             .args(args)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
@@ -285,6 +293,7 @@ impl Server {
             child,
             addr,
             _stdout: stdout,
+            _data: data,
         }
     }
 
@@ -900,6 +909,7 @@ fn serve_capturing(data: &str) -> (Server, String) {
         child,
         addr,
         _stdout: stdout,
+        _data: None,
     };
     (server, printed)
 }
