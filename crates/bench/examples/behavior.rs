@@ -14,7 +14,7 @@ use chrono::Utc;
 use reqwest::Client;
 use serde_json::{json, Value};
 use vexil_engine::behavior::Resolution;
-use vexil_server::behavior::{Counters, Hit, MemoryCounters, Track};
+use vexil_server::behavior::{Counters, Hit, MemoryCounters, Origin, Track};
 use vexil_store::ProjectId;
 
 #[tokio::main]
@@ -155,7 +155,10 @@ async fn memory(persons: usize) {
                 })
             })
             .collect();
-        counters.record(project, &hits, now).await.expect("record");
+        counters
+            .record(project, &hits, now, Origin::Live)
+            .await
+            .expect("record");
     }
     let after = rss();
     let f = counters.footprint();

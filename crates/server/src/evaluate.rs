@@ -234,6 +234,16 @@ pub async fn behavior_counts(
         None => vec![distinct_id],
     };
     let counts = read_counts(state.counters.as_ref(), project, behaviors, &ids, now).await?;
+    if state.counters.claim_sync(project) {
+        // Shared counts to rebuild (Redis lost or missed events): the writer does it, this
+        // request does not wait.
+        let ingest = state.ingest.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ingest.sync(project).await {
+                tracing::warn!(error = %e, project = %project, "behavioural counters not rebuilt");
+            }
+        });
+    }
     if counts.0.iter().all(Option::is_some) {
         return Ok(counts);
     }

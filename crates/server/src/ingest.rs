@@ -415,13 +415,14 @@ impl Writer {
     }
 
     /// Brings the project's behavioural counters in line with its current snapshot (once per
-    /// snapshot); returns the snapshot when the project counts anything.
+    /// snapshot, and again when the counters ask for it); returns the snapshot when the project counts anything.
     async fn sync_counters(&mut self, project: ProjectId) -> Option<Arc<ProjectSnapshot>> {
         let snapshot = self.catalog.by_id(project)?;
         let done = self
             .synced
             .get(&project)
-            .is_some_and(|s| Arc::ptr_eq(s, &snapshot));
+            .is_some_and(|s| Arc::ptr_eq(s, &snapshot))
+            && !self.counters.needs_sync(project);
         if !done {
             let synced = behavior::sync(
                 self.store.as_ref(),

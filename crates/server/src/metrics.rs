@@ -566,6 +566,29 @@ impl Collector for Scrape {
             MetricType::Gauge,
             u64::try_from(state.catalog.stale_count()).unwrap_or(u64::MAX),
         )?;
+        if let Some(redis) = &state.settings.redis {
+            single(
+                &mut encoder,
+                "vexil_redis_available",
+                "1 while Redis is called, 0 while its circuit breaker is open (state is local).",
+                MetricType::Gauge,
+                u64::from(redis.is_available()),
+            )?;
+            single(
+                &mut encoder,
+                "vexil_redis_failures",
+                "Redis calls that failed or timed out (each opened the circuit breaker).",
+                MetricType::Counter,
+                redis.failures(),
+            )?;
+            single(
+                &mut encoder,
+                "vexil_rate_limit_local_fallbacks",
+                "Rate-limit checks answered by this node's bucket because Redis failed.",
+                MetricType::Counter,
+                state.overload.refusals().local_fallbacks(),
+            )?;
+        }
         single(
             &mut encoder,
             "vexil_streams_open",

@@ -6,6 +6,11 @@
 //!
 //! Buckets are keyed by the id of a project whose token or key already checked out, so their
 //! number is bounded by the number of projects: unknown tokens are 401s and never get one.
+//!
+//! With Redis (`--redis-url`) the buckets are shared by every node ([`vexil_cache::Redis::take`],
+//! one round trip per request), so N nodes together allow what one would. When Redis fails,
+//! or its circuit breaker is open, each node falls back to its own local bucket (so the
+//! deployment allows up to N times the rate until Redis answers again).
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
+use vexil_cache::Redis;
 use vexil_store::ProjectId;
 
 use crate::error::ApiError;
@@ -82,7 +88,7 @@ impl Default for OverloadLimits {
 }
 
 /// Which bucket a request draws from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
     /// `/flags`, `/decide`.
     Evaluation,
@@ -92,6 +98,17 @@ pub enum Bucket {
     Management,
 }
 
+impl Bucket {
+    /// The bucket's name (in metrics and in Redis keys).
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Evaluation => "evaluation",
+            Bucket::Capture => "capture",
+            Bucket::Management => "management",
+        }
+    }
+}
+
 /// Requests refused so far, by cause (read by `/metrics`).
 #[derive(Debug, Default)]
 pub struct Refusals {
@@ -99,6 +116,8 @@ pub struct Refusals {
     shed_queue_delay: AtomicU64,
     /// By [`Bucket`].
     limited: [AtomicU64; 3],
+    /// Checks answered by the local bucket because the shared one (Redis) failed.
+    local_fallbacks: AtomicU64,
 }
 
 impl Refusals {
@@ -113,11 +132,12 @@ impl Refusals {
     /// Requests rate-limited: `(bucket, count)`.
     pub fn limited(&self) -> [(&'static str, u64); 3] {
         let n = |b: Bucket| self.limited[b as usize].load(Ordering::Relaxed);
-        [
-            ("evaluation", n(Bucket::Evaluation)),
-            ("capture", n(Bucket::Capture)),
-            ("management", n(Bucket::Management)),
-        ]
+        [Bucket::Evaluation, Bucket::Capture, Bucket::Management].map(|b| (b.name(), n(b)))
+    }
+
+    /// Rate-limit checks answered locally because the shared buckets were unavailable.
+    pub fn local_fallbacks(&self) -> u64 {
+        self.local_fallbacks.load(Ordering::Relaxed)
     }
 }
 
@@ -129,6 +149,8 @@ pub struct Overload {
     evaluation: Option<DefaultKeyedRateLimiter<ProjectId>>,
     capture: Option<DefaultKeyedRateLimiter<ProjectId>>,
     management: Option<DefaultKeyedRateLimiter<ProjectId>>,
+    rates: [Rate; 3],
+    shared: Option<Arc<Redis>>,
 }
 
 impl std::fmt::Debug for Overload {
@@ -138,8 +160,9 @@ impl std::fmt::Debug for Overload {
 }
 
 impl Overload {
-    /// Builds the limiters the settings ask for.
-    pub fn new(limits: &OverloadLimits) -> Self {
+    /// Builds the limiters the settings ask for; the buckets are shared through `redis` when
+    /// given (the local ones then only answer while it fails).
+    pub fn new(limits: &OverloadLimits, redis: Option<Arc<Redis>>) -> Self {
         let bucket = |rate: Rate| {
             let per_second = NonZeroU32::new(rate.per_second)?;
             let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
@@ -155,6 +178,12 @@ impl Overload {
             evaluation: bucket(limits.evaluation_rate),
             capture: bucket(limits.capture_rate),
             management: bucket(limits.management_rate),
+            rates: [
+                limits.evaluation_rate,
+                limits.capture_rate,
+                limits.management_rate,
+            ],
+            shared: redis,
         }
     }
 
@@ -163,8 +192,9 @@ impl Overload {
         &self.refusals
     }
 
-    /// Takes one request from `project`'s bucket, or the 429 to answer.
-    pub fn check(&self, bucket: Bucket, project: ProjectId) -> Result<(), ApiError> {
+    /// Takes one request from `project`'s bucket, or the 429 to answer: from the shared bucket
+    /// when there is one and Redis answers, else from this node's.
+    pub async fn check(&self, bucket: Bucket, project: ProjectId) -> Result<(), ApiError> {
         let limiter = match bucket {
             Bucket::Evaluation => &self.evaluation,
             Bucket::Capture => &self.capture,
@@ -173,11 +203,33 @@ impl Overload {
         let Some(limiter) = limiter else {
             return Ok(());
         };
+        if let Some(redis) = &self.shared {
+            let rate = self.rates[bucket as usize];
+            match redis
+                .take(project.0, bucket.name(), rate.per_second, rate.burst)
+                .await
+            {
+                Ok(taken) if taken.allowed => return Ok(()),
+                Ok(taken) => return Err(self.limited(bucket, taken.retry_after)),
+                Err(e) => {
+                    self.refusals
+                        .local_fallbacks
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "shared rate limit unavailable; local bucket used");
+                }
+            }
+        }
         limiter.check_key(&project).map_err(|not_until| {
-            self.refusals.limited[bucket as usize].fetch_add(1, Ordering::Relaxed);
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::rate_limited(retry_after(wait))
+            self.limited(
+                bucket,
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )
         })
+    }
+
+    fn limited(&self, bucket: Bucket, wait: Duration) -> ApiError {
+        self.refusals.limited[bucket as usize].fetch_add(1, Ordering::Relaxed);
+        ApiError::rate_limited(retry_after(wait))
     }
 }
 

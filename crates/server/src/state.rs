@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vexil_store::{ProjectId, Store};
 
-use crate::behavior::{self, Counters, MemoryCounters};
+use crate::behavior::{self, Counters, MemoryCounters, SharedCounters};
 use crate::budget::Bodies;
 use crate::clock::Clock;
 use crate::connection::ConnectionLimits;
@@ -71,6 +71,9 @@ pub struct Settings {
     pub clock: Clock,
     /// Whether `GET /metrics` is served (Prometheus text format, unauthenticated).
     pub metrics_endpoint: bool,
+    /// Shared state across nodes (`--redis-url`): rate-limit buckets and behavioural counts;
+    /// `None`, this node's own.
+    pub redis: Option<Arc<vexil_cache::Redis>>,
     /// Share (0.0–1.0) of requests answered below 500 that get an access-log event; every 5xx
     /// gets one.
     pub access_log_sample_rate: f64,
@@ -105,6 +108,7 @@ impl Default for Settings {
             retention_interval: Duration::from_secs(3_600),
             clock: Clock::system(),
             metrics_endpoint: true,
+            redis: None,
             access_log_sample_rate: DEFAULT_ACCESS_LOG_SAMPLE_RATE,
             streams: StreamLimits::default(),
             revision_check_interval: DEFAULT_REVISION_CHECK_INTERVAL,
@@ -197,7 +201,10 @@ impl AppState {
             Err(e) => return Err(e),
         };
         let catalog = Arc::new(catalog);
-        let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new());
+        let counters: Arc<dyn Counters> = match &settings.redis {
+            Some(redis) => Arc::new(SharedCounters::new(Arc::clone(redis))),
+            None => Arc::new(MemoryCounters::new()),
+        };
         if last_known.serving().is_none() {
             // Before anything is served or captured: a restart loses no behavioural count.
             // (From the saved copy, they are rebuilt once the store answers: `saved::recover`.)
@@ -224,7 +231,7 @@ impl AppState {
                 settings.max_body_bytes,
                 settings.decode_budget_bytes,
             )),
-            overload: Arc::new(Overload::new(&settings.overload)),
+            overload: Arc::new(Overload::new(&settings.overload, settings.redis.clone())),
             streams: Arc::new(Streams::new(&settings.streams)),
             store,
             catalog,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use vexil_engine::behavior::Resolution;
 use vexil_store::ProjectId;
 
-use super::{CounterError, Counters, Hit, Read, Track};
+use super::{CounterError, Counters, Hit, Origin, Read, Track};
 
 /// [`Counters`] held in memory (one node).
 #[derive(Debug, Default)]
@@ -201,6 +201,7 @@ impl Counters for MemoryCounters {
         project: ProjectId,
         hits: &[Hit<'_>],
         now: DateTime<Utc>,
+        _origin: Origin,
     ) -> Result<(), CounterError> {
         if hits.is_empty() {
             return Ok(());
@@ -330,6 +331,7 @@ mod tests {
                 hit("a", at("2026-01-01T00:05:01Z")),
             ],
             now,
+            Origin::Live,
         )
         .await
         .unwrap();
@@ -365,7 +367,7 @@ mod tests {
                 at: now + Duration::seconds(i * 10),
             })
             .collect();
-        c.record(p, &hits, now + Duration::seconds(20_000))
+        c.record(p, &hits, now + Duration::seconds(20_000), Origin::Live)
             .await
             .unwrap();
         let f = c.footprint();
@@ -382,6 +384,7 @@ mod tests {
                 at: now,
             }],
             now + Duration::hours(2),
+            Origin::Live,
         )
         .await
         .unwrap();
@@ -404,6 +407,7 @@ mod tests {
                 at: now,
             }],
             now,
+            Origin::Live,
         )
         .await
         .unwrap();

@@ -3,9 +3,10 @@
 //! signature at a bucket resolution); a `/flags` request reads the counts of the person's
 //! distinct ids once, before evaluation ([`Counts`], the engine's `BehavioralData`).
 //!
-//! Counts are kept behind the [`Counters`] trait: [`MemoryCounters`] on a single node; a shared
-//! implementation (Redis, so that an event captured on one node flips the flag on every node)
-//! replaces it without touching capture or evaluation.
+//! Counts are kept behind the [`Counters`] trait: [`MemoryCounters`] on a single node;
+//! [`SharedCounters`] with `--redis-url` (counts in Redis, so that an event captured on one
+//! node flips the flag on every node, and a local [`MemoryCounters`] to fall back on when
+//! Redis fails), without touching capture or evaluation.
 //!
 //! A track starts counting when a compiled project first needs it, and its past comes from the
 //! stored events ([`sync`]): for every project before the server serves (a restart loses
@@ -14,6 +15,7 @@
 //! the cohort is "not evaluated".
 
 mod memory;
+mod shared;
 mod sync;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use vexil_engine::BehavioralData;
 use vexil_store::ProjectId;
 
 pub use memory::{Footprint, MemoryCounters};
+pub use shared::SharedCounters;
 pub use sync::{record_events, sync, SyncError};
 
 /// One counter series: events of a signature ([`vexil_engine::behavior::Signature::key`])
@@ -56,6 +59,16 @@ pub struct Read<'a> {
     pub since: DateTime<Utc>,
 }
 
+/// Where recorded events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Just committed by capture.
+    Live,
+    /// Replayed from stored events, for the tracks [`Counters::retain`] returned, before
+    /// [`Counters::mark_ready`].
+    Replay,
+}
+
 /// Why counts could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
@@ -86,6 +99,7 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
         project: ProjectId,
         hits: &[Hit<'_>],
         now: DateTime<Utc>,
+        origin: Origin,
     ) -> Result<(), CounterError>;
 
     /// The counts of every read, summed over `distinct_ids` (one person's); `None` for a track
@@ -99,6 +113,19 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
 
     /// Drops every bucket older than its span at `now`, and distinct ids left without any.
     async fn evict(&self, now: DateTime<Utc>);
+
+    /// Whether the project's counts should be brought up to date ([`sync`]) although its
+    /// definitions did not change (shared counts lost or missing events); the next
+    /// [`Counters::retain`] clears it.
+    fn needs_sync(&self, _project: ProjectId) -> bool {
+        false
+    }
+
+    /// [`Counters::needs_sync`], true at most once until the next [`Counters::retain`]: for
+    /// the request path, which asks the capture writer for a sync without waiting for it.
+    fn claim_sync(&self, _project: ProjectId) -> bool {
+        false
+    }
 }
 
 /// The tracks a compiled project counts, by signature index.

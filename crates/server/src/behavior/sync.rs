@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use vexil_engine::behavior::Behaviors;
 use vexil_store::{NewEvent, ProjectId, Store, StoreError};
 
-use super::{tracks, CounterError, Counters, Hit, Track};
+use super::{tracks, CounterError, Counters, Hit, Origin, Track};
 
 /// Stored events read per page while replaying.
 const REPLAY_PAGE: u32 = 5_000;
@@ -53,7 +53,12 @@ pub async fn record_events<'e>(
             }
         }
     }
-    counters.record(project, &hits, now).await
+    let origin = if only.is_some() {
+        Origin::Replay
+    } else {
+        Origin::Live
+    };
+    counters.record(project, &hits, now, origin).await
 }
 
 /// Makes the project's counters match its compiled `behaviors` at `now`: tracks no cohort

@@ -100,7 +100,7 @@ impl FromRequestParts<AppState> for ManagedProject {
             .project_by_personal_key(&key)
             .await?
             .ok_or_else(|| ApiError::authentication_failed("Personal API key is invalid."))?;
-        state.overload.check(Bucket::Management, project.id)?;
+        state.overload.check(Bucket::Management, project.id).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("Project"))?;

@@ -96,12 +96,15 @@ impl FromRequest<AppState> for FlagsCall {
                     "The provided API key is invalid or has expired. Please check your API key and try again.",
                 )
             })?;
-            state
-                .overload
-                .check(Bucket::Evaluation, snapshot.project.id)?;
             Ok(snapshot)
         })
         .await?;
+        // After the body is parsed (the token check above is synchronous): one shared bucket
+        // round trip with Redis.
+        state
+            .overload
+            .check(Bucket::Evaluation, snapshot.project.id)
+            .await?;
         let request = FlagsRequest::from_json(json)
             .map_err(|e| ApiError::invalid(format!("Invalid request: {e}.")))?;
         Ok(FlagsCall {

@@ -89,7 +89,8 @@ impl FromRequest<AppState> for OfrepCall {
         })?;
         state
             .overload
-            .check(Bucket::Evaluation, snapshot.project.id)?;
+            .check(Bucket::Evaluation, snapshot.project.id)
+            .await?;
         // Read and decoded like a `/flags` body: its limit, charged to the decode budget.
         let RawBody {
             headers,

@@ -41,7 +41,9 @@ async fn definitions(State(state): State<AppState>, uri: Uri, headers: HeaderMap
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    open(&state, project, Format::Definitions, &headers).unwrap_or_else(|e| e.into_response())
+    open(&state, project, Format::Definitions, &headers)
+        .await
+        .unwrap_or_else(|e| e.into_response())
 }
 
 /// `GET /ofrep/v1/stream?token=phc_…` (or the token in `Authorization: Bearer` / `X-API-Key`,
@@ -59,17 +61,19 @@ async fn ofrep(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> R
         )
         .into_response();
     };
-    open(&state, snapshot.project.id, Format::Ofrep, &headers).unwrap_or_else(|e| e.into_response())
+    open(&state, snapshot.project.id, Format::Ofrep, &headers)
+        .await
+        .unwrap_or_else(|e| e.into_response())
 }
 
-fn open(
+async fn open(
     state: &AppState,
     project: ProjectId,
     format: Format,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let last_event_id = last_event_id(headers)?;
-    state.overload.check(Bucket::Evaluation, project)?;
+    state.overload.check(Bucket::Evaluation, project).await?;
     let Some(slot) = state.streams.slot() else {
         return Err(ApiError::overloaded());
     };

@@ -52,7 +52,10 @@ pub(crate) async fn store_batch(
         .catalog
         .by_token(&batch.token)
         .ok_or_else(unknown_token)?;
-    state.overload.check(Bucket::Capture, snapshot.project.id)?;
+    state
+        .overload
+        .check(Bucket::Capture, snapshot.project.id)
+        .await?;
     // The body's `sent_at` (server SDKs), else posthog-js's `_` parameter in milliseconds.
     let sent_at = batch
         .sent_at
