@@ -65,7 +65,7 @@ impl StorageArgs {
 }
 
 /// `url` with the password (`scheme://user:PASSWORD@host…`) replaced by `***`, for messages.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };

@@ -30,6 +30,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; `serve`'s options are most of it"
+)]
 enum Command {
     /// Evaluate flag definitions offline against `/flags` request bodies (one per line).
     Eval(eval::EvalArgs),

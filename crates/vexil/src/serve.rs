@@ -1,6 +1,7 @@
 //! `vexil serve`: run the service on the embedded store.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -62,12 +63,57 @@ pub struct ServeArgs {
     pub overload: OverloadArgs,
     #[command(flatten)]
     pub streams: StreamArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Test builds only: an adjustable clock, moved by `POST /_test/clock`.
     #[cfg(feature = "test-clock")]
     #[arg(long)]
     pub test_clock: bool,
     #[command(flatten)]
     pub observability: ObservabilityArgs,
+}
+
+/// Shared state across nodes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis URL (`redis://[:PASSWORD@]HOST:PORT[/DB]`): nodes share their per-project rate
+    /// limits and behavioural counts through it. Optional; when it fails, each node uses its
+    /// own until it answers again.
+    #[arg(long, env = "VEXIL_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Longest wait (ms) for one Redis call before the node falls back to its own state.
+    #[arg(long, env = "VEXIL_REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub redis_timeout_ms: u64,
+    /// After a Redis failure, how long (ms) nodes use their own state before trying again.
+    #[arg(long, env = "VEXIL_REDIS_COOLDOWN_MS", default_value_t = 1_000)]
+    pub redis_cooldown_ms: u64,
+    /// Prefix of Vexil's Redis keys (deployments sharing one Redis need different ones).
+    #[arg(long, env = "VEXIL_REDIS_NAMESPACE", default_value = "vexil")]
+    pub redis_namespace: String,
+}
+
+impl RedisArgs {
+    /// The client, if a URL is given; an invalid URL is a configuration error.
+    async fn connect(&self) -> anyhow::Result<Option<Arc<vexil_cache::Redis>>> {
+        let Some(url) = &self.redis_url else {
+            return Ok(None);
+        };
+        let mut config = vexil_cache::RedisConfig::new(url.clone());
+        config.timeout = Duration::from_millis(self.redis_timeout_ms.max(1));
+        config.cooldown = Duration::from_millis(self.redis_cooldown_ms);
+        config.namespace.clone_from(&self.redis_namespace);
+        let redis = vexil_cache::Redis::new(config)
+            .with_context(|| format!("Redis URL {}", crate::config::redacted(url)))?;
+        match redis.ping().await {
+            Ok(()) => {
+                tracing::info!("Redis answers: rate limits and behavioural counts are shared")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis does not answer: this node uses its own state until it does")
+            }
+        }
+        Ok(Some(Arc::new(redis)))
+    }
 }
 
 /// Metrics and access logs.
@@ -241,7 +287,9 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .snapshot_dir
         .clone()
         .or_else(|| args.storage.default_snapshot_dir());
+    let redis = args.redis.connect().await?;
     let settings = Settings {
+        redis,
         eval_lookup_timeout: Duration::from_millis(args.eval_lookup_timeout_ms),
         max_body_bytes: args.max_body_bytes,
         max_flags_body_bytes: args.max_flags_body_bytes,

@@ -1023,3 +1023,6 @@ async fn first_start_prints_an_admin_once_and_user_create_adds_members() {
     let (_server, printed) = serve_capturing(&data);
     assert!(!printed.contains("password"), "{printed}");
 }
+/// Two nodes sharing one PostgreSQL database and one Redis.
+#[path = "cli/redis.rs"]
+mod redis;
