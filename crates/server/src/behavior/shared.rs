@@ -286,6 +286,11 @@ impl Counters for SharedCounters {
         distinct_ids: &[&str],
         reads: &[Read<'_>],
     ) -> Result<Vec<Option<u64>>, CounterError> {
+        if self.state().missed.contains(&project) {
+            // Redis lacks events this node could only count locally: its own counts until the
+            // next sync has the shared ones invalidated and rebuilt.
+            return self.local.read(project, distinct_ids, reads).await;
+        }
         let names: Vec<String> = reads.iter().map(|r| track_name(r.track)).collect();
         let shared_reads: Vec<CounterRead<'_>> = reads
             .iter()
