@@ -77,6 +77,13 @@ impl RedisServer {
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) it: unreachable, its data kept.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
@@ -111,12 +118,21 @@ fn project(db: &pg::TempDatabase) -> (String, String) {
 /// A node on `db` sharing state through `redis`, with generous timeouts (the machine may be
 /// loaded) and a short Redis cooldown.
 fn node(db: &pg::TempDatabase, redis: &RedisServer, extra: &[&str]) -> Server {
+    node_with_timeout(db, redis, "1000", extra)
+}
+
+fn node_with_timeout(
+    db: &pg::TempDatabase,
+    redis: &RedisServer,
+    timeout_ms: &str,
+    extra: &[&str],
+) -> Server {
     let url = redis.url();
     let mut args = vec![
         "--redis-url",
         &url,
         "--redis-timeout-ms",
-        "1000",
+        timeout_ms,
         "--redis-cooldown-ms",
         "200",
         "--eval-lookup-timeout-ms",
@@ -352,4 +368,33 @@ async fn an_event_captured_on_one_node_flips_flags_on_the_other_and_survives_a_r
         "erin on B after the restart"
     );
     assert!(!buyer(&client, &b, &token, "frank").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_a_node_could_not_share_are_rebuilt_into_redis_once_it_answers() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    let (token, personal) = project(&db);
+    let client = reqwest::Client::new();
+    let a = node_with_timeout(&db, &redis, "300", &[]);
+    behavioral_flag(&client, &a, &personal).await;
+    let b = node_with_timeout(&db, &redis, "300", &[]);
+    purchases(&client, &a, &token, "alice").await;
+    assert!(buyer(&client, &b, &token, "alice").await);
+
+    // Unreachable but not restarted: A's capture is acknowledged (stored) but Redis misses
+    // it; B, which makes no call meanwhile, keeps trusting Redis's counts.
+    redis.signal("-STOP");
+    purchases(&client, &a, &token, "gina").await;
+    redis.signal("-CONT");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A's next request finds Redis back: it invalidates the project's shared counts, and
+    // they are rebuilt from the stored events, gina included.
+    assert!(buyer(&client, &a, &token, "gina").await, "gina on A");
+    eventually_buyer(&client, &b, &token, "gina").await;
+    assert!(buyer(&client, &b, &token, "alice").await);
 }
