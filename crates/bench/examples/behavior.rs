@@ -7,6 +7,10 @@
 //! Each trial is a new person: `/flags` (off), one `purchase` through `/batch/` (timed to its
 //! acknowledgement), then `/flags` again (timed; it must be on, "performed purchase in the last
 //! 5 minutes").
+//!
+//! Several nodes (`bench/behavior-redis.sh`): `FLAGS_HOST` sends the `/flags` checks to another
+//! node than the capture (`HOST`), and `REDIS_URL` measures the counters' memory in that Redis
+//! (`MEMORY USAGE` of every series, `used_memory` before and after) instead of in-process.
 
 use std::time::{Duration, Instant};
 
@@ -25,12 +29,21 @@ async fn main() {
         std::process::exit(2);
     };
     let trials: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(200);
+    if std::env::var("SETUP_ONLY").is_ok() {
+        // Only create the cohort and flag (printed), for nodes started after it.
+        latency(host, host, key, token, 0).await;
+        return;
+    }
     let persons: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    latency(host, key, token, trials).await;
-    memory(persons).await;
+    let flags_host = std::env::var("FLAGS_HOST").unwrap_or_else(|_| host.clone());
+    latency(host, &flags_host, key, token, trials).await;
+    match std::env::var("REDIS_URL") {
+        Ok(url) => redis_memory(&url, persons).await,
+        Err(_) => memory(persons).await,
+    }
 }
 
-async fn latency(host: &str, key: &str, token: &str, trials: usize) {
+async fn latency(host: &str, flags_host: &str, key: &str, token: &str, trials: usize) {
     let client = Client::new();
     let api = |path: &str, body: Value| {
         client
@@ -39,28 +52,20 @@ async fn latency(host: &str, key: &str, token: &str, trials: usize) {
             .json(&body)
             .send()
     };
-    let cohort: Value = api("cohorts/", json!({"name": "bench buyers", "filters": {"properties": {"type": "AND", "values": [
-        {"key": "purchase", "type": "behavioral", "value": "performed_event", "event_type": "events",
-         "time_value": 5, "time_interval": "minute"}]}}}))
-        .await
-        .expect("cohort")
-        .json()
-        .await
-        .expect("cohort body");
-    let flag = format!("bench-buyer-{}", Utc::now().timestamp_millis());
-    api(
-        "feature_flags/",
-        json!({"key": flag, "filters": {"groups": [{"properties": [
-        {"key": "id", "type": "cohort", "value": cohort["id"]}], "rollout_percentage": 100}]}}),
-    )
-    .await
-    .expect("flag");
+    let flag = match std::env::var("FLAG") {
+        Ok(flag) => flag,
+        Err(_) => create_flag(&api).await,
+    };
+    if std::env::var("SETUP_ONLY").is_ok() {
+        println!("{flag}");
+        return;
+    }
     let flags = |person: String| {
         let client = client.clone();
         let flag = flag.clone();
         async move {
             let body: Value = client
-                .post(format!("{host}/flags?v=2"))
+                .post(format!("{flags_host}/flags?v=2"))
                 .json(&json!({"token": token, "distinct_id": person, "flag_keys_to_evaluate": [flag]}))
                 .send()
                 .await
@@ -98,13 +103,43 @@ async fn latency(host: &str, key: &str, token: &str, trials: usize) {
         capture.push(acked - sent);
         flip.push(answered - sent);
     }
-    println!("capture -> flipped /flags, {trials} trials (new person each), loopback:");
+    let nodes = if flags_host == host {
+        "one node".to_owned()
+    } else {
+        format!("capture on {host}, /flags on {flags_host}")
+    };
+    println!("capture -> flipped /flags, {trials} trials (new person each), loopback, {nodes}:");
     println!("  capture acknowledged:       {}", summary(&mut capture));
     println!(
         "  flipped /flags answered:    {} (from the capture request's start)",
         summary(&mut flip)
     );
     println!("  /flags after the ack still off: {late} of {trials}");
+}
+
+/// Creates "performed purchase in the last 5 minutes" and a flag on it; returns the flag's key.
+async fn create_flag<F, Fut>(api: &F) -> String
+where
+    F: Fn(&str, Value) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let cohort: Value = api("cohorts/", json!({"name": "bench buyers", "filters": {"properties": {"type": "AND", "values": [
+        {"key": "purchase", "type": "behavioral", "value": "performed_event", "event_type": "events",
+         "time_value": 5, "time_interval": "minute"}]}}}))
+        .await
+        .expect("cohort")
+        .json()
+        .await
+        .expect("cohort body");
+    let flag = format!("bench-buyer-{}", Utc::now().timestamp_millis());
+    api(
+        "feature_flags/",
+        json!({"key": flag, "filters": {"groups": [{"properties": [
+        {"key": "id", "type": "cohort", "value": cohort["id"]}], "rollout_percentage": 100}]}}),
+    )
+    .await
+    .expect("flag");
+    flag
 }
 
 fn summary(samples: &mut [Duration]) -> String {
@@ -170,6 +205,72 @@ async fn memory(persons: usize) {
         f.bytes as f64 / persons as f64,
         f.series,
         f.buckets,
+        after.saturating_sub(before) as f64 / persons as f64
+    );
+}
+
+/// The same persons and events as [`memory`], recorded in Redis the way `SharedCounters` does
+/// (one script call per 1,000 persons), measured by Redis itself.
+async fn redis_memory(url: &str, persons: usize) {
+    use vexil_cache::{CounterHit, Redis, RedisConfig};
+    let mut config = RedisConfig::new(url);
+    config.namespace = format!("vexil-bench-{}", Utc::now().timestamp_millis());
+    config.timeout = Duration::from_secs(10);
+    let redis = Redis::new(config).expect("Redis URL");
+    let used = || async {
+        let client = redis::Client::open(url).expect("Redis URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis");
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO");
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // The track `SharedCounters` names "signature\nbucket seconds".
+    let track = "{\"event\":\"purchase\",\"filters\":[]}\n10";
+    let project = 1;
+    let rebuild = redis
+        .begin_rebuild(project, &[track], Duration::from_secs(60))
+        .await
+        .expect("rebuild")
+        .expect("lease");
+    assert!(redis.finish_rebuild(rebuild).await.expect("publish"));
+    let now = Utc::now();
+    let ids: Vec<String> = (0..persons).map(|i| format!("person-{i:08}")).collect();
+    let before = used().await;
+    let bucket = Resolution::Seconds10.bucket(now);
+    for chunk in ids.chunks(1_000) {
+        let hits: Vec<CounterHit<'_>> = chunk
+            .iter()
+            .flat_map(|id| {
+                (0..3).map(move |k| CounterHit {
+                    track,
+                    distinct_id: id,
+                    bucket: bucket - k,
+                    count: 1,
+                    oldest: bucket - 360,
+                    max_buckets: 361,
+                    ttl_seconds: 3_610,
+                })
+            })
+            .collect();
+        redis.record(project, &hits, false).await.expect("record");
+    }
+    let after = used().await;
+    let (series, bytes) = redis.counter_memory(project).await.expect("MEMORY USAGE");
+    println!(
+        "counter memory in Redis, {persons} active persons x 1 signature (3 events each, 3 buckets, 10 s resolution):"
+    );
+    println!(
+        "  MEMORY USAGE {:.0} bytes/person ({series} series); used_memory growth {:.0} bytes/person",
+        bytes as f64 / persons as f64,
         after.saturating_sub(before) as f64 / persons as f64
     );
 }
