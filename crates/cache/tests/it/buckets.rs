@@ -20,7 +20,8 @@ async fn two_clients_share_one_bucket() {
             assert!(taken.retry_after <= std::time::Duration::from_secs(1));
         }
     }
-    assert_eq!(allowed, 10);
+    // 10, or 11 if the loop took over a second (one more token refilled).
+    assert!((10..=11).contains(&allowed), "{allowed} of 20");
     // Other projects and classes have their own buckets.
     assert!(a.take(8, "evaluation", 1, 10).await.unwrap().allowed);
     assert!(a.take(7, "capture", 1, 10).await.unwrap().allowed);
@@ -30,11 +31,13 @@ async fn two_clients_share_one_bucket() {
 async fn buckets_refill_at_their_rate() {
     let Some(url) = redis_url() else { return };
     let a = client(&url);
+    // 1 per second (slow enough that a loaded machine does not refill mid-test).
     for _ in 0..5 {
-        assert!(a.take(1, "capture", 100, 5).await.unwrap().allowed);
+        assert!(a.take(1, "capture", 1, 5).await.unwrap().allowed);
     }
-    let refused = a.take(1, "capture", 100, 5).await.unwrap();
+    let refused = a.take(1, "capture", 1, 5).await.unwrap();
     assert!(!refused.allowed);
+    assert!(refused.retry_after <= std::time::Duration::from_secs(1));
     tokio::time::sleep(refused.retry_after + std::time::Duration::from_millis(5)).await;
-    assert!(a.take(1, "capture", 100, 5).await.unwrap().allowed);
+    assert!(a.take(1, "capture", 1, 5).await.unwrap().allowed);
 }
