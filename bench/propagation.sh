@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Change propagation across nodes, release build: three `vexil serve` nodes on one PostgreSQL
+# Change propagation across nodes (release build; PROFILE=debug runs the debug one): three `vexil serve` nodes on one PostgreSQL
 # database (loopback), a flag PATCHed through node A, and the time until `/flags` on B and C
 # serves the change (p50/p99 over CHANGES changes), for a project of FLAGS flags.
 # PostgreSQL: VEXIL_TEST_POSTGRES_URL, else the server on 127.0.0.1:5432 (user postgres); a
@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 flags=${1:-1000}
 changes=${2:-200}
 server=${VEXIL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-cargo build --release -q -p vexil
-cargo build --release -q -p vexil-bench --example propagation
+profile=${PROFILE:-release}
+flag=$([ "$profile" = release ] && echo --release || true)
+cargo build $flag -q -p vexil
+cargo build $flag -q -p vexil-bench --example propagation
 db="vexil_bench_propagation_$$"
 psql "$server" -qAtc "CREATE DATABASE $db"
 url="${server%/*}/$db"
@@ -25,14 +27,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-keys=$(./target/release/vexil project create --name bench --json --database-url "$url")
+keys=$(./target/$profile/vexil project create --name bench --json --database-url "$url")
 token=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_token"])' "$keys")
 phx=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["personal_api_key"])' "$keys")
 hosts=()
 for node in a b c; do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     # The management rate limit would throttle the seeding, not what is measured.
-    ./target/release/vexil serve --addr "127.0.0.1:$port" --database-url "$url" \
+    ./target/$profile/vexil serve --addr "127.0.0.1:$port" --database-url "$url" \
         --management-rate 0 >"$tmp/$node.log" 2>&1 &
     pids+=($!)
     hosts+=("http://127.0.0.1:$port")
@@ -42,7 +44,7 @@ for host in "${hosts[@]}"; do
 done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), commit $(git rev-parse --short HEAD), $(psql "$server" -qAtc 'SHOW server_version' | cut -d' ' -f1) PostgreSQL"
-./target/release/examples/propagation "${hosts[@]}" "$phx" "$token" "$flags" "$changes"
+./target/$profile/examples/propagation "${hosts[@]}" "$phx" "$token" "$flags" "$changes"
 for i in 1 2; do
     node=$([ $i = 1 ] && echo B || echo C)
     echo "node $node: $(curl -s "${hosts[$i]}/metrics" | grep -E '^vexil_propagation_(reloads_total|lag_seconds_(sum|count))' | tr '\n' ' ')"
