@@ -135,7 +135,7 @@ fn valid_request_id(id: &HeaderValue) -> bool {
 
 /// A fresh UUID (v4) request id.
 fn new_request_id() -> HeaderValue {
-    let uuid = crate::extract::flags::fast_v4();
+    let uuid = crate::random::fast_v4();
     let mut buffer = uuid::Uuid::encode_buffer();
     let text = uuid.hyphenated().encode_lower(&mut buffer);
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))

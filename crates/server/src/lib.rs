@@ -33,6 +33,7 @@ mod metrics;
 mod openapi;
 mod overload;
 mod propagation;
+mod random;
 mod response;
 mod retention;
 mod routes;
@@ -56,7 +57,7 @@ pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
 pub use ingest::{Ingest, IngestConfig, IngestError, WriterStatus};
 pub use metrics::Metrics;
-pub use overload::{OverloadLimits, Rate};
+pub use overload::{Idleness, OverloadLimits, Rate};
 pub use routes::router;
 pub use saved::{LastKnown, SavedInfo};
 pub use state::{

@@ -491,7 +491,7 @@ impl Collector for Scrape {
         let refusals = state.overload.refusals();
         let mut family = encoder.encode_descriptor(
             "vexil_evaluations_shed",
-            "Evaluation requests shed with a 503, by cause: the in-flight cap or a late runtime.",
+            "Evaluation requests shed with a 503, by cause: the in-flight cap, a late runtime, or saturated workers.",
             None,
             MetricType::Counter,
         )?;
@@ -500,6 +500,14 @@ impl Collector for Scrape {
                 .encode_family(&[("reason", reason)])?
                 .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
         }
+        encoder
+            .encode_descriptor(
+                "vexil_evaluations_shed_share",
+                "Share of evaluations being shed now because the workers have had no idle moment for longer than --max-busy-ms (0 to 1).",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&state.overload.saturation_shed_share())?;
         let mut family = encoder.encode_descriptor(
             "vexil_rate_limited",
             "Requests refused with a 429 by a project's rate limit, by bucket.",

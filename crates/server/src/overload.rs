@@ -1,6 +1,7 @@
 //! Overload protection: evaluations are shed at once (503 with `Retry-After`) instead of
-//! queueing until every answer is late — past a cap on evaluations in flight, and while the
-//! runtime runs late — and per-project
+//! queueing until every answer is late — past a cap on evaluations in flight, while the
+//! runtime runs late, and a share of them while the workers have had no idle moment for too
+//! long (saturation) — and per-project
 //! token buckets for evaluation, capture and the management API (429 with `Retry-After`, the
 //! body PostHog sends).
 //!
@@ -12,8 +13,9 @@
 //! or its circuit breaker is open, each node falls back to its own local bucket (so the
 //! deployment allows up to N times the rate until Redis answers again).
 
+use std::cell::Cell;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,15 @@ pub struct OverloadLimits {
     /// (the in-flight count stays low) but before it, as ready tasks and unread sockets; how
     /// late a 10 ms ticker wakes up measures that queue. Zero turns it off.
     pub max_queue_delay: Duration,
+    /// A share of evaluations is shed while the runtime's workers have not been idle for
+    /// longer than this, growing while it lasts and shrinking once they idle again. Under
+    /// overload the backlog waits in socket buffers, where neither the in-flight count nor the
+    /// ticker sees it; "no worker found nothing to do for this long" does. Needs `idleness`;
+    /// zero turns it off.
+    pub max_busy: Duration,
+    /// The runtime's idle time, measured by its park hooks ([`Idleness`]); `None` (a runtime
+    /// without the hooks) turns the saturation signal off.
+    pub idleness: Option<Arc<Idleness>>,
     /// Per project: `/flags` and `/decide` evaluations.
     pub evaluation_rate: Rate,
     /// Per project: capture requests (a batch counts once).
@@ -71,6 +82,8 @@ impl Default for OverloadLimits {
         OverloadLimits {
             max_in_flight_evaluations: 1_024,
             max_queue_delay: Duration::from_millis(500),
+            max_busy: Duration::from_millis(100),
+            idleness: None,
             evaluation_rate: Rate {
                 per_second: 50_000,
                 burst: 100_000,
@@ -114,6 +127,7 @@ impl Bucket {
 pub struct Refusals {
     shed_in_flight: AtomicU64,
     shed_queue_delay: AtomicU64,
+    shed_saturated: AtomicU64,
     /// By [`Bucket`].
     limited: [AtomicU64; 3],
     /// Checks answered by the local bucket because the shared one (Redis) failed.
@@ -122,10 +136,11 @@ pub struct Refusals {
 
 impl Refusals {
     /// Evaluations shed: `(reason, count)`.
-    pub fn shed(&self) -> [(&'static str, u64); 2] {
+    pub fn shed(&self) -> [(&'static str, u64); 3] {
         [
             ("in_flight", self.shed_in_flight.load(Ordering::Relaxed)),
             ("queue_delay", self.shed_queue_delay.load(Ordering::Relaxed)),
+            ("saturated", self.shed_saturated.load(Ordering::Relaxed)),
         ]
     }
 
@@ -146,6 +161,7 @@ pub struct Overload {
     refusals: Refusals,
     in_flight: Option<Arc<Semaphore>>,
     lag: Option<Lag>,
+    saturation: Option<Saturation>,
     evaluation: Option<DefaultKeyedRateLimiter<ProjectId>>,
     capture: Option<DefaultKeyedRateLimiter<ProjectId>>,
     management: Option<DefaultKeyedRateLimiter<ProjectId>>,
@@ -175,6 +191,11 @@ impl Overload {
             in_flight: (limits.max_in_flight_evaluations > 0)
                 .then(|| Arc::new(Semaphore::new(limits.max_in_flight_evaluations))),
             lag: (!limits.max_queue_delay.is_zero()).then(|| Lag::new(limits.max_queue_delay)),
+            saturation: limits
+                .idleness
+                .clone()
+                .filter(|_| !limits.max_busy.is_zero())
+                .map(|idleness| Saturation::new(idleness, limits.max_busy)),
             evaluation: bucket(limits.evaluation_rate),
             capture: bucket(limits.capture_rate),
             management: bucket(limits.management_rate),
@@ -190,6 +211,13 @@ impl Overload {
     /// Requests refused so far.
     pub fn refusals(&self) -> &Refusals {
         &self.refusals
+    }
+
+    /// The share of evaluations shed for saturation right now, from 0.0 to 1.0.
+    pub fn saturation_shed_share(&self) -> f64 {
+        self.saturation.as_ref().map_or(0.0, |s| {
+            f64::from(s.share.load(Ordering::Relaxed)) / f64::from(SCALE)
+        })
     }
 
     /// Takes one request from `project`'s bucket, or the 429 to answer: from the shared bucket
@@ -240,9 +268,16 @@ fn retry_after(wait: Duration) -> u64 {
         .max(1)
 }
 
-/// Middleware of the evaluation routes: runs the request if an in-flight slot is free, else
-/// answers 503 at once.
+/// Middleware of the evaluation routes: runs the request if an in-flight slot is free and it is
+/// not among the share shed for saturation, else answers 503 at once.
 pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Next) -> Response {
+    if overload.saturation.as_ref().is_some_and(Saturation::sheds) {
+        overload
+            .refusals
+            .shed_saturated
+            .fetch_add(1, Ordering::Relaxed);
+        return ApiError::overloaded().into_response();
+    }
     if overload.lag.as_ref().is_some_and(Lag::late) {
         overload
             .refusals
@@ -305,14 +340,20 @@ impl Lag {
     }
 }
 
-/// Measures the runtime's lateness every [`TICK`] while the server runs.
+/// Measures the runtime's lateness and saturation every [`TICK`] while the server runs.
 pub async fn watch_lag(overload: Arc<Overload>) {
-    let Some(lag) = &overload.lag else {
+    if overload.lag.is_none() && overload.saturation.is_none() {
         return;
-    };
+    }
     loop {
         let before = Instant::now();
         tokio::time::sleep(TICK).await;
+        if let Some(saturation) = &overload.saturation {
+            saturation.tick();
+        }
+        let Some(lag) = &overload.lag else {
+            continue;
+        };
         let late = before.elapsed().saturating_sub(TICK);
         let now = lag.now_ms();
         lag.last_tick.store(now, Ordering::Relaxed);
@@ -321,5 +362,190 @@ pub async fn watch_lag(overload: Arc<Overload>) {
             lag.shed_until
                 .store(now.saturating_add(late), Ordering::Relaxed);
         }
+    }
+}
+
+/// How long the runtime's worker threads had nothing to do: the binary feeds it from the
+/// runtime's `on_thread_park` / `on_thread_unpark` hooks ([`Idleness::parking`],
+/// [`Idleness::unparked`]).
+#[derive(Debug, Default)]
+pub struct Idleness {
+    /// Nanoseconds spent parked so far, all workers together (parks that have ended).
+    parked_ns: AtomicU64,
+    /// Workers parked right now.
+    parked_now: AtomicUsize,
+}
+
+thread_local! {
+    /// When this worker thread parked, while it is parked.
+    static PARKED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+impl Idleness {
+    /// The `on_thread_park` hook: this worker found nothing to do.
+    pub fn parking(&self) {
+        PARKED_AT.with(|at| at.set(Some(Instant::now())));
+        self.parked_now.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The `on_thread_unpark` hook: this worker has work again.
+    pub fn unparked(&self) {
+        if let Some(at) = PARKED_AT.with(Cell::take) {
+            let parked = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.parked_ns.fetch_add(parked, Ordering::Relaxed);
+            self.parked_now.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Shares are fixed-point fractions of `SCALE`.
+const SCALE: u32 = 1 << 16;
+/// Added to the shed share per busy tick past `max_busy` (≈ 6%: 3× overload is met in ~120 ms).
+const STEP_UP: u32 = SCALE / 16;
+/// The most ever shed for saturation: a few requests always get through to show recovery.
+const MAX_SHARE: u32 = SCALE - SCALE / 64;
+/// Parked for less than this in a tick, the tick was busy: a worker that parks with events
+/// already pending comes straight back, so a busy runtime still parks for a few µs at a time.
+const IDLE_PER_TICK: Duration = Duration::from_micros(200);
+
+/// The saturation controller: while the workers have had no idle moment for longer than
+/// `max_busy`, the share of evaluations shed grows by [`STEP_UP`] per tick; each tick with idle
+/// time shrinks it by a quarter (additive increase, multiplicative decrease), so it settles
+/// near the share the server cannot serve and lets go soon after the overload ends.
+struct Saturation {
+    idleness: Arc<Idleness>,
+    max_busy: Duration,
+    started: Instant,
+    /// `Idleness::parked_ns` at the previous tick.
+    last_parked_ns: AtomicU64,
+    /// Milliseconds since `started`: the previous tick.
+    last_tick_ms: AtomicU64,
+    /// Milliseconds since `started` since when the workers have not idled (`NOT_BUSY`: they
+    /// idled in the last tick).
+    busy_since_ms: AtomicU64,
+    /// The share of evaluations to shed, out of `SCALE`.
+    share: AtomicU32,
+}
+
+const NOT_BUSY: u64 = u64::MAX;
+
+impl Saturation {
+    fn new(idleness: Arc<Idleness>, max_busy: Duration) -> Self {
+        Saturation {
+            idleness,
+            max_busy,
+            started: Instant::now(),
+            last_parked_ns: AtomicU64::new(0),
+            last_tick_ms: AtomicU64::new(0),
+            busy_since_ms: AtomicU64::new(NOT_BUSY),
+            share: AtomicU32::new(0),
+        }
+    }
+
+    /// One tick of the controller (only [`watch_lag`] calls it).
+    fn tick(&self) {
+        self.tick_at(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    }
+
+    /// A tick at `now` milliseconds since `started`.
+    fn tick_at(&self, now: u64) {
+        let previous_tick = self.last_tick_ms.swap(now, Ordering::Relaxed);
+        let parked = self.idleness.parked_ns.load(Ordering::Relaxed);
+        let idle = parked.saturating_sub(self.last_parked_ns.swap(parked, Ordering::Relaxed));
+        let busy = idle < u64::try_from(IDLE_PER_TICK.as_nanos()).unwrap_or(u64::MAX)
+            && self.idleness.parked_now.load(Ordering::Relaxed) == 0;
+        let share = self.share.load(Ordering::Relaxed);
+        let share = if busy {
+            let mut since = self.busy_since_ms.load(Ordering::Relaxed);
+            if since == NOT_BUSY {
+                since = previous_tick;
+                self.busy_since_ms.store(since, Ordering::Relaxed);
+            }
+            let max_busy = u64::try_from(self.max_busy.as_millis()).unwrap_or(u64::MAX);
+            if now.saturating_sub(since) > max_busy {
+                share.saturating_add(STEP_UP).min(MAX_SHARE)
+            } else {
+                share
+            }
+        } else {
+            self.busy_since_ms.store(NOT_BUSY, Ordering::Relaxed);
+            share.saturating_mul(3) / 4
+        };
+        self.share.store(share, Ordering::Relaxed);
+    }
+
+    /// Whether this request is among the share shed now.
+    fn sheds(&self) -> bool {
+        let share = self.share.load(Ordering::Relaxed);
+        share > 0 && (crate::random::next_u64() % u64::from(SCALE)) < u64::from(share)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(s: &Saturation) -> u32 {
+        s.share.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn the_shed_share_grows_while_busy_and_falls_once_idle() {
+        let idleness = Arc::new(Idleness::default());
+        let s = Saturation::new(Arc::clone(&idleness), Duration::from_millis(100));
+        // No idle time: nothing is shed until the workers have been busy for over 100 ms.
+        for t in 1..=10 {
+            s.tick_at(t * 10);
+        }
+        assert_eq!(share(&s), 0);
+        s.tick_at(110);
+        assert_eq!(share(&s), STEP_UP);
+        for t in 12..=40 {
+            s.tick_at(t * 10);
+        }
+        assert_eq!(share(&s), MAX_SHARE, "capped below everything");
+        assert!((0..1_000).filter(|_| s.sheds()).count() > 900);
+        // Idle time in every tick: the share falls by a quarter per tick, to nothing.
+        idleness.parked_ns.fetch_add(1_000_000, Ordering::Relaxed);
+        s.tick_at(410);
+        assert_eq!(share(&s), MAX_SHARE * 3 / 4);
+        for t in 42..=90 {
+            idleness.parked_ns.fetch_add(1_000_000, Ordering::Relaxed);
+            s.tick_at(t * 10);
+        }
+        assert_eq!(share(&s), 0);
+        assert!(!(0..1_000).any(|_| s.sheds()));
+        // Busy again: the 100 ms count starts afresh.
+        for t in 91..=100 {
+            s.tick_at(t * 10);
+        }
+        assert_eq!(share(&s), 0);
+    }
+
+    #[test]
+    fn parks_of_a_few_microseconds_are_not_idle_time_but_a_parked_worker_is() {
+        let idleness = Arc::new(Idleness::default());
+        let s = Saturation::new(Arc::clone(&idleness), Duration::from_millis(20));
+        // A busy runtime parks with events already pending and comes straight back.
+        for t in 1..=10 {
+            idleness.parked_ns.fetch_add(50_000, Ordering::Relaxed);
+            s.tick_at(t * 10);
+        }
+        let busy = share(&s);
+        assert!(busy > 0);
+        // A worker asleep right now (its park not yet summed) is idle capacity.
+        let asleep = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    idleness.parking();
+                    s.tick_at(110);
+                    let share = share(&s);
+                    idleness.unparked();
+                    share
+                })
+                .join()
+        });
+        assert!(matches!(asleep, Ok(n) if n == busy * 3 / 4), "{asleep:?}");
+        assert_eq!(idleness.parked_now.load(Ordering::Relaxed), 0);
     }
 }

@@ -12,8 +12,11 @@ mod user;
 
 use std::io;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+use vexil_server::Idleness;
 
 use crate::exit::CliError;
 
@@ -57,7 +60,11 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args, &mut io::stdout().lock(), &mut io::stderr().lock()),
         Command::Serve(args) => {
             init_tracing();
-            runtime().and_then(|rt| rt.block_on(serve::run(args)).map_err(CliError::from))
+            let idleness = Arc::new(Idleness::default());
+            serving_runtime(&idleness).and_then(|rt| {
+                rt.block_on(serve::run(args, idleness))
+                    .map_err(CliError::from)
+            })
         }
         Command::Project(command) => runtime().and_then(|rt| rt.block_on(project::run(command))),
         Command::User(command) => runtime().and_then(|rt| rt.block_on(user::run(command))),
@@ -84,6 +91,18 @@ async fn migrate(storage: &config::StorageArgs) -> Result<(), CliError> {
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(e.into()))
+}
+
+/// The server's runtime: as [`runtime`], with park hooks measuring how long its workers idle
+/// (the saturation signal of load shedding).
+fn serving_runtime(idleness: &Arc<Idleness>) -> Result<tokio::runtime::Runtime, CliError> {
+    let (parking, unparked) = (Arc::clone(idleness), Arc::clone(idleness));
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(move || parking.parking())
+        .on_thread_unpark(move || unparked.unparked())
         .build()
         .map_err(|e| CliError::Other(e.into()))
 }

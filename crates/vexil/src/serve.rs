@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use vexil_server::{
-    AllowedOrigin, AppState, ConnectionLimits, OverloadLimits, Rate, Settings, StreamLimits,
+    AllowedOrigin, AppState, ConnectionLimits, Idleness, OverloadLimits, Rate, Settings,
+    StreamLimits,
 };
 
 use crate::config::StorageArgs;
@@ -177,6 +178,12 @@ pub struct OverloadArgs {
     /// queue of ready work (0: off).
     #[arg(long, env = "VEXIL_MAX_QUEUE_DELAY_MS", default_value_t = 500)]
     pub max_queue_delay_ms: u64,
+    /// A growing share of `/flags` and `/decide` is shed (503) while the server's worker
+    /// threads have had no idle moment for longer than this (ms), and less once they idle
+    /// again: under overload requests wait in socket buffers, unseen by the other two
+    /// limits (0: off).
+    #[arg(long, env = "VEXIL_MAX_BUSY_MS", default_value_t = 100)]
+    pub max_busy_ms: u64,
     /// Per project: sustained `/flags` + `/decide` requests per second (429 past it).
     #[arg(long, env = "VEXIL_EVALUATION_RATE", default_value_t = 50_000)]
     pub evaluation_rate: u32,
@@ -203,6 +210,8 @@ impl OverloadArgs {
         OverloadLimits {
             max_in_flight_evaluations: self.max_in_flight_evaluations,
             max_queue_delay: Duration::from_millis(self.max_queue_delay_ms),
+            max_busy: Duration::from_millis(self.max_busy_ms),
+            idleness: None,
             evaluation_rate: rate(self.evaluation_rate, self.evaluation_burst),
             capture_rate: rate(self.capture_rate, self.capture_burst),
             management_rate: rate(self.management_rate, self.management_burst),
@@ -261,8 +270,9 @@ impl StreamArgs {
     }
 }
 
-/// Runs the server until Ctrl-C / SIGTERM.
-pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
+/// Runs the server until Ctrl-C / SIGTERM. `idleness` is fed by the runtime's park hooks
+/// (`main`), for load shedding by saturation.
+pub async fn run(args: &ServeArgs, idleness: Arc<Idleness>) -> anyhow::Result<()> {
     let store = args.storage.open_for_serving().await?;
     match store.list_projects().await {
         Ok(projects) if projects.is_empty() => {
@@ -296,7 +306,10 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         decode_budget_bytes: args.decode_budget_bytes,
         cors_allowed_origins: args.cors_allowed_origins.clone(),
         connections: args.connections.limits(),
-        overload: args.overload.limits(),
+        overload: OverloadLimits {
+            idleness: Some(idleness),
+            ..args.overload.limits()
+        },
         streams: args.streams.limits(),
         metrics_endpoint: args.observability.metrics,
         access_log_sample_rate: args.observability.access_log_sample_rate,

@@ -132,29 +132,8 @@ fn request_id(headers: &HeaderMap) -> String {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| uuid::Uuid::parse_str(v).ok())
-        .unwrap_or_else(fast_v4);
+        .unwrap_or_else(crate::random::fast_v4);
     id.hyphenated()
         .encode_lower(&mut uuid::Uuid::encode_buffer())
         .to_owned()
-}
-
-/// A random (v4) UUID from a per-thread SplitMix64 stream seeded once from the OS: request ids
-/// need to be unique, not unpredictable, and `Uuid::new_v4` costs a `getrandom` system call per
-/// request.
-pub(crate) fn fast_v4() -> uuid::Uuid {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
-    }
-    let next = || {
-        STATE.with(|state| {
-            let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-            state.set(z);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        })
-    };
-    let bytes = (u128::from(next()) << 64 | u128::from(next())).to_le_bytes();
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }

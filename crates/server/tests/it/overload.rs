@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vexil_server::{OverloadLimits, Rate, Settings};
+
+use vexil_server::{Idleness, OverloadLimits, Rate, Settings};
 
 use crate::support::TestApp;
 
@@ -117,6 +119,80 @@ async fn evaluations_are_shed_while_the_runtime_runs_late() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(flags(&app, app.token()).await.0, 200);
     app.stop().await;
+}
+
+/// Saturation: requests that wait in socket buffers are seen by neither the in-flight cap nor
+/// the ticker, so the runtime's own idle time is the signal. A task that keeps the only worker
+/// busy (yielding, so requests are still served) stands in for a backlog of requests.
+#[test]
+fn a_share_of_evaluations_is_shed_while_the_workers_never_idle_and_none_after() {
+    let idleness = Arc::new(Idleness::default());
+    let (parking, unparked) = (Arc::clone(&idleness), Arc::clone(&idleness));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .on_thread_park(move || parking.parking())
+        .on_thread_unpark(move || unparked.unparked())
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let app = TestApp::spawn_with(with_limits(OverloadLimits {
+            max_busy: Duration::from_millis(50),
+            idleness: Some(idleness),
+            max_queue_delay: Duration::ZERO,
+            ..OverloadLimits::default()
+        }))
+        .await;
+        for _ in 0..10 {
+            assert_eq!(flags(&app, app.token()).await.0, 200);
+        }
+
+        let hog = tokio::spawn(async {
+            let until = Instant::now() + Duration::from_millis(1_500);
+            while Instant::now() < until {
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_millis(1) {
+                    std::hint::spin_loop();
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (mut answered, mut shed) = (0, 0);
+        for _ in 0..40 {
+            let (status, retry_after, body) = flags(&app, app.token()).await;
+            match status {
+                200 => answered += 1,
+                503 => {
+                    assert_eq!(body["code"], "overloaded", "{body}");
+                    assert_retry_after(retry_after.as_deref());
+                    shed += 1;
+                }
+                other => panic!("{other}: {body}"),
+            }
+        }
+        assert!(
+            shed >= 20,
+            "{shed} shed, {answered} answered while saturated"
+        );
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+        let metrics = metrics.text().await.unwrap();
+        assert!(
+            metrics.lines().any(|l| l
+                .starts_with("vexil_evaluations_shed_total{reason=\"saturated\"}")
+                && !l.ends_with(" 0")),
+            "{metrics}"
+        );
+        hog.await.unwrap();
+
+        // Idle again: within a few ticks the share is back to nothing.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        for _ in 0..40 {
+            let (status, _, body) = flags(&app, app.token()).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        app.stop().await;
+    });
 }
 
 #[tokio::test]
