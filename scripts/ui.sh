@@ -54,7 +54,7 @@ trap cleanup EXIT
 
 retry() { "$@" || { echo "ui: retrying: $*" >&2; sleep 3; "$@"; }; }
 say "installing playwright-core and axe-core (tests/ui/package.json) and posthog (Python)"
-cp tests/ui/package.json tests/ui/ui.test.mjs "$tmp/"
+cp tests/ui/package.json tests/ui/*.test.mjs "$tmp/"
 (cd "$tmp" && retry npm install -q --no-audit --no-fund >/dev/null) || die "npm install failed"
 python3 -m venv "$tmp/venv" || die "python3 -m venv failed"
 # The posthog version compat.sh pins (tests/compat/clients.json).
@@ -81,5 +81,11 @@ if [[ -n ${UI_SCREENSHOTS:-} ]]; then
   shots=$(cd "$UI_SCREENSHOTS" && pwd)
 fi
 say "headless $("$chromium" --version 2>/dev/null | tail -1) against $host"
-VEXIL_HOST=$host VEXIL_TOKEN=$token VEXIL_ADMIN_PASSWORD=$password CHROMIUM=$chromium \
-  UI_PYTHON=$tmp/venv/bin/python UI_SCREENSHOTS=$shots node "$tmp/ui.test.mjs"
+# Every tests/ui/*.test.mjs against the same server (ui.test.mjs first); each prints its own
+# "ui: N passed, M failed" line, which scripts/test.sh adds up.
+rc=0
+for test in "$tmp/ui.test.mjs" $(ls "$tmp"/*.test.mjs | grep -v '/ui\.test\.mjs$'); do
+  VEXIL_HOST=$host VEXIL_TOKEN=$token VEXIL_ADMIN_PASSWORD=$password CHROMIUM=$chromium \
+    UI_PYTHON=$tmp/venv/bin/python UI_SCREENSHOTS=$shots node "$test" || rc=1
+done
+exit $rc

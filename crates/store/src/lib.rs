@@ -67,7 +67,7 @@ pub use keys::{
     hash_key, IssuedKey, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX,
 };
 pub use page::{Listing, Page};
-pub use person::{is_illegal_merge_id, Person, PersonUpdate};
+pub use person::{is_illegal_merge_id, Person, PersonUpdate, PropertyKey, ValueKind};
 pub use project::{CreatedProject, GroupType, Project, ProjectId, MAX_GROUP_TYPE_INDEX};
 pub use store::Store;
 pub use user::{

@@ -143,3 +143,42 @@ mod tests {
         assert!(!is_illegal_merge_id("user-1"));
     }
 }
+
+/// The JSON type of the values a stored property key holds, for value hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// Strings.
+    Text,
+    /// Numbers.
+    Number,
+    /// `true` / `false`.
+    Boolean,
+    /// Lists, objects, nulls, or values of several types.
+    Other,
+}
+
+impl ValueKind {
+    /// The kind of a backend's JSON type name (SQLite's `json_each.type` or PostgreSQL's
+    /// `jsonb_typeof`).
+    pub fn of_type_name(name: &str) -> ValueKind {
+        match name {
+            "text" | "string" => ValueKind::Text,
+            "integer" | "real" | "number" => ValueKind::Number,
+            "true" | "false" | "boolean" => ValueKind::Boolean,
+            _ => ValueKind::Other,
+        }
+    }
+}
+
+/// A property key seen on stored persons or groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyKey {
+    /// `None` for person properties, else the group type index of group properties.
+    pub group_type_index: Option<i64>,
+    /// The key.
+    pub key: String,
+    /// What its values are (the most common type among the sampled rows).
+    pub kind: ValueKind,
+    /// How many sampled persons or groups have it.
+    pub count: u64,
+}

@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::{Result, StoreError};
+use crate::{PropertyKey, Result, StoreError, ValueKind};
 
 /// A stored JSON column.
 pub(crate) fn json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
@@ -29,4 +29,42 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// Whether `e` is a foreign-key violation.
 pub(crate) fn is_fk_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+/// Property keys from `(group type index, key, backend type name, count)` rows: one entry per
+/// key and source with the most common type's kind and the total count, most common first.
+pub(crate) fn property_keys(rows: Vec<(Option<i64>, String, String, u64)>) -> Vec<PropertyKey> {
+    let mut by_key: std::collections::HashMap<(Option<i64>, String), Vec<(ValueKind, u64)>> =
+        std::collections::HashMap::new();
+    for (group, key, type_name, n) in rows {
+        let kinds = by_key.entry((group, key)).or_default();
+        let kind = ValueKind::of_type_name(&type_name);
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, count)) => *count += n,
+            None => kinds.push((kind, n)),
+        }
+    }
+    let mut out: Vec<PropertyKey> = by_key
+        .into_iter()
+        .map(|((group_type_index, key), kinds)| {
+            let count = kinds.iter().map(|(_, n)| n).sum();
+            let kind = kinds
+                .iter()
+                .max_by_key(|(_, n)| *n)
+                .map_or(ValueKind::Other, |(k, _)| *k);
+            PropertyKey {
+                group_type_index,
+                key,
+                kind,
+                count,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.group_type_index.cmp(&b.group_type_index))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    out
 }

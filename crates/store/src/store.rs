@@ -13,7 +13,7 @@ use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
     KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId,
-    Properties, Result,
+    Properties, PropertyKey, Result,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -275,6 +275,21 @@ pub trait Store: Send + Sync {
 
     /// The person behind `distinct_id`, with all their distinct ids.
     async fn get_person(&self, project: ProjectId, distinct_id: &str) -> Result<Option<Person>>;
+
+    /// Persons whose property `key` reads as `value` (a string as is; a number, `true` or
+    /// `false` as its JSON text), newest first, at most `limit`. Scans the project's persons:
+    /// for the UI's person search, not a hot path.
+    async fn find_persons(
+        &self,
+        project: ProjectId,
+        key: &str,
+        value: &str,
+        limit: u32,
+    ) -> Result<Vec<Person>>;
+
+    /// The property keys of the latest `sample` persons and of the latest `sample` groups,
+    /// most common first, each with the type of its values: the UI's key suggestions.
+    async fn property_keys(&self, project: ProjectId, sample: u32) -> Result<Vec<PropertyKey>>;
 
     /// Deletes a person with their distinct ids and hash-key overrides; `false` if unknown.
     async fn delete_person(&self, project: ProjectId, uuid: Uuid) -> Result<bool>;

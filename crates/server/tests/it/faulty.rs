@@ -288,6 +288,24 @@ impl Store for FaultyStore {
             .await
     }
 
+    async fn find_persons(
+        &self,
+        project: ProjectId,
+        key: &str,
+        value: &str,
+        limit: u32,
+    ) -> Result<Vec<Person>> {
+        self.inner.find_persons(project, key, value, limit).await
+    }
+
+    async fn property_keys(
+        &self,
+        project: ProjectId,
+        sample: u32,
+    ) -> Result<Vec<vexil_store::PropertyKey>> {
+        self.inner.property_keys(project, sample).await
+    }
+
     async fn delete_person(&self, project: ProjectId, uuid: Uuid) -> Result<bool> {
         self.inner.delete_person(project, uuid).await
     }

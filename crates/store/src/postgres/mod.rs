@@ -359,6 +359,26 @@ impl Store for PgStore {
         persons::get(&mut conn, project, distinct_id).await
     }
 
+    async fn find_persons(
+        &self,
+        project: ProjectId,
+        key: &str,
+        value: &str,
+        limit: u32,
+    ) -> Result<Vec<Person>> {
+        let mut conn = self.db.acquire().await?;
+        persons::find(&mut conn, project, key, value, limit).await
+    }
+
+    async fn property_keys(
+        &self,
+        project: ProjectId,
+        sample: u32,
+    ) -> Result<Vec<crate::PropertyKey>> {
+        let mut conn = self.db.acquire().await?;
+        persons::property_keys(&mut conn, project, sample).await
+    }
+
     async fn delete_person(&self, project: ProjectId, uuid: Uuid) -> Result<bool> {
         persons::delete(&self.db, project, uuid).await
     }

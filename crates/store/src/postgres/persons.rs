@@ -247,3 +247,67 @@ pub(super) async fn delete(db: &Db, project: ProjectId, uuid: Uuid) -> Result<bo
     tx.commit().await?;
     Ok(deleted > 0)
 }
+
+/// Persons whose property `key` reads as `value`, newest first.
+pub(super) async fn find(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    key: &str,
+    value: &str,
+    limit: u32,
+) -> Result<Vec<Person>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM persons
+         WHERE project_id = $1 AND (properties::jsonb ->> $2) = $3
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(project.0)
+    .bind(key)
+    .bind(value)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(person) = load(conn, id).await? {
+            out.push(person);
+        }
+    }
+    Ok(out)
+}
+
+/// The property keys of the latest `sample` persons and groups, most common first.
+pub(super) async fn property_keys(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    sample: u32,
+) -> Result<Vec<crate::PropertyKey>> {
+    let rows = sqlx::query(
+        "SELECT NULL::bigint AS group_type_index, e.key AS key, jsonb_typeof(e.value) AS type,
+                COUNT(*) AS n
+         FROM (SELECT properties FROM persons WHERE project_id = $1 ORDER BY id DESC LIMIT $2) p,
+              jsonb_each(p.properties::jsonb) e
+         GROUP BY e.key, jsonb_typeof(e.value)
+         UNION ALL
+         SELECT g.group_type_index::bigint, e.key, jsonb_typeof(e.value), COUNT(*)
+         FROM (SELECT group_type_index, properties FROM project_groups WHERE project_id = $1
+               ORDER BY updated_at DESC LIMIT $2) g,
+              jsonb_each(g.properties::jsonb) e
+         GROUP BY g.group_type_index, e.key, jsonb_typeof(e.value)",
+    )
+    .bind(project.0)
+    .bind(i64::from(sample))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut typed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let n: i64 = row.try_get("n")?;
+        typed.push((
+            row.try_get::<Option<i64>, _>("group_type_index")?,
+            row.try_get::<String, _>("key")?,
+            row.try_get::<String, _>("type")?,
+            u64::try_from(n).unwrap_or(0),
+        ));
+    }
+    Ok(crate::sql::property_keys(typed))
+}

@@ -231,3 +231,70 @@ pub(super) async fn delete(db: &Db, project: ProjectId, uuid: Uuid) -> Result<bo
     tx.commit().await?;
     Ok(deleted > 0)
 }
+
+/// Persons whose property `key` reads as `value`, newest first.
+pub(super) async fn find(
+    conn: &mut SqliteConnection,
+    project: ProjectId,
+    key: &str,
+    value: &str,
+    limit: u32,
+) -> Result<Vec<Person>> {
+    // JSON booleans come out of json_each as 1/0: compare them as their JSON text.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT p.id FROM persons p
+         WHERE p.project_id = ? AND EXISTS (
+             SELECT 1 FROM json_each(p.properties) j
+             WHERE j.key = ? AND (CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                                  ELSE CAST(j.value AS TEXT) END) = ?)
+         ORDER BY p.id DESC LIMIT ?",
+    )
+    .bind(project.0)
+    .bind(key)
+    .bind(value)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(person) = load(conn, id).await? {
+            out.push(person);
+        }
+    }
+    Ok(out)
+}
+
+/// The property keys of the latest `sample` persons and groups, most common first.
+pub(super) async fn property_keys(
+    conn: &mut SqliteConnection,
+    project: ProjectId,
+    sample: u32,
+) -> Result<Vec<crate::PropertyKey>> {
+    let rows = sqlx::query(
+        "SELECT NULL AS group_type_index, j.key AS key, j.type AS type, COUNT(*) AS n
+         FROM (SELECT properties FROM persons WHERE project_id = ?1 ORDER BY id DESC LIMIT ?2) p,
+              json_each(p.properties) j
+         GROUP BY j.key, j.type
+         UNION ALL
+         SELECT g.group_type_index, j.key, j.type, COUNT(*)
+         FROM (SELECT group_type_index, properties FROM project_groups WHERE project_id = ?1
+               ORDER BY updated_at DESC LIMIT ?2) g,
+              json_each(g.properties) j
+         GROUP BY g.group_type_index, j.key, j.type",
+    )
+    .bind(project.0)
+    .bind(i64::from(sample))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut typed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let n: i64 = row.try_get("n")?;
+        typed.push((
+            row.try_get::<Option<i64>, _>("group_type_index")?,
+            row.try_get::<String, _>("key")?,
+            row.try_get::<String, _>("type")?,
+            u64::try_from(n).unwrap_or(0),
+        ));
+    }
+    Ok(crate::sql::property_keys(typed))
+}

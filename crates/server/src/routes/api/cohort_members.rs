@@ -2,10 +2,10 @@
 //! distinct id per line in the first column, or in the `distinct_id` column when a header row
 //! names it) or, as Vexil's JSON alternative, `{"distinct_ids": ["a", "b"]}`.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Fields, Payload};
+use crate::extract::Fields;
 
 /// Longest distinct id accepted (PostHog truncates at 200 characters).
 pub const MAX_DISTINCT_ID_CHARS: usize = 200;
@@ -15,14 +15,17 @@ const HEADER_CELLS: &[&str] = &["distinct_id", "person_id", "email"];
 
 /// The member list a request carries, if any: the uploaded CSV (or a `csv` text field) and
 /// `distinct_ids`, trimmed, without blanks and duplicates, in order.
-pub fn requested_members(body: &Payload) -> Result<Option<Vec<String>>, ApiError> {
+pub fn requested_members(
+    fields: &Map<String, Value>,
+    csv: Option<&[u8]>,
+) -> Result<Option<Vec<String>>, ApiError> {
     let mut ids: Option<Vec<String>> = None;
-    if let Some(csv) = &body.csv {
+    if let Some(csv) = csv {
         ids = Some(parse_csv(csv)?);
-    } else if let Some(Value::String(text)) = body.fields.get("csv") {
+    } else if let Some(Value::String(text)) = fields.get("csv") {
         ids = Some(parse_csv(text.as_bytes())?);
     }
-    if let Some(list) = body.fields.string_list_field("distinct_ids")? {
+    if let Some(list) = fields.string_list_field("distinct_ids")? {
         ids.get_or_insert_with(Vec::new).extend(list);
     }
     let Some(ids) = ids else {
@@ -39,11 +42,7 @@ pub fn requested_members(body: &Payload) -> Result<Option<Vec<String>>, ApiError
             return Err(ApiError::invalid(format!(
                 "Distinct ids are at most {MAX_DISTINCT_ID_CHARS} characters."
             ))
-            .attr(if body.csv.is_some() {
-                "csv"
-            } else {
-                "distinct_ids"
-            }));
+            .attr(if csv.is_some() { "csv" } else { "distinct_ids" }));
         }
         out.push(id.to_owned());
     }
@@ -52,6 +51,16 @@ pub fn requested_members(body: &Payload) -> Result<Option<Vec<String>>, ApiError
 
 /// The distinct ids of a CSV file.
 pub fn parse_csv(bytes: &[u8]) -> Result<Vec<String>, ApiError> {
+    csv_rows(bytes)
+        .map(|rows| rows.into_iter().map(|(_, id)| id).collect())
+        .map_err(|(_, e)| {
+            ApiError::invalid(format!("The CSV file could not be read: {e}.")).attr("csv")
+        })
+}
+
+/// The distinct ids of a CSV file with the line each is on, or the line that could not be read
+/// and why.
+pub fn csv_rows(bytes: &[u8]) -> Result<Vec<(u64, String)>, (u64, csv::Error)> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -61,8 +70,10 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
     for (row, record) in reader.records().enumerate() {
         let record = record.map_err(|e| {
-            ApiError::invalid(format!("The CSV file could not be read: {e}.")).attr("csv")
+            let line = e.position().map_or(row as u64 + 1, |p| p.line());
+            (line, e)
         })?;
+        let line = record.position().map_or(row as u64 + 1, |p| p.line());
         if row == 0 {
             let cells: Vec<String> = record
                 .iter()
@@ -74,10 +85,34 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<String>, ApiError> {
             }
         }
         if let Some(cell) = record.get(column).map(str::trim).filter(|c| !c.is_empty()) {
-            out.push(cell.to_owned());
+            out.push((line, cell.to_owned()));
         }
     }
     Ok(out)
+}
+
+/// Every problem of an uploaded member list, one sentence per bad line (`Line 3: …`), or its
+/// distinct ids when it has none.
+pub fn check_csv(bytes: &[u8]) -> Result<Vec<String>, Vec<String>> {
+    let rows = csv_rows(bytes)
+        .map_err(|(line, e)| vec![format!("Line {line}: the CSV could not be read ({e}).")])?;
+    let mut problems = Vec::new();
+    for (line, id) in &rows {
+        if id.chars().count() > MAX_DISTINCT_ID_CHARS {
+            problems.push(format!(
+                "Line {line}: the distinct id is longer than {MAX_DISTINCT_ID_CHARS} characters."
+            ));
+        } else if id.chars().any(char::is_control) {
+            problems.push(format!(
+                "Line {line}: the distinct id contains a control character."
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(rows.into_iter().map(|(_, id)| id).collect())
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +128,19 @@ mod tests {
         );
         assert_eq!(parse_csv(b"Distinct_ID\nu1,extra\n").unwrap(), ["u1"]);
         assert_eq!(parse_csv(b"\"u,1\"\n").unwrap(), ["u,1"]);
+    }
+
+    #[test]
+    fn csv_problems_name_their_lines() {
+        let long = "x".repeat(MAX_DISTINCT_ID_CHARS + 1);
+        let text = format!("distinct_id\nok\n{long}\nfine\nbad\u{7}id\n");
+        assert_eq!(
+            check_csv(text.as_bytes()).unwrap_err(),
+            [
+                "Line 3: the distinct id is longer than 200 characters.",
+                "Line 5: the distinct id contains a control character."
+            ]
+        );
+        assert_eq!(check_csv(b"a\n\nb\n").unwrap(), ["a", "b"]);
     }
 }

@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde_json::{json, Map, Value};
 use vexil_engine::model::PropertyGroup;
 use vexil_engine::rules::{self, StoredCohort};
-use vexil_store::{Cohort, CohortUpdate, NewCohort};
+use vexil_store::{Cohort, CohortUpdate, NewCohort, ProjectId};
 
 use super::cohort_members::requested_members;
 use super::flag_view::timestamp;
@@ -38,16 +38,22 @@ fn has_behavioral(filters: &Value) -> bool {
         .is_some_and(|g| g.filters().iter().any(|f| f.kind() == "behavioral"))
 }
 
-/// The cohort object; `count` is the member count of a static cohort (null for dynamic ones,
-/// whose membership is computed per person at evaluation time).
-pub fn cohort_json(cohort: &Cohort, count: Option<u64>) -> Value {
-    let cohort_type = if cohort.is_static {
+/// PostHog's `cohort_type`: `static`, `behavioral` (any behavioural criterion) or
+/// `person_property`.
+pub fn cohort_type(cohort: &Cohort) -> &'static str {
+    if cohort.is_static {
         "static"
     } else if has_behavioral(&cohort.filters) {
         "behavioral"
     } else {
         "person_property"
-    };
+    }
+}
+
+/// The cohort object; `count` is the member count of a static cohort (null for dynamic ones,
+/// whose membership is computed per person at evaluation time).
+pub fn cohort_json(cohort: &Cohort, count: Option<u64>) -> Value {
+    let cohort_type = cohort_type(cohort);
     json!({
         "id": cohort.id,
         "name": cohort.name,
@@ -90,7 +96,7 @@ async fn cohort_response(
 /// (`None` on create), against the project's stored cohorts.
 async fn check_filters(
     state: &AppState,
-    project: vexil_store::ProjectId,
+    project: ProjectId,
     filters: &Value,
     id: Option<i64>,
 ) -> Result<(), ApiError> {
@@ -162,15 +168,32 @@ pub async fn create(State(state): State<AppState>, body: Payload) -> Result<Resp
 
 async fn create_cohort(state: AppState, body: Payload) -> Result<Response, ApiError> {
     let project = body.project.project.id;
-    let fields = &body.fields;
+    let cohort = create_with(
+        &state,
+        project,
+        &body.project.actor,
+        &body.fields,
+        body.csv.as_deref(),
+    )
+    .await?;
+    cohort_response(&state, StatusCode::CREATED, &cohort).await
+}
+
+/// Creates a cohort from the API's fields (and an uploaded member CSV): the one create path of
+/// the API and the web UI. Holds the project's write lock and publishes the result.
+pub async fn create_with(
+    state: &AppState,
+    project: ProjectId,
+    actor: &str,
+    fields: &Map<String, Value>,
+    csv: Option<&[u8]>,
+) -> Result<Cohort, ApiError> {
     let name = fields
         .string_field("name")?
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::validation("required", "This field is required.").attr("name"))?;
-    let members = requested_members(&body)?;
-    let is_static = fields
-        .bool_field("is_static")?
-        .unwrap_or(body.csv.is_some());
+    let members = requested_members(fields, csv)?;
+    let is_static = fields.bool_field("is_static")?.unwrap_or(csv.is_some());
     if members.is_some() && !is_static {
         return Err(members_need_static());
     }
@@ -189,13 +212,13 @@ async fn create_cohort(state: AppState, body: Payload) -> Result<Response, ApiEr
     // Held from the checks to the publication, as a flag write holds it: the snapshot moves
     // from one committed state to the next, and the write's own announcement finds it current.
     let writer = state.catalog.writer(state.store.as_ref(), project).await?;
-    check_filters(&state, project, &filters, None).await?;
+    check_filters(state, project, &filters, None).await?;
     let new = NewCohort {
         name,
         description: fields.string_field("description")?.unwrap_or_default(),
         filters,
         is_static,
-        created_by: Some(body.project.actor.clone()),
+        created_by: Some(actor.to_owned()),
     };
     let cohort = state.store.create_cohort(project, &new).await?;
     let added = match &members {
@@ -208,9 +231,9 @@ async fn create_cohort(state: AppState, body: Payload) -> Result<Response, ApiEr
         None => Ok(0),
     };
     // The cohort is committed even if its members are not: publish it before answering either way.
-    publish(&state, writer).await;
+    publish(state, writer).await;
     added?;
-    cohort_response(&state, StatusCode::CREATED, &cohort).await
+    Ok(cohort)
 }
 
 /// `GET cohorts/{id}/`.
@@ -239,7 +262,19 @@ pub async fn update(
 
 async fn update_cohort(state: AppState, id: i64, body: Payload) -> Result<Response, ApiError> {
     let project = body.project.project.id;
-    let fields = &body.fields;
+    let cohort = update_with(&state, project, id, &body.fields, body.csv.as_deref()).await?;
+    cohort_response(&state, StatusCode::OK, &cohort).await
+}
+
+/// Updates cohort `id` from the API's fields (and adds the members of an uploaded CSV): the
+/// one update path of the API and the web UI.
+pub async fn update_with(
+    state: &AppState,
+    project: ProjectId,
+    id: i64,
+    fields: &Map<String, Value>,
+    csv: Option<&[u8]>,
+) -> Result<Cohort, ApiError> {
     let before = state
         .store
         .get_cohort(project, id)
@@ -253,7 +288,7 @@ async fn update_cohort(state: AppState, id: i64, body: Payload) -> Result<Respon
             );
         }
     }
-    let members = requested_members(&body)?;
+    let members = requested_members(fields, csv)?;
     if members.is_some() && !before.is_static {
         return Err(members_need_static());
     }
@@ -263,7 +298,7 @@ async fn update_cohort(state: AppState, id: i64, body: Payload) -> Result<Respon
         if before.is_static {
             return Err(ApiError::invalid("Static cohorts have no filters.").attr("filters"));
         }
-        check_filters(&state, project, f, Some(id)).await?;
+        check_filters(state, project, f, Some(id)).await?;
     }
     let update = CohortUpdate {
         name: fields.string_field("name")?,
@@ -284,9 +319,35 @@ async fn update_cohort(state: AppState, id: i64, body: Payload) -> Result<Respon
         None => Ok(0),
     };
     // The update is committed even if the members are not: publish it before answering either way.
-    publish(&state, writer).await;
+    publish(state, writer).await;
     added?;
-    cohort_response(&state, StatusCode::OK, &cohort).await
+    Ok(cohort)
+}
+
+/// Removes distinct ids from static cohort `id`; returns how many were members. Held under
+/// the project's write lock like every cohort write.
+pub async fn remove_members_with(
+    state: &AppState,
+    project: ProjectId,
+    id: i64,
+    distinct_ids: &[String],
+) -> Result<u64, ApiError> {
+    let cohort = state
+        .store
+        .get_cohort(project, id)
+        .await?
+        .filter(|c| !c.deleted)
+        .ok_or_else(not_found)?;
+    if !cohort.is_static {
+        return Err(members_need_static());
+    }
+    let writer = state.catalog.writer(state.store.as_ref(), project).await?;
+    let removed = state
+        .store
+        .remove_cohort_members(project, id, distinct_ids)
+        .await;
+    publish(state, writer).await;
+    Ok(removed?)
 }
 
 /// `GET cohorts/{id}/persons/`: a static cohort's members, as persons (a listed distinct id

@@ -10,8 +10,8 @@
 //! (`vexil_engine::rules`), answered as 400s naming the field.
 
 mod activity;
-mod cohort_members;
-mod cohorts;
+pub(super) mod cohort_members;
+pub(super) mod cohorts;
 mod credentials;
 pub(super) mod evaluation;
 mod flag_calls;
@@ -20,15 +20,14 @@ pub(super) mod flag_list;
 pub(super) mod flag_view;
 pub(super) mod flags;
 mod keys;
-mod listing;
+pub(super) mod listing;
 mod paging;
-mod persons;
+pub(super) mod persons;
 mod remote_config;
 mod schema;
 
 use std::future::Future;
 
-use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
@@ -168,9 +167,9 @@ fn refuse(
 /// Runs a write — its commit and the publication to the project's snapshot — to completion
 /// even if the client goes away meanwhile: a handler dropped between the two would leave a
 /// committed change that never goes live.
-pub(super) async fn to_completion(
-    write: impl Future<Output = Result<Response, ApiError>> + Send + 'static,
-) -> Result<Response, ApiError> {
+pub(super) async fn to_completion<T: Send + 'static>(
+    write: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
     match tokio::spawn(write).await {
         Ok(answer) => answer,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

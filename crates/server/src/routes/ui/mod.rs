@@ -10,13 +10,17 @@
 //! log names the user.
 
 mod assets;
+mod cohorts;
+mod conditions;
 mod edit;
 mod editor;
 mod flags;
 mod locality;
 mod page;
+mod persons;
 mod session;
 mod signin;
+mod suggest;
 mod test_user;
 
 use axum::routing::get;
@@ -49,4 +53,31 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(flags::enable),
         )
         .route(&format!("{flag}/edit"), get(edit::form).post(edit::save))
+        .merge(data_routes())
+}
+
+/// Cohorts and persons.
+fn data_routes() -> Router<AppState> {
+    let cohort = "/ui/projects/{project}/cohorts/{id}";
+    Router::new()
+        .route("/ui/projects/{project}/cohorts", get(cohorts::list))
+        .route(
+            "/ui/projects/{project}/cohorts/new",
+            get(cohorts::new_form).post(cohorts::create),
+        )
+        .route(cohort, get(cohorts::detail).post(cohorts::save))
+        .route(
+            &format!("{cohort}/members"),
+            axum::routing::post(cohorts::add_members),
+        )
+        .route(
+            &format!("{cohort}/members/remove"),
+            axum::routing::post(cohorts::remove_member),
+        )
+        .route(
+            &format!("{cohort}/delete"),
+            get(cohorts::confirm_delete).post(cohorts::delete),
+        )
+        .route("/ui/projects/{project}/persons", get(persons::find))
+        .route("/ui/projects/{project}/persons/view", get(persons::view))
 }

@@ -166,6 +166,19 @@ pub fn shell(title: &str, frame: Option<&Frame>, body: Markup) -> Markup {
     }
 }
 
+/// The current project's sections.
+fn sections(project: ProjectId) -> Markup {
+    html! {
+        nav aria-label="Sections" {
+            ul class="sections" {
+                @for (path, label) in [("flags", "Flags"), ("cohorts", "Cohorts"), ("persons", "Persons")] {
+                    li { a href=(format!("/ui/projects/{}/{path}", project.0)) { (label) } }
+                }
+            }
+        }
+    }
+}
+
 fn header(frame: &Frame) -> Markup {
     html! {
         header class="top" {
@@ -180,6 +193,9 @@ fn header(frame: &Frame) -> Markup {
                         }
                     }
                 }
+            }
+            @if let Some(current) = &frame.current {
+                (sections(current.id))
             }
             form class="signout" method="post" action="/ui/signout" {
                 (frame.csrf())

@@ -27,6 +27,8 @@ pub const CSRF_FIELD: &str = "csrf";
 pub const SESSION_TTL: Duration = Duration::hours(12);
 /// Largest form body the UI reads.
 const MAX_FORM_BYTES: usize = 1 << 20;
+/// Largest file-upload (multipart) form the UI reads: a static cohort's member CSV.
+pub const MAX_UPLOAD_BYTES: usize = 8 << 20;
 
 /// The signed-in user of a request: a page without one redirects to the sign-in page.
 #[derive(Debug, Clone)]
@@ -63,6 +65,8 @@ pub struct UiForm {
     pub viewer: Viewer,
     /// The form's fields, in order (a name may repeat).
     pub fields: Fields,
+    /// Uploaded files of a multipart form, by field name (a file input left empty is absent).
+    pub files: Vec<(String, axum::body::Bytes)>,
 }
 
 impl FromRequest<AppState> for UiForm {
@@ -71,13 +75,59 @@ impl FromRequest<AppState> for UiForm {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, UiError> {
         let (mut parts, body) = req.into_parts();
         let viewer = Viewer::from_request_parts(&mut parts, state).await?;
-        let fields = Fields::read(body).await?;
+        let multipart = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"));
+        let (fields, files) = if multipart {
+            read_multipart(Request::from_parts(parts, body), state).await?
+        } else {
+            (Fields::read(body).await?, Vec::new())
+        };
         let sent = fields.get(CSRF_FIELD).unwrap_or_default();
         if !same(sent, &viewer.session.csrf_token) {
             return Err(UiError::Csrf);
         }
-        Ok(UiForm { viewer, fields })
+        Ok(UiForm {
+            viewer,
+            fields,
+            files,
+        })
     }
+}
+
+/// A multipart form (file uploads) of at most [`MAX_UPLOAD_BYTES`]: its text fields and its
+/// non-empty files.
+async fn read_multipart(
+    req: Request,
+    state: &AppState,
+) -> Result<(Fields, Vec<(String, axum::body::Bytes)>), UiError> {
+    const TOO_LARGE: &str = "The upload could not be read or is larger than 8 MB.";
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_UPLOAD_BYTES)
+        .await
+        .map_err(|_| UiError::BadForm(TOO_LARGE))?;
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let mut form = axum::extract::Multipart::from_request(req, state)
+        .await
+        .map_err(|_| UiError::BadForm("The form is not a valid multipart upload."))?;
+    let (mut fields, mut files) = (Vec::new(), Vec::new());
+    let malformed = |_| UiError::BadForm("The form is not a valid multipart upload.");
+    while let Some(field) = form.next_field().await.map_err(malformed)? {
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        if field.file_name().is_some() {
+            let data = field.bytes().await.map_err(malformed)?;
+            if !data.is_empty() {
+                files.push((name, data));
+            }
+        } else {
+            fields.push((name, field.text().await.map_err(malformed)?));
+        }
+    }
+    Ok((Fields(fields), files))
 }
 
 /// The fields of a URL-encoded form (or query string).

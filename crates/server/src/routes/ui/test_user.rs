@@ -129,26 +129,28 @@ pub struct Answer {
     pub error: Option<String>,
 }
 
-/// Evaluates `flag` for `test` on the server's evaluation path.
-pub async fn run(
+/// What the server's evaluation path reads from storage for `distinct_id` (and `groups`):
+/// the person's stored inputs and behavioural counts, or — when that read fails — the failure
+/// the engine is told about, with the error's text.
+pub async fn stored_for(
     state: &AppState,
     snapshot: &ProjectSnapshot,
-    flag: &FeatureFlag,
-    test: &Test,
-) -> Answer {
+    distinct_id: &str,
+    groups: &Map<String, Value>,
+) -> (Stored, Option<String>) {
     let now = state.settings.clock.now();
-    let project = flag.project_id;
-    let group_keys = snapshot.group_keys(Some(&test.groups));
+    let project = snapshot.project.id;
+    let group_keys = snapshot.group_keys(Some(groups));
     let lookup: Vec<(i64, &str)> = group_keys.iter().map(|(i, k)| (*i, k.as_str())).collect();
     let stored = async {
-        let counts = behavior_counts(state, snapshot, &test.distinct_id, now)
+        let counts = behavior_counts(state, snapshot, distinct_id, now)
             .await
             .map_err(|e| e.to_string())?;
         let inputs = state
             .store
             .evaluation_inputs(
                 project,
-                &test.distinct_id,
+                distinct_id,
                 &lookup,
                 snapshot.uses_continuity(),
                 None,
@@ -158,13 +160,24 @@ pub async fn run(
         Ok::<_, String>(Stored::Loaded(inputs, counts))
     }
     .await;
-    let (stored, error) = match stored {
+    match stored {
         Ok(s) => (s, None),
         Err(e) => (
             Stored::Failed(vexil_engine::ErrorCode::DatabaseError),
             Some(e),
         ),
-    };
+    }
+}
+
+/// Evaluates `flag` for `test` on the server's evaluation path.
+pub async fn run(
+    state: &AppState,
+    snapshot: &ProjectSnapshot,
+    flag: &FeatureFlag,
+    test: &Test,
+) -> Answer {
+    let now = state.settings.clock.now();
+    let (stored, error) = stored_for(state, snapshot, &test.distinct_id, &test.groups).await;
     let request = FlagsRequest {
         distinct_id: Some(test.distinct_id.clone()),
         groups: Some(test.groups.clone()),

@@ -19,7 +19,36 @@ document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("input[name=variant_rollout], input[name=variant_key]")
       .forEach((el) => el.addEventListener("input", update));
     update();
+    // A sum other than 100% is refused before the form leaves the page.
+    const form = sum.closest("form");
+    if (form) form.addEventListener("submit", (event) => {
+      update();
+      if (sum.className === "field-error") {
+        event.preventDefault();
+        sum.setAttribute("role", "alert");
+        sum.textContent = "Not saved: " + sum.textContent;
+        const first = inputs()[0];
+        if (first) first.focus();
+      }
+    });
   }
+  // Condition rows: the hint follows the chosen operator.
+  document.querySelectorAll("[data-hint-for]").forEach((hint) => {
+    const select = document.getElementById(hint.dataset.hintFor);
+    if (!select) return;
+    const hints = {
+      cohort: "Key: the other cohort's id. Value and window are not used.",
+      multiple: "Key: the event name. Value: N, how many times. Window: how far back to count.",
+      event: "Key: the event name. Window: how far back to look. Value is not used.",
+    };
+    select.addEventListener("change", () => {
+      const op = select.value;
+      if (op.endsWith("in_cohort")) hint.textContent = hints.cohort;
+      else if (op.startsWith("performed_event_multiple")) hint.textContent = hints.multiple;
+      else if (op.endsWith("performed_event")) hint.textContent = hints.event;
+      else hint.textContent = "Key: a person property. Value: " + (select.selectedOptions[0].dataset.hint || "text") + ". Window is not used.";
+    });
+  });
   // JSON fields: say at once whether the text parses.
   document.querySelectorAll("textarea[data-json]").forEach((area) => {
     const note = document.getElementById(area.id + "-check");
