@@ -34,8 +34,9 @@ pub(crate) fn is_fk_violation(e: &sqlx::Error) -> bool {
 /// Property keys from `(group type index, key, backend type name, count)` rows: one entry per
 /// key and source with the most common type's kind and the total count, most common first.
 pub(crate) fn property_keys(rows: Vec<(Option<i64>, String, String, u64)>) -> Vec<PropertyKey> {
-    let mut by_key: std::collections::HashMap<(Option<i64>, String), Vec<(ValueKind, u64)>> =
-        std::collections::HashMap::new();
+    /// Counts by value kind, per (group type index, key).
+    type Kinds = std::collections::HashMap<(Option<i64>, String), Vec<(ValueKind, u64)>>;
+    let mut by_key = Kinds::new();
     for (group, key, type_name, n) in rows {
         let kinds = by_key.entry((group, key)).or_default();
         let kind = ValueKind::of_type_name(&type_name);

@@ -315,6 +315,7 @@ fn row_of(group: usize, leaf: &Value) -> Option<Row> {
                 .unwrap_or("exact")
                 .to_owned(),
             value: value_text(leaf.get("value")),
+            unit: "day".to_owned(),
             ..Row::default()
         },
         "cohort" => Row {
@@ -326,6 +327,7 @@ fn row_of(group: usize, leaf: &Value) -> Option<Row> {
                 "in_cohort"
             }
             .to_owned(),
+            unit: "day".to_owned(),
             ..Row::default()
         },
         "behavioral" => {

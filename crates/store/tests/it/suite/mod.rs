@@ -116,6 +116,8 @@ macro_rules! store_suite {
                 identify_refuses_identified_and_placeholder_ids,
                 alias_merges_like_identify,
                 delete_person_removes_everything,
+                find_by_property_value,
+                property_keys_of_persons_and_groups,
             ],
             groups: [upsert_merges_properties, group_input_is_checked],
             overrides: [insert_is_idempotent, first_distinct_id_wins],

@@ -230,3 +230,98 @@ pub async fn delete_person_removes_everything(db: &mut TestDb) {
         .unwrap();
     assert_ne!(fresh.uuid, person.uuid);
 }
+
+/// The first distinct id of each person `find_persons` finds (at most 10).
+async fn found(s: &dyn vexil_store::Store, p: ProjectId, key: &str, value: &str) -> Vec<String> {
+    s.find_persons(p, key, value, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.distinct_ids[0].clone())
+        .collect()
+}
+
+pub async fn find_by_property_value(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let q = db.project("B").await.project.id;
+    let s = &*db.store;
+    let people = [
+        (
+            "u1",
+            json!({"plan": "pro", "seats": 12, "beta": true, "tags": ["a"]}),
+        ),
+        ("u2", json!({"plan": "free", "seats": 12.5, "beta": false})),
+        ("u3", json!({"plan": "pro", "email": "c@x.io"})),
+    ];
+    for (id, properties) in people {
+        s.apply_person_update(p, id, &set(properties))
+            .await
+            .unwrap();
+    }
+    s.identify(p, "u3", "u3-anon").await.unwrap();
+    // Newest first, one entry per person (with every distinct id).
+    assert_eq!(found(s, p, "plan", "pro").await, ["u3", "u1"]);
+    let pro = s.find_persons(p, "plan", "pro", 1).await.unwrap();
+    assert_eq!(pro.len(), 1);
+    assert_eq!(pro[0].distinct_ids, ["u3", "u3-anon"]);
+    // Numbers and booleans read as their JSON text; no partial matches.
+    assert_eq!(found(s, p, "seats", "12").await, ["u1"]);
+    assert_eq!(found(s, p, "seats", "12.5").await, ["u2"]);
+    assert_eq!(found(s, p, "beta", "true").await, ["u1"]);
+    assert_eq!(found(s, p, "beta", "false").await, ["u2"]);
+    assert!(found(s, p, "plan", "pr").await.is_empty());
+    assert!(found(s, p, "missing", "pro").await.is_empty());
+    // Per project.
+    assert!(found(s, q, "plan", "pro").await.is_empty());
+}
+
+pub async fn property_keys_of_persons_and_groups(db: &mut TestDb) {
+    use vexil_store::ValueKind;
+    let p = db.project("A").await.project.id;
+    let q = db.project("B").await.project.id;
+    let s = &*db.store;
+    s.apply_person_update(
+        p,
+        "u1",
+        &set(json!({"plan": "pro", "seats": 3, "beta": true})),
+    )
+    .await
+    .unwrap();
+    s.apply_person_update(p, "u2", &set(json!({"plan": "free", "tags": ["a"]})))
+        .await
+        .unwrap();
+    let company = s.ensure_group_type(p, "company").await.unwrap();
+    s.upsert_group(
+        p,
+        company,
+        "acme",
+        &props(json!({"industry": "retail", "size": 50})),
+    )
+    .await
+    .unwrap();
+    let keys = s.property_keys(p, 100).await.unwrap();
+    let find = |group: Option<i64>, key: &str| {
+        keys.iter()
+            .find(|k| k.group_type_index == group && k.key == key)
+            .map(|k| (k.kind, k.count))
+    };
+    assert_eq!(keys[0].key, "plan", "most common first: {keys:?}");
+    assert_eq!(find(None, "plan"), Some((ValueKind::Text, 2)));
+    assert_eq!(find(None, "seats"), Some((ValueKind::Number, 1)));
+    assert_eq!(find(None, "beta"), Some((ValueKind::Boolean, 1)));
+    assert_eq!(find(None, "tags"), Some((ValueKind::Other, 1)));
+    assert_eq!(find(Some(company), "industry"), Some((ValueKind::Text, 1)));
+    assert_eq!(find(Some(company), "size"), Some((ValueKind::Number, 1)));
+    assert_eq!(keys.len(), 6);
+    // The sample is the latest persons.
+    let sampled = s.property_keys(p, 1).await.unwrap();
+    assert_eq!(find_in(&sampled, "seats"), None);
+    assert_eq!(find_in(&sampled, "tags"), Some(1));
+    assert!(s.property_keys(q, 100).await.unwrap().is_empty());
+}
+
+fn find_in(keys: &[vexil_store::PropertyKey], key: &str) -> Option<u64> {
+    keys.iter()
+        .find(|k| k.group_type_index.is_none() && k.key == key)
+        .map(|k| k.count)
+}
