@@ -75,7 +75,7 @@ pub use user::{
     PasswordHash, Session, User, UserId, MIN_PASSWORD_LEN,
 };
 pub use vexil_engine::Properties;
-pub use watch::{Change, Changes};
+pub use watch::{Change, Changes, ChangesSince, ReloadReason, Replay, Revised, MAX_REPLAYED};
 
 /// File name of the database inside a data directory (see [`open_data_dir`]).
 pub const DATA_FILE: &str = "vexil.db";

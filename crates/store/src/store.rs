@@ -8,7 +8,7 @@ use uuid::Uuid;
 use vexil_engine::Definitions;
 
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
-use crate::watch::Changes;
+use crate::watch::{Changes, ChangesSince};
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
@@ -58,6 +58,13 @@ pub trait Store: Send + Sync {
 
     /// The project's revision (see [`Store::revisions`]); `None` for an unknown project.
     async fn revision(&self, project: ProjectId) -> Result<Option<i64>>;
+
+    /// What changed in the project after revision `since` (a revision a reader holds), read
+    /// in one consistent snapshot with the revision it brings the reader to: the changed flags'
+    /// rows when only flags changed, otherwise why the project must be reloaded (a cohort or
+    /// key changed, too many revisions, or the log does not reach back to `since`). `None` for
+    /// an unknown project.
+    async fn changes_since(&self, project: ProjectId, since: i64) -> Result<Option<ChangesSince>>;
 
     /// A feed announcing each committed change of any project's definitions or keys, made by
     /// this process or any other sharing the database, as `(project, revision)` — or `None`

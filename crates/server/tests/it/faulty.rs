@@ -123,6 +123,14 @@ impl Store for FaultyStore {
         self.inner.revision(project).await
     }
 
+    async fn changes_since(
+        &self,
+        project: ProjectId,
+        since: i64,
+    ) -> Result<Option<vexil_store::ChangesSince>> {
+        self.inner.changes_since(project, since).await
+    }
+
     fn changes(&self) -> Option<vexil_store::Changes> {
         self.inner.changes()
     }

@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{bump_revision, count, is_fk_violation, json, Db};
+use crate::Revised;
 use crate::{Cohort, CohortUpdate, Listing, NewCohort, Page, ProjectId, Result, StoreError};
 
 const COLUMNS: &str = "id, project_id, name, description, filters, is_static, deleted, version, \
@@ -54,7 +55,7 @@ pub(super) async fn create(db: &Db, project: ProjectId, new: &NewCohort) -> Resu
             e.into()
         }
     })?;
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(cohort.id)).await?;
     tx.commit().await?;
     Ok(cohort)
 }
@@ -96,7 +97,7 @@ pub(super) async fn update(
     .bind(project.0)
     .execute(&mut *tx)
     .await?;
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(id)).await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -187,7 +188,7 @@ pub(super) async fn add_members(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(cohort)).await?;
     tx.commit().await?;
     Ok(added)
 }
@@ -210,7 +211,7 @@ pub(super) async fn remove_members(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(cohort)).await?;
     tx.commit().await?;
     Ok(removed)
 }

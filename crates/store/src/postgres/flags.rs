@@ -10,6 +10,7 @@ use super::{
     bump_revision, cohorts, count, is_fk_violation, is_unique_violation, json, projects, Db,
 };
 use crate::flag::snapshot;
+use crate::watch::{self, ChangesSince, ReloadReason, Replay, Revised, MAX_REPLAYED};
 use crate::{
     ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
     FlagUpdate, Listing, NewFlag, Page, ProjectId, Result, StoreError,
@@ -108,7 +109,7 @@ pub(super) async fn create(
         flag.created_by.as_deref(),
     )
     .await?;
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Flag(flag.id)).await?;
     tx.commit().await?;
     Ok(flag)
 }
@@ -171,9 +172,58 @@ pub(super) async fn update(
         actor,
     )
     .await?;
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Flag(id)).await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// [`crate::Store::changes_since`]: the revision, the log after `since` and the changed flags,
+/// all read in one snapshot.
+pub(super) async fn changes_since(
+    db: &Db,
+    project: ProjectId,
+    since: i64,
+) -> Result<Option<ChangesSince>> {
+    let mut tx = db.snapshot().await?;
+    let revision: Option<i64> = sqlx::query_scalar("SELECT revision FROM projects WHERE id = $1")
+        .bind(project.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(revision) = revision else {
+        return Ok(None);
+    };
+    let log: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT revision, kind, entity_id FROM definition_changes
+         WHERE project_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
+    )
+    .bind(project.0)
+    .bind(since)
+    .bind(i64::try_from(MAX_REPLAYED + 1).unwrap_or(i64::MAX))
+    .fetch_all(&mut *tx)
+    .await?;
+    let replay = match watch::plan(since, revision, &log)? {
+        Err(reason) => Replay::Reload(reason),
+        Ok(ids) if ids.is_empty() => Replay::Flags(Vec::new()),
+        Ok(ids) => {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM feature_flags
+                 WHERE project_id = $1 AND id = ANY($2) ORDER BY id"
+            ))
+            .bind(project.0)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            let flags = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+            if flags.len() == ids.len() {
+                Replay::Flags(flags)
+            } else {
+                // A logged flag whose row is gone: only a reload can say what the project is.
+                Replay::Reload(ReloadReason::Gap)
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(Some(ChangesSince { revision, replay }))
 }
 
 async fn log(

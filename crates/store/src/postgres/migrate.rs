@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "users",
         sql: include_str!("migrations/0002_users.sql"),
     },
+    Migration {
+        version: 3,
+        name: "definition_changes",
+        sql: include_str!("migrations/0003_definition_changes.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations across nodes (`"vexil-mg"` as a number).

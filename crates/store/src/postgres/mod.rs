@@ -38,6 +38,7 @@ use vexil_engine::Definitions;
 
 use crate::sql::{count, is_fk_violation, is_unique_violation, json};
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
+use crate::watch::{ChangesSince, Revised, LOG_KEPT};
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
@@ -84,6 +85,15 @@ impl Db {
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
         self.reach.call(&self.options, self.pool.begin()).await
     }
+
+    /// Opens a read-only transaction whose statements all see one snapshot of the database.
+    async fn snapshot(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.write().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 }
 
 impl PgStore {
@@ -119,7 +129,13 @@ impl PgStore {
 /// Bumps the project's revision inside `conn`'s transaction and announces it on
 /// [`CHANGES_CHANNEL`] (delivered at commit, dropped on rollback). Locks the project row until
 /// the transaction ends, which also serialises the project's definition writes.
-pub(super) async fn bump_revision(conn: &mut PgConnection, project: ProjectId) -> Result<i64> {
+/// Logs what the revision changed (`what`) in `definition_changes`, trimming entries older
+/// than the kept window.
+pub(super) async fn bump_revision(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    what: Revised,
+) -> Result<i64> {
     let revision: Option<i64> = sqlx::query_scalar(
         "UPDATE projects SET revision = revision + 1 WHERE id = $1 RETURNING revision",
     )
@@ -127,6 +143,21 @@ pub(super) async fn bump_revision(conn: &mut PgConnection, project: ProjectId) -
     .fetch_optional(&mut *conn)
     .await?;
     let revision = revision.ok_or(StoreError::NotFound { entity: "project" })?;
+    let (kind, entity) = what.columns();
+    sqlx::query(
+        "WITH trimmed AS (
+             DELETE FROM definition_changes WHERE project_id = $1 AND revision <= $2 - $5
+         )
+         INSERT INTO definition_changes (project_id, revision, kind, entity_id)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(project.0)
+    .bind(revision)
+    .bind(kind)
+    .bind(entity)
+    .bind(LOG_KEPT)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANGES_CHANNEL)
         .bind(format!("{}:{revision}", project.0))
@@ -182,6 +213,10 @@ impl Store for PgStore {
 
     async fn revision(&self, project: ProjectId) -> Result<Option<i64>> {
         projects::revision(&self.db, project).await
+    }
+
+    async fn changes_since(&self, project: ProjectId, since: i64) -> Result<Option<ChangesSince>> {
+        flags::changes_since(&self.db, project, since).await
     }
 
     fn changes(&self) -> Option<crate::Changes> {

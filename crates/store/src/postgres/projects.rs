@@ -5,6 +5,7 @@ use sqlx::{PgConnection, Row};
 
 use super::{bump_revision, is_fk_violation, is_unique_violation, Db, CHANGES_CHANNEL};
 use crate::keys::{self, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};
+use crate::Revised;
 use crate::{
     CreatedProject, GroupType, IssuedKey, Project, ProjectId, Result, StoreError,
     MAX_GROUP_TYPE_INDEX,
@@ -153,7 +154,7 @@ pub(super) async fn rotate_key(db: &Db, project: ProjectId, kind: KeyKind) -> Re
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound { entity: "project" });
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Project).await?;
     tx.commit().await?;
     Ok(IssuedKey { project, kind, key })
 }
@@ -179,7 +180,7 @@ pub(super) async fn revoke_key(db: &Db, project: ProjectId, kind: KeyKind) -> Re
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound { entity: "project" });
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Project).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -214,7 +215,7 @@ pub(super) async fn ensure_group_type(db: &Db, project: ProjectId, name: &str) -
 
     let mut tx = db.write().await?;
     // The bump locks the project row: concurrent creators queue here and re-read below.
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Project).await?;
     if let Some(index) = group_type_index(&mut tx, project, name).await? {
         return Ok(index); // rolled back: nothing changed
     }

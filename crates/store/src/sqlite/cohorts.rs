@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::{bump_revision, count, is_fk_violation, json, micros, time, Db};
+use crate::Revised;
 use crate::{Cohort, CohortUpdate, Listing, NewCohort, Page, ProjectId, Result, StoreError};
 
 const COLUMNS: &str = "id, project_id, name, description, filters, is_static, deleted, version, \
@@ -54,7 +55,7 @@ pub(super) async fn create(db: &Db, project: ProjectId, new: &NewCohort) -> Resu
             e.into()
         }
     })?;
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(cohort.id)).await?;
     tx.commit().await?;
     Ok(cohort)
 }
@@ -101,7 +102,7 @@ pub(super) async fn update(
             current_version: current,
         });
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(id)).await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -196,7 +197,7 @@ pub(super) async fn add_members(
         .await?
         .rows_affected();
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(cohort)).await?;
     tx.commit().await?;
     Ok(added)
 }
@@ -222,7 +223,7 @@ pub(super) async fn remove_members(
         .await?
         .rows_affected();
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Cohort(cohort)).await?;
     tx.commit().await?;
     Ok(removed)
 }

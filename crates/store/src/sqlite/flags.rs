@@ -7,10 +7,11 @@ use sqlx::{Row, SqliteConnection};
 use vexil_engine::Definitions;
 
 use super::{
-    bump_revision, cohorts, count, is_fk_violation, is_unique_violation, json, micros, projects,
-    time, Db,
+    bump_revision, cohorts, count, is_fk_violation, is_unique_violation, json, micros,
+    placeholders, projects, time, Db,
 };
 use crate::flag::snapshot;
+use crate::watch::{self, ChangesSince, ReloadReason, Replay, Revised, MAX_REPLAYED};
 use crate::{
     ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
     FlagUpdate, Listing, NewFlag, Page, ProjectId, Result, StoreError,
@@ -108,7 +109,7 @@ pub(super) async fn create(
         flag.created_by.as_deref(),
     )
     .await?;
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Flag(flag.id)).await?;
     tx.commit().await?;
     Ok(flag)
 }
@@ -164,9 +165,60 @@ pub(super) async fn update(
         actor,
     )
     .await?;
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Flag(id)).await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// [`crate::Store::changes_since`]: the revision, the log after `since` and the changed flags,
+/// all read in one transaction (one snapshot of the WAL).
+pub(super) async fn changes_since(
+    db: &Db,
+    project: ProjectId,
+    since: i64,
+) -> Result<Option<ChangesSince>> {
+    let mut tx = db.reader.begin().await?;
+    let revision: Option<i64> = sqlx::query_scalar("SELECT revision FROM projects WHERE id = ?")
+        .bind(project.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(revision) = revision else {
+        return Ok(None);
+    };
+    let log: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT revision, kind, entity_id FROM definition_changes
+         WHERE project_id = ? AND revision > ? ORDER BY revision LIMIT ?",
+    )
+    .bind(project.0)
+    .bind(since)
+    .bind(i64::try_from(MAX_REPLAYED + 1).unwrap_or(i64::MAX))
+    .fetch_all(&mut *tx)
+    .await?;
+    let replay = match watch::plan(since, revision, &log)? {
+        Err(reason) => Replay::Reload(reason),
+        Ok(ids) if ids.is_empty() => Replay::Flags(Vec::new()),
+        Ok(ids) => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM feature_flags
+                 WHERE project_id = ? AND id IN ({}) ORDER BY id",
+                placeholders(ids.len())
+            );
+            let mut query = sqlx::query(&sql).bind(project.0);
+            for id in &ids {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            let flags = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+            if flags.len() == ids.len() {
+                Replay::Flags(flags)
+            } else {
+                // A logged flag whose row is gone: only a reload can say what the project is.
+                Replay::Reload(ReloadReason::Gap)
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(Some(ChangesSince { revision, replay }))
 }
 
 async fn log(

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "users",
         sql: include_str!("migrations/0005_users.sql"),
     },
+    Migration {
+        version: 6,
+        name: "definition_changes",
+        sql: include_str!("migrations/0006_definition_changes.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -34,6 +34,7 @@ use vexil_engine::Definitions;
 
 pub(crate) use crate::sql::{count, is_fk_violation, is_unique_violation, json, uuid};
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
+use crate::watch::{ChangesSince, Revised, LOG_KEPT};
 use crate::{
     ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
     FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
@@ -136,10 +137,12 @@ fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-/// Bumps the project's revision inside `conn`'s write transaction.
+/// Bumps the project's revision inside `conn`'s write transaction and logs what it changed
+/// (`what`) in `definition_changes`, trimming entries older than the kept window.
 pub(crate) async fn bump_revision(
     conn: &mut sqlx::SqliteConnection,
     project: ProjectId,
+    what: Revised,
 ) -> Result<i64> {
     let revision: Option<i64> = sqlx::query_scalar(
         "UPDATE projects SET revision = revision + 1 WHERE id = ? RETURNING revision",
@@ -147,7 +150,24 @@ pub(crate) async fn bump_revision(
     .bind(project.0)
     .fetch_optional(&mut *conn)
     .await?;
-    revision.ok_or(StoreError::NotFound { entity: "project" })
+    let revision = revision.ok_or(StoreError::NotFound { entity: "project" })?;
+    let (kind, entity) = what.columns();
+    sqlx::query("DELETE FROM definition_changes WHERE project_id = ? AND revision <= ?")
+        .bind(project.0)
+        .bind(revision.saturating_sub(LOG_KEPT))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO definition_changes (project_id, revision, kind, entity_id)
+         VALUES (?, ?, ?, ?)",
+    )
+    .bind(project.0)
+    .bind(revision)
+    .bind(kind)
+    .bind(entity)
+    .execute(&mut *conn)
+    .await?;
+    Ok(revision)
 }
 
 /// A timestamp in its stored form (microseconds since the epoch).
@@ -194,6 +214,10 @@ impl Store for SqliteStore {
 
     async fn revision(&self, project: ProjectId) -> Result<Option<i64>> {
         projects::revision(&self.db, project).await
+    }
+
+    async fn changes_since(&self, project: ProjectId, since: i64) -> Result<Option<ChangesSince>> {
+        flags::changes_since(&self.db, project, since).await
     }
 
     fn changes(&self) -> Option<crate::Changes> {

@@ -5,6 +5,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{bump_revision, is_unique_violation, micros, time, Db};
 use crate::keys::{self, KeyKind, PERSONAL_KEY_PREFIX, PROJECT_TOKEN_PREFIX, SECRET_KEY_PREFIX};
+use crate::Revised;
 use crate::{
     CreatedProject, GroupType, IssuedKey, Project, ProjectId, Result, StoreError,
     MAX_GROUP_TYPE_INDEX,
@@ -147,7 +148,7 @@ pub(super) async fn rotate_key(db: &Db, project: ProjectId, kind: KeyKind) -> Re
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound { entity: "project" });
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Project).await?;
     tx.commit().await?;
     Ok(IssuedKey { project, kind, key })
 }
@@ -173,7 +174,7 @@ pub(super) async fn revoke_key(db: &Db, project: ProjectId, kind: KeyKind) -> Re
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound { entity: "project" });
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Project).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -241,7 +242,7 @@ pub(super) async fn ensure_group_type(db: &Db, project: ProjectId, name: &str) -
         Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate { field: "name" }),
         Err(e) => return Err(e.into()),
     }
-    bump_revision(&mut tx, project).await?;
+    bump_revision(&mut tx, project, Revised::Project).await?;
     tx.commit().await?;
     Ok(next)
 }

@@ -152,6 +152,7 @@ macro_rules! store_suite {
             nodes: [
                 concurrent_sets_from_two_nodes_all_survive,
                 revision_moves_with_every_definition_change,
+                changes_since_replays_flags_and_reloads_the_rest,
             ],
         );
     };

@@ -7,7 +7,8 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 use vexil_store::{
-    CapturedEvent, Effect, KeyKind, NewCohort, NewEvent, NewFlag, PersonUpdate, Store,
+    CapturedEvent, ChangesSince, Effect, KeyKind, NewCohort, NewEvent, NewFlag, PersonUpdate,
+    ProjectId, ReloadReason, Replay, Store, MAX_REPLAYED,
 };
 
 use super::{everyone, props, TestDb};
@@ -152,6 +153,99 @@ pub async fn revision_moves_with_every_definition_change(db: &mut TestDb) {
             .revision(vexil_store::ProjectId(i64::MAX))
             .await
             .unwrap(),
+        None
+    );
+    other.close().await;
+}
+
+/// Another node holding revision R reads only what changed after R: the changed flags' rows as
+/// they are now (a deleted one marked deleted), read with the revision they bring it to; a
+/// cohort or key change, a revision the log does not reach back to, one ahead of the store or
+/// too many revisions ask for a reload instead.
+pub async fn changes_since_replays_flags_and_reloads_the_rest(db: &mut TestDb) {
+    let a = db.project("A").await.project.id;
+    let s = db.store.clone();
+    let other = vexil_store::connect(&db.url).await.unwrap();
+    let since = |r: i64| {
+        let other = other.clone();
+        async move { other.changes_since(a, r).await.unwrap().unwrap() }
+    };
+    let flags = |c: ChangesSince| match c.replay {
+        Replay::Flags(rows) => rows,
+        Replay::Reload(reason) => panic!("reload ({reason:?}) where flags replay"),
+    };
+    let r0 = other.revision(a).await.unwrap().unwrap();
+    assert_eq!(
+        since(r0).await,
+        ChangesSince {
+            revision: r0,
+            replay: Replay::Flags(vec![])
+        }
+    );
+
+    let beta = s
+        .create_flag(a, &NewFlag::new("beta", everyone()))
+        .await
+        .unwrap();
+    let gamma = s
+        .create_flag(a, &NewFlag::new("gamma", everyone()))
+        .await
+        .unwrap();
+    s.update_flag(a, beta.id, &Default::default(), None, None)
+        .await
+        .unwrap();
+    s.delete_flag(a, gamma.id, None, None).await.unwrap();
+    let all = since(r0).await;
+    assert_eq!(all.revision, r0 + 4);
+    let rows = flags(all);
+    assert_eq!(
+        rows.iter()
+            .map(|f| (f.id, f.version, f.deleted))
+            .collect::<Vec<_>>(),
+        vec![(beta.id, 2, false), (gamma.id, 2, true)],
+        "each changed flag once, as it is now, in id order"
+    );
+    assert_eq!(rows[0], s.get_flag(a, beta.id).await.unwrap().unwrap());
+    // Only what came after the reader's revision.
+    let later = flags(since(r0 + 3).await);
+    assert_eq!(
+        later.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![gamma.id]
+    );
+    assert_eq!(flags(since(r0 + 4).await), vec![]);
+
+    // A revision before the log, or ahead of the store.
+    let gap = Replay::Reload(ReloadReason::Gap);
+    assert_eq!(since(r0 - 1).await.replay, gap);
+    assert_eq!(since(r0 + 5).await.replay, gap);
+
+    let cohort = s
+        .create_cohort(a, &NewCohort::static_list("List"))
+        .await
+        .unwrap();
+    assert_eq!(since(r0).await.replay, Replay::Reload(ReloadReason::Cohort));
+    s.add_cohort_members(a, cohort.id, &["u1".into()])
+        .await
+        .unwrap();
+    s.rotate_key(a, KeyKind::Secret).await.unwrap();
+    let keys = since(r0 + 4).await;
+    assert_eq!(keys.revision, r0 + 7);
+    assert_eq!(keys.replay, Replay::Reload(ReloadReason::Project));
+    assert_eq!(flags(since(r0 + 7).await), vec![]);
+
+    let r = r0 + 7;
+    for _ in 0..=MAX_REPLAYED {
+        s.update_flag(a, beta.id, &Default::default(), None, None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(since(r).await.replay, Replay::Reload(ReloadReason::TooMany));
+    let recent = flags(since(r + 1).await);
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].version, 3 + MAX_REPLAYED as i64);
+
+    assert_eq!(
+        other.changes_since(ProjectId(i64::MAX), 0).await.unwrap(),
         None
     );
     other.close().await;
