@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Change propagation across nodes (release build; PROFILE=debug runs the debug one): three `vexil serve` nodes on one PostgreSQL
 # database (loopback), a flag PATCHed through node A, and the time until `/flags` on B and C
-# serves the change (p50/p99 over CHANGES changes), for a project of FLAGS flags.
+# serves the change (p50/p99 over CHANGES changes), for a project of FLAGS flags, and until a
+# client streaming /flags/definitions/stream from B and from C gets the change event.
 # PostgreSQL: VEXIL_TEST_POSTGRES_URL, else the server on 127.0.0.1:5432 (user postgres); a
 # fresh database is created there and dropped afterwards.
 # Usage: bench/propagation.sh [flags] [changes]
@@ -44,8 +45,9 @@ for host in "${hosts[@]}"; do
 done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), commit $(git rev-parse --short HEAD), $(psql "$server" -qAtc 'SHOW server_version' | cut -d' ' -f1) PostgreSQL"
-./target/$profile/examples/propagation "${hosts[@]}" "$phx" "$token" "$flags" "$changes"
+SECRET_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_api_key"])' "$keys") \
+    ./target/$profile/examples/propagation "${hosts[@]}" "$phx" "$token" "$flags" "$changes"
 for i in 1 2; do
     node=$([ $i = 1 ] && echo B || echo C)
-    echo "node $node: $(curl -s "${hosts[$i]}/metrics" | grep -E '^vexil_propagation_(reloads_total|lag_seconds_(sum|count))' | tr '\n' ' ')"
+    echo "node $node: $(curl -s "${hosts[$i]}/metrics" | grep -E '^vexil_propagation_(reloads_total|applied_total|lag_seconds_(sum|count))' | tr '\n' ' ')"
 done

@@ -4,15 +4,18 @@
 //!
 //! Usage: `propagation A_HOST B_HOST C_HOST PERSONAL_KEY PROJECT_TOKEN [FLAGS] [CHANGES]`
 //! (defaults 1000 and 200). The project is first seeded through A with FLAGS copies of the 50
-//! realistic templates (`vexil_bench::realistic_flags`), since a node reloads the whole project
-//! for a change made elsewhere; the changes flip one plain rollout flag between 0 % and 100 %,
-//! and B and C are polled back to back (one request in flight per node) until they answer
-//! the new value.
+//! realistic templates (`vexil_bench::realistic_flags`), so that a node reloading the whole
+//! project instead of applying the changed flag would show; the changes flip one plain
+//! rollout flag between 0 % and 100 %, and B and C are polled back to back (one request in
+//! flight per node) until they answer the new value. With `SECRET_KEY` set (the project's
+//! secret key), a client also streams `/flags/definitions/stream` from B and from C, and the
+//! time from the PATCH being sent to each stream's `change` event is reported too.
 
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 const PROBE: &str = "propagation-probe";
 
@@ -49,6 +52,54 @@ async fn visible(client: Client, host: String, token: String, on: bool, sent: In
             "change never reached {host}"
         );
     }
+}
+
+/// Streams `/flags/definitions/stream` from `host`: sends `()` once the full payload arrived,
+/// then the arrival time of every `change` event.
+async fn stream_changes(
+    client: Client,
+    host: String,
+    token: String,
+    secret: String,
+    events: mpsc::UnboundedSender<Option<Instant>>,
+) {
+    let mut response = client
+        .get(format!("{host}/flags/definitions/stream?token={token}"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), StatusCode::OK, "stream from {host}");
+    let mut buffer = String::new();
+    while let Some(chunk) = response.chunk().await.expect("stream chunk") {
+        let at = Instant::now();
+        buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8 stream"));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let sent = match block.lines().find_map(|l| l.strip_prefix("event: ")) {
+                Some("definitions") => events.send(None),
+                Some("change") => events.send(Some(at)),
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The next change event's arrival on `events`, as time since `sent`.
+async fn next_event(
+    events: &mut mpsc::UnboundedReceiver<Option<Instant>>,
+    sent: Instant,
+) -> Duration {
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("no change event within 10 s")
+        .expect("stream ended");
+    event
+        .expect("a change event")
+        .saturating_duration_since(sent)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -126,6 +177,24 @@ async fn main() {
         .await;
     }
 
+    // Streams from B and C, each connected (its full payload received) before the changes.
+    let mut streams = Vec::new();
+    if let Ok(secret) = std::env::var("SECRET_KEY") {
+        for host in [&b, &c] {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            tokio::spawn(stream_changes(
+                client.clone(),
+                host.clone(),
+                token.clone(),
+                secret.clone(),
+                tx,
+            ));
+            let first = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            assert!(matches!(first, Ok(Some(None))), "no payload from {host}");
+            streams.push(rx);
+        }
+    }
+    let (mut event_b, mut event_c) = (vec![], vec![]);
     let (mut on_b, mut on_c, mut on_both, mut acked) = (vec![], vec![], vec![], vec![]);
     for i in 0..changes {
         let on = i % 2 == 0;
@@ -146,6 +215,10 @@ async fn main() {
         on_b.push(tb);
         on_c.push(tc);
         on_both.push(tb.max(tc));
+        if let [sb, sc] = &mut streams[..] {
+            event_b.push(next_event(sb, sent).await);
+            event_c.push(next_event(sc, sent).await);
+        }
     }
     println!(
         "{changes} changes through A, project of {} flags",
@@ -155,4 +228,14 @@ async fn main() {
     println!("{}", summary("visible on B", on_b));
     println!("{}", summary("visible on C", on_c));
     println!("{}", summary("visible on B and C", on_both));
+    if !event_b.is_empty() {
+        let both: Vec<Duration> = event_b
+            .iter()
+            .zip(&event_c)
+            .map(|(x, y)| *x.max(y))
+            .collect();
+        println!("{}", summary("change event on a stream from B", event_b));
+        println!("{}", summary("change event on a stream from C", event_c));
+        println!("{}", summary("change event on both streams", both));
+    }
 }

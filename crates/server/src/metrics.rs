@@ -27,7 +27,7 @@ use vexil_engine::{Evaluation, ReasonCode};
 use vexil_store::{ProjectId, StoreError};
 
 use crate::access::AccessLog;
-use crate::snapshot::ProjectSnapshot;
+use crate::snapshot::{CatchUp, ProjectSnapshot};
 use crate::state::AppState;
 
 /// Upper bounds of the latency histograms, in nanoseconds: 50 µs to 1 s, sub-millisecond
@@ -185,13 +185,16 @@ pub enum StoreOp {
     WriteCapture,
     /// Loading a project's definitions into a snapshot.
     LoadProject,
+    /// Reading what changed in a project since a snapshot's revision (change propagation).
+    ChangesSince,
 }
 
 impl StoreOp {
-    const ALL: [StoreOp; 3] = [
+    const ALL: [StoreOp; 4] = [
         StoreOp::EvaluationInputs,
         StoreOp::WriteCapture,
         StoreOp::LoadProject,
+        StoreOp::ChangesSince,
     ];
 
     fn label(self) -> &'static str {
@@ -199,6 +202,7 @@ impl StoreOp {
             StoreOp::EvaluationInputs => "evaluation_inputs",
             StoreOp::WriteCapture => "write_capture",
             StoreOp::LoadProject => "load_project",
+            StoreOp::ChangesSince => "changes_since",
         }
     }
 }
@@ -234,6 +238,8 @@ pub struct PropagationStats {
     losses: AtomicU64,
     /// Reloads made, by trigger.
     reloads: [AtomicU64; 2],
+    /// Changes applied from the changed flags' rows (no reload), by trigger.
+    applied: [AtomicU64; 2],
     /// Changes found already applied once the write lock was held (a local write).
     already_current: AtomicU64,
     /// From an announcement (or the check that found a change) to its snapshot being live.
@@ -247,6 +253,7 @@ impl PropagationStats {
             subscriptions: AtomicU64::new(0),
             losses: AtomicU64::new(0),
             reloads: std::array::from_fn(|_| AtomicU64::new(0)),
+            applied: std::array::from_fn(|_| AtomicU64::new(0)),
             already_current: AtomicU64::new(0),
             lag: Histogram::latency(),
         }
@@ -262,15 +269,18 @@ impl PropagationStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records a project brought up to date: by a reload (`reloaded`) or found current, `lag`
-    /// after the change was heard of.
-    pub fn caught_up(&self, trigger: ReloadTrigger, reloaded: bool, lag: Duration) {
-        if reloaded {
-            self.reloads[trigger as usize].fetch_add(1, Ordering::Relaxed);
-            self.lag.observe_duration(lag);
-        } else {
-            self.already_current.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Records a project brought up to date (`how`), `lag` after the change was heard of.
+    pub fn caught_up(&self, trigger: ReloadTrigger, how: CatchUp, lag: Duration) {
+        let counter = match how {
+            CatchUp::Current => {
+                self.already_current.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            CatchUp::Applied => &self.applied[trigger as usize],
+            CatchUp::Reloaded => &self.reloads[trigger as usize],
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.lag.observe_duration(lag);
     }
 }
 
@@ -294,7 +304,7 @@ pub struct Metrics {
     /// Route templates seen so far; a new one is added by copy (rare: once per route).
     routes: ArcSwap<HashMap<Box<str>, Arc<RouteStats>>>,
     adding_route: Mutex<()>,
-    store: [StoreStats; 3],
+    store: [StoreStats; 4],
     /// Evaluation counts by project and flag id.
     flags: Mutex<HashMap<(ProjectId, i64), Arc<FlagCounter>>>,
     /// The sampled structured access log.
@@ -767,8 +777,20 @@ impl Collector for Scrape {
                 .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
         }
         let mut family = encoder.encode_descriptor(
+            "vexil_propagation_applied",
+            "Changes made elsewhere applied from the changed flags' rows without a reload, by trigger.",
+            None,
+            MetricType::Counter,
+        )?;
+        for trigger in ReloadTrigger::ALL {
+            let n = propagation.applied[trigger as usize].load(Ordering::Relaxed);
+            family
+                .encode_family(&[("trigger", trigger.label())])?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+        let mut family = encoder.encode_descriptor(
             "vexil_propagation_lag",
-            "From hearing of a change made elsewhere (announcement or check) to its reloaded snapshot being live.",
+            "From hearing of a change made elsewhere (announcement or check) to its snapshot (applied or reloaded) being live.",
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;

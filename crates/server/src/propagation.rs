@@ -7,7 +7,9 @@
 //! [`Settings::revision_check_interval`], and at once whenever the feed re-subscribes) is the
 //! safety net that heals a lost announcement or a backend without a feed, and finds projects
 //! created or deleted elsewhere. Either way, a project whose stored revision is newer than its
-//! snapshot's ([`crate::snapshot::ProjectSnapshot::caught_up_to`]) is reloaded.
+//! snapshot's ([`crate::snapshot::ProjectSnapshot::caught_up_to`]) is brought up to it: the
+//! flags changed since are read and applied one by one when only flags changed, the project
+//! reloaded otherwise ([`crate::snapshot::Catalog::catch_up`]).
 //!
 //! Reloads are coalesced: one in flight per project; announcements arriving meanwhile raise the
 //! revision it must reach, and it reloads again until the snapshot is current with it. A write
@@ -154,7 +156,7 @@ impl Reloads {
                 .await;
             let mut pending = self.lock();
             match result {
-                Ok(reloaded) => {
+                Ok(how) => {
                     let current = state.catalog.caught_up_to(project).unwrap_or(i64::MIN);
                     let Entry::Occupied(entry) = pending.entry(project) else {
                         return;
@@ -165,11 +167,10 @@ impl Reloads {
                     }
                     let done = entry.remove();
                     drop(pending);
-                    state.metrics.propagation.caught_up(
-                        done.trigger,
-                        reloaded,
-                        done.since.elapsed(),
-                    );
+                    state
+                        .metrics
+                        .propagation
+                        .caught_up(done.trigger, how, done.since.elapsed());
                     return;
                 }
                 // Deleted before it could be loaded: nothing to bring up to date.

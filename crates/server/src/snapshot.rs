@@ -36,7 +36,7 @@ use vexil_engine::model::PropertyGroup;
 use vexil_engine::{CompiledProject, Definitions, FlagDefinition};
 use vexil_store::{
     feed_cohort_references, feed_definition, FeatureFlag, FlagQuery, Page, Project, ProjectId,
-    Store, StoreError,
+    Replay, Store, StoreError,
 };
 
 use crate::changes::{self, ChangeFeed, Publication, Subscription};
@@ -444,6 +444,17 @@ impl Slot {
     }
 }
 
+/// How [`Catalog::catch_up`] brought a project up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// It already was (a write of this process published the change).
+    Current,
+    /// The flags changed elsewhere were applied from their rows.
+    Applied,
+    /// It was reloaded whole.
+    Reloaded,
+}
+
 /// A project's current snapshot as `/metrics` reports it.
 #[derive(Debug)]
 pub struct Published {
@@ -686,24 +697,80 @@ impl Catalog {
         self.index.load().by_id.keys().copied().collect()
     }
 
-    /// Reloads the project unless, once its write lock is held, its snapshot is already caught
-    /// up to `revision` (a write of this process published it meanwhile). Loads a project not
-    /// loaded yet. Returns whether it reloaded.
+    /// Brings the project's snapshot up to `revision` unless, once its write lock is held, it is
+    /// already caught up to it (a write of this process published it meanwhile). When only
+    /// flags changed since the revision the snapshot is caught up to, their rows — read in one
+    /// snapshot of the store with the revision they bring it to ([`Store::changes_since`]) —
+    /// are applied like a local write's, recompiling only those flags; otherwise (a cohort or
+    /// key changed, a gap in the store's log, a flag whose cohort references changed) the
+    /// project is reloaded. Loads a project not loaded yet.
     pub async fn catch_up(
         &self,
         store: &dyn Store,
         id: ProjectId,
         revision: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<CatchUp, StoreError> {
         let Some(slot) = self.slot(id) else {
             self.refresh(store, id).await?;
-            return Ok(true);
+            return Ok(CatchUp::Reloaded);
         };
         let _turn = slot.writers.lock().await;
-        if slot.current.load().caught_up_to >= revision {
-            return Ok(false);
+        let current = slot.current.load_full();
+        if current.caught_up_to >= revision {
+            return Ok(CatchUp::Current);
+        }
+        if self.replay(store, &slot, &current).await? {
+            return Ok(CatchUp::Applied);
         }
         self.reload(store, &slot, id).await?;
+        Ok(CatchUp::Reloaded)
+    }
+
+    /// Applies the flags changed since `current` (the slot's snapshot; the caller holds its
+    /// write lock) when that is all that changed; returns whether it did.
+    async fn replay(
+        &self,
+        store: &dyn Store,
+        slot: &Slot,
+        current: &Arc<ProjectSnapshot>,
+    ) -> Result<bool, StoreError> {
+        let id = current.project.id;
+        let marks_before = self.stale_marks.load(Ordering::SeqCst);
+        let changes = self
+            .metrics
+            .store_call(
+                StoreOp::ChangesSince,
+                store.changes_since(id, current.caught_up_to),
+            )
+            .await?
+            .ok_or(StoreError::NotFound { entity: "project" })?;
+        let Replay::Flags(rows) = changes.replay else {
+            return Ok(false);
+        };
+        if changes.revision < current.caught_up_to {
+            return Ok(false);
+        }
+        // Every row applied in turn: the snapshot of `changes.revision`, whatever the order.
+        let stamp = changes.revision.max(current.revision);
+        let mut next = Arc::clone(current);
+        for row in &rows {
+            if !next.applies(row) {
+                return Ok(false);
+            }
+            next = Arc::new(next.with_flag(row, stamp, changes.revision));
+        }
+        // Only capture publishes without the lock, and only group types: keep any it added.
+        let before = slot.current.rcu(|now| {
+            if Arc::ptr_eq(now, current) {
+                Arc::clone(&next)
+            } else {
+                next.with_group_types_of(now)
+                    .map_or_else(|| Arc::clone(&next), Arc::new)
+            }
+        });
+        slot.published();
+        slot.announce(&before);
+        self.clear_stale(id, marks_before);
         Ok(true)
     }
 
@@ -819,17 +886,21 @@ impl Catalog {
             });
         slot.published();
         slot.announce(&before);
-        {
-            let mut stale = self.stale_set();
-            if stale.get(&id).is_some_and(|mark| *mark <= marks_before) {
-                stale.remove(&id);
-            }
-        }
+        self.clear_stale(id, marks_before);
         if before.project.api_token != fresh.project.api_token {
             self.retoken(id, &before.project.api_token, &fresh.project.api_token)
                 .await;
         }
         Ok(())
+    }
+
+    /// Clears the project's stale mark if it was made before `marks_before` was read (the
+    /// start of a publication that has now succeeded).
+    fn clear_stale(&self, id: ProjectId, marks_before: u64) {
+        let mut stale = self.stale_set();
+        if stale.get(&id).is_some_and(|mark| *mark <= marks_before) {
+            stale.remove(&id);
+        }
     }
 
     /// Moves the project's entry in the token index from `old` to `new`.

@@ -1,7 +1,9 @@
 //! Several `vexil serve` processes on one PostgreSQL database, as a cluster runs: a change made
 //! through one node reaches every node's `/flags` (announced over `LISTEN/NOTIFY`), a change
 //! whose announcement is lost arrives through the periodic revision check, and the feed
-//! survives losing its connection. `scripts/cluster.sh` is run here too, in its quick mode, and
+//! survives losing its connection; a node applies flag changes made elsewhere from their rows
+//! (no reload) to the same snapshot a fresh load builds, and a change made through one node
+//! reaches change streams on the others. `scripts/cluster.sh` is run here too, in its quick mode, and
 //! `docs/deployment.md` is checked against `vexil serve --help`.
 
 use std::future::Future;
@@ -15,6 +17,10 @@ use sqlx::{Connection, PgConnection};
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/sse.rs"]
+mod sse;
+
+use sse::Sse;
 
 const FLAGS: &str = "/api/projects/@current/feature_flags/";
 const COHORTS: &str = "/api/projects/@current/cohorts/";
@@ -84,6 +90,7 @@ struct Cluster {
     client: reqwest::Client,
     token: String,
     personal: String,
+    secret: String,
 }
 
 impl Cluster {
@@ -92,7 +99,24 @@ impl Cluster {
             client: reqwest::Client::new(),
             token: keys["api_token"].as_str().unwrap().to_owned(),
             personal: keys["personal_api_key"].as_str().unwrap().to_owned(),
+            secret: keys["secret_api_key"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// `/flags/definitions` on `node`: its ETag.
+    async fn etag(&self, node: &Node) -> String {
+        let response = self
+            .client
+            .get(format!(
+                "{}/flags/definitions?token={}",
+                node.url, self.token
+            ))
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.headers()["etag"].to_str().unwrap().to_owned()
     }
 
     /// A management call through `node`; returns the status and the JSON body.
@@ -147,7 +171,8 @@ where
     }
 }
 
-/// A metric's value in `node`'s `/metrics`: the sum of the lines starting with `series`.
+/// A metric's value in `node`'s `/metrics`: the sum of the lines starting with `series` (a
+/// series named without labels sums over all of them).
 async fn counter(client: &reqwest::Client, node: &Node, series: &str) -> f64 {
     let text = client
         .get(format!("{}/metrics", node.url))
@@ -159,6 +184,10 @@ async fn counter(client: &reqwest::Client, node: &Node, series: &str) -> f64 {
         .unwrap();
     text.lines()
         .filter_map(|line| line.strip_prefix(series))
+        .map(|rest| match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once('}').map_or("", |(_, value)| value),
+            None => rest,
+        })
         .filter_map(|rest| rest.trim().parse::<f64>().ok())
         .sum()
 }
@@ -279,15 +308,18 @@ async fn changes_through_one_node_reach_every_node() {
     }
 
     // A published each of its writes itself: the announcements it heard of them reloaded
-    // nothing, while B and C reloaded for them.
+    // nothing, while B and C applied the three flag-only changes (beta created, updated,
+    // deleted) from their rows and reloaded for the cohort and the flag that references it.
     let reloads = "vexil_propagation_reloads_total{trigger=\"announcement\"}";
+    let applied = "vexil_propagation_applied_total{trigger=\"announcement\"}";
     assert_eq!(
-        counter(&c.client, a, reloads).await,
+        counter(&c.client, a, reloads).await + counter(&c.client, a, applied).await,
         0.0,
-        "A reloaded for its own writes"
+        "A reloaded or applied its own writes again"
     );
     for node in others {
-        assert!(counter(&c.client, node, reloads).await >= 5.0);
+        assert!(counter(&c.client, node, applied).await >= 3.0);
+        assert!(counter(&c.client, node, reloads).await >= 2.0);
     }
 
     // A project created by another process is served by every node.
@@ -412,6 +444,235 @@ async fn a_missed_announcement_heals_through_the_revision_check() {
         assert_ne!(status, 200, "the old token still names the project");
     }
     conn.close().await.unwrap();
+}
+
+fn on_flag(id: &Value) -> Value {
+    json!({"groups": [{"properties": [
+        {"key": id.to_string(), "type": "flag", "operator": "flag_evaluates_to", "value": true}
+    ], "rollout_percentage": 100}]})
+}
+
+fn person_plan(plan: &str) -> Value {
+    json!({"groups": [{"properties": [{"key": "plan", "type": "person", "value": plan}], "rollout_percentage": 100}]})
+}
+
+/// Issue 14 item 2: flag changes made through node A reach node B as the changed rows, applied
+/// without reloading the project, and every snapshot B so builds is the one a fresh load of
+/// the same revision builds: B's `/flags/definitions` ETag equals A's after each change, and a
+/// node started at the end (a whole load) has it too. The changes cover what an incremental
+/// path can get wrong: a new flag, a flag another flag depends on switched off, re-keyed and
+/// deleted (its dependant must follow), several changes coalesced into one catch-up. A cohort
+/// edit that changes a flag's answer is not replayable row by row: B reloads for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_changes_elsewhere_are_applied_as_a_fresh_load_would_build_them() {
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    let keys = create_project(&db.url, "Incremental");
+    let cluster = Cluster::new(&keys);
+    let c = &cluster;
+    let nodes: Vec<Node> = (0..2).map(|_| Node::start(&db.url, "3600s")).collect();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let none = json!({});
+    let pro = json!({"plan": "pro"});
+    // B's snapshot is A's (each built incrementally) once B has the change.
+    let same = |what: &'static str| async move {
+        let want = c.etag(a).await;
+        eventually(what, || async { c.etag(b).await == want }).await;
+    };
+    let create = |key: &'static str, filters: Value| async move {
+        let (status, flag) = c
+            .api(
+                a,
+                Method::POST,
+                FLAGS,
+                json!({"key": key, "filters": filters}),
+            )
+            .await;
+        assert_eq!(status, 201, "{flag}");
+        flag
+    };
+    let patch = |flag: Value, body: Value| async move {
+        let path = format!("{FLAGS}{}/", flag["id"]);
+        let (status, body) = c.api(a, Method::PATCH, &path, body).await;
+        assert_eq!(status, 200, "{body}");
+    };
+
+    let base = create("base", everyone()).await;
+    same("a new flag").await;
+    let dep = create("dep", on_flag(&base["id"])).await;
+    let plan = create("plan", person_plan("pro")).await;
+    same("two new flags, one reading another").await;
+    assert_eq!(c.enabled(b, none.clone(), "dep").await, Some(true));
+    assert_eq!(c.enabled(b, pro.clone(), "plan").await, Some(true));
+    assert_eq!(c.enabled(b, none.clone(), "plan").await, Some(false));
+
+    patch(base.clone(), json!({"filters": nobody()})).await;
+    same("the flag read by another switched off").await;
+    assert_eq!(c.enabled(b, none.clone(), "base").await, Some(false));
+    assert_eq!(c.enabled(b, none.clone(), "dep").await, Some(false));
+
+    patch(
+        base.clone(),
+        json!({"key": "base-renamed", "filters": everyone()}),
+    )
+    .await;
+    same("the flag read by another re-keyed").await;
+    assert_eq!(c.enabled(b, none.clone(), "base").await, None);
+    assert_eq!(c.enabled(b, none.clone(), "base-renamed").await, Some(true));
+    assert_eq!(c.enabled(b, none.clone(), "dep").await, Some(true));
+
+    // A burst: B catches up on several revisions at once, ending with two deletions (the
+    // dependant first: a flag others depend on cannot be deleted).
+    patch(plan.clone(), json!({"filters": person_plan("enterprise")})).await;
+    let extra = create("extra", nobody()).await;
+    patch(extra.clone(), json!({"filters": everyone()})).await;
+    patch(dep.clone(), json!({"deleted": true})).await;
+    patch(base.clone(), json!({"deleted": true})).await;
+    same("a burst of changes, ending with deletions").await;
+    let (_, flags) = c.flags_for(b, &c.token, pro.clone()).await;
+    let served: Vec<(&str, bool)> = flags
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, f)| (k.as_str(), f["enabled"] == json!(true)))
+        .collect();
+    assert_eq!(served, vec![("extra", true), ("plan", false)], "{flags}");
+    let reloads = "vexil_propagation_reloads_total";
+    let applied = "vexil_propagation_applied_total";
+    assert_eq!(counter(&c.client, b, reloads).await, 0.0, "B reloaded");
+    assert!(counter(&c.client, b, applied).await >= 5.0);
+
+    // A node loading the project whole builds the same snapshot.
+    let fresh = Node::start(&db.url, "3600s");
+    assert_eq!(c.etag(&fresh).await, c.etag(b).await);
+
+    // A cohort edit changes a flag's answer without touching a flag row: B reloads for it.
+    let (status, cohort) = c
+        .api(
+            a,
+            Method::POST,
+            COHORTS,
+            json!({"name": "Plan", "filters": plan_is("pro")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cohort}");
+    create("on-plan", on_cohort(&cohort["id"])).await;
+    eventually("the cohort flag on B", || async {
+        c.enabled(b, pro.clone(), "on-plan").await == Some(true)
+    })
+    .await;
+    let reloaded = counter(&c.client, b, reloads).await;
+    assert!(reloaded >= 1.0);
+    let (status, body) = c
+        .api(
+            a,
+            Method::PATCH,
+            &format!("{COHORTS}{}/", cohort["id"]),
+            json!({"filters": plan_is("enterprise")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("the edited cohort on B", || async {
+        c.enabled(b, pro.clone(), "on-plan").await == Some(false)
+    })
+    .await;
+    assert!(counter(&c.client, b, reloads).await > reloaded);
+    same("after the cohort edit").await;
+}
+
+/// Issue 15 item 3 across nodes: a client streaming `/flags/definitions/stream` from node B and
+/// one streaming `/ofrep/v1/stream` from node C get an event for each change made through node
+/// A; B's event ids are store revisions, so a client reconnecting to B — or to C — with
+/// `Last-Event-ID` receives exactly the changes it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_through_one_node_reach_streams_on_the_others() {
+    let Some(db) = pg::TempDatabase::create().await else {
+        return;
+    };
+    let keys = create_project(&db.url, "Streams");
+    let cluster = Cluster::new(&keys);
+    let c = &cluster;
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db.url, "3600s")).collect();
+    let (a, b, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    let definitions =
+        |node: &Node| format!("{}/flags/definitions/stream?token={}", node.url, c.token);
+    let auth = format!("Bearer {}", c.secret);
+    let mut on_b = Sse::open(&c.client, &definitions(b), &[("authorization", &auth)]).await;
+    let payload = on_b.next().await;
+    assert_eq!(payload.event, "definitions", "{payload:?}");
+    let ofrep = format!("{}/ofrep/v1/stream?token={}", n3.url, c.token);
+    let mut on_c = Sse::open(&c.client, &ofrep, &[]).await;
+
+    let (status, flag) = c
+        .api(
+            a,
+            Method::POST,
+            FLAGS,
+            json!({"key": "beta", "filters": everyone()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{flag}");
+    let created = on_b.next().await;
+    assert_eq!(created.event, "change");
+    let data = created.json();
+    assert_eq!(
+        (&data["type"], &data["action"], &data["key"]),
+        (&json!("flag"), &json!("created"), &json!("beta"))
+    );
+    assert_eq!(data["etag"], c.etag(b).await.as_str());
+    let refetch = on_c.next().await;
+    assert_eq!(refetch.json()["type"], "refetchEvaluation");
+    assert_eq!(
+        refetch.id, created.id,
+        "both nodes stamp the change with its revision"
+    );
+    let seen = created.id.clone().unwrap();
+    drop(on_b);
+
+    // Two changes while disconnected, each live on B before the next.
+    let beta = format!("{FLAGS}{}/", flag["id"]);
+    let none = json!({});
+    let (status, body) = c
+        .api(a, Method::PATCH, &beta, json!({"filters": nobody()}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("the update on B", || async {
+        c.enabled(b, none.clone(), "beta").await == Some(false)
+    })
+    .await;
+    let (status, body) = c
+        .api(a, Method::PATCH, &beta, json!({"deleted": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("the deletion on B and C", || async {
+        c.enabled(b, none.clone(), "beta").await.is_none()
+            && c.enabled(n3, none.clone(), "beta").await.is_none()
+    })
+    .await;
+    for node in [b, n3] {
+        let mut resumed = Sse::open(
+            &c.client,
+            &definitions(node),
+            &[("authorization", &auth), ("last-event-id", &seen)],
+        )
+        .await;
+        let missed = [resumed.next().await, resumed.next().await];
+        let actions: Vec<Value> = missed.iter().map(|e| e.json()["action"].clone()).collect();
+        assert_eq!(
+            actions,
+            vec![json!("updated"), json!("deleted")],
+            "{missed:?}"
+        );
+        assert!(missed.iter().all(|e| e.json()["key"] == "beta"));
+        assert!(
+            resumed
+                .quiet_for(Duration::from_millis(300))
+                .await
+                .is_none(),
+            "nothing beyond what was missed"
+        );
+    }
 }
 
 /// `scripts/cluster.sh --quick`: PostgreSQL (a fresh database here), three nodes and the
