@@ -32,13 +32,18 @@ const DEADLINE: Duration = Duration::from_secs(20);
 struct Node {
     child: Child,
     url: String,
+    /// Where the node saves its snapshots (else `./vexil-data`, in the source tree).
+    _data: tempfile::TempDir,
 }
 
 impl Node {
     /// A node on `database` comparing revisions every `check` (`250ms`, `3600s`).
     fn start(database: &str, check: &str) -> Node {
+        let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
             .args(["serve", "--addr", "127.0.0.1:0", "--database-url", database])
+            .arg("--data-dir")
+            .arg(data.path())
             .args(["--revision-check-interval", check])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -59,7 +64,11 @@ impl Node {
             }
         };
         // Nothing more is printed; dropping the pipe's reader is harmless.
-        Node { child, url: addr }
+        Node {
+            child,
+            url: addr,
+            _data: data,
+        }
     }
 }
 
