@@ -317,8 +317,9 @@ async fn changes_through_one_node_reach_every_node() {
     }
 
     // A published each of its writes itself: the announcements it heard of them reloaded
-    // nothing, while B and C applied the three flag-only changes (beta created, updated,
-    // deleted) from their rows and reloaded for the cohort and the flag that references it.
+    // nothing, while B and C applied flag-only changes (beta created, updated, deleted) from
+    // their rows and reloaded for the cohort and the flag that references it. (At least one
+    // of each: two announcements that arrive together are caught up by one apply or reload.)
     let reloads = "vexil_propagation_reloads_total{trigger=\"announcement\"}";
     let applied = "vexil_propagation_applied_total{trigger=\"announcement\"}";
     assert_eq!(
@@ -327,8 +328,8 @@ async fn changes_through_one_node_reach_every_node() {
         "A reloaded or applied its own writes again"
     );
     for node in others {
-        assert!(counter(&c.client, node, applied).await >= 3.0);
-        assert!(counter(&c.client, node, reloads).await >= 2.0);
+        assert!(counter(&c.client, node, applied).await >= 1.0);
+        assert!(counter(&c.client, node, reloads).await >= 1.0);
     }
 
     // A project created by another process is served by every node.
