@@ -1,7 +1,8 @@
-//! Vexil's shared hot state on Redis: per-project rate-limit buckets ([`Redis::take`]) and
-//! behavioural counters ([`Redis::record`], [`Redis::read`]) that every node of a deployment
-//! sees, so that two nodes together allow what one would, and an event captured on one node
-//! flips a flag on every node. This is the only crate that knows Redis.
+//! Vexil's shared hot state on Redis: per-project rate-limit buckets ([`Redis::take`]),
+//! behavioural counters ([`Redis::record`], [`Redis::read`]) and cookieless mode's daily salts
+//! ([`Redis::daily_salt`]) that every node of a deployment sees, so that two nodes together
+//! allow what one would, an event captured on one node flips a flag on every node, and a
+//! cookieless visitor hashes alike on every node. This is the only crate that knows Redis.
 //!
 //! Redis is optional and may fail at any time: every call answers within
 //! [`RedisConfig::timeout`] or fails with a [`CacheError`], and after a failure a short circuit
@@ -26,6 +27,7 @@
 mod breaker;
 mod bucket;
 mod counters;
+mod salt;
 
 use std::future::Future;
 use std::sync::RwLock;

@@ -65,7 +65,7 @@ pub async fn run(
             slot = Arc::clone(&slots).acquire_owned() => slot,
         };
         let Ok(slot) = slot else { break };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -80,8 +80,10 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let req =
+            let mut req =
                 req.map(|body| axum::body::Body::new(BodyDeadline::new(body, body_read_timeout)));
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));

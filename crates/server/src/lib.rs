@@ -18,16 +18,19 @@
 )]
 
 mod access;
+mod address;
 pub mod behavior;
 mod budget;
 mod changes;
 mod clock;
 mod connection;
 mod continuity;
+pub mod cookieless;
 mod cors;
 mod error;
 mod evaluate;
 mod extract;
+pub mod geoip;
 mod ingest;
 mod metrics;
 mod openapi;
@@ -55,7 +58,9 @@ pub use connection::ConnectionLimits;
 pub use continuity::OverrideWriter;
 pub use cors::{AllowedOrigin, InvalidOrigin};
 pub use error::ApiError;
+pub use geoip::{GeoIp, GeoIpError};
 pub use ingest::{Ingest, IngestConfig, IngestError, WriterStatus};
+pub use ipnet::IpNet;
 pub use metrics::Metrics;
 pub use overload::{Idleness, OverloadLimits, Rate};
 pub use routes::router;

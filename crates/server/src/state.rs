@@ -88,6 +88,11 @@ pub struct Settings {
     pub snapshot_dir: Option<PathBuf>,
     /// How soon after a publication its snapshot is saved (the saver's period).
     pub snapshot_save_interval: Duration,
+    /// GeoIP enrichment of `/flags` person properties (`--geoip-db`); `None`: off.
+    pub geoip: Option<Arc<crate::geoip::GeoIp>>,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`); from any other
+    /// peer the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
@@ -114,6 +119,8 @@ impl Default for Settings {
             revision_check_interval: DEFAULT_REVISION_CHECK_INTERVAL,
             snapshot_dir: None,
             snapshot_save_interval: Duration::from_millis(250),
+            geoip: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -144,6 +151,8 @@ pub struct AppState {
     pub last_known: Arc<LastKnown>,
     /// Feed credentials the store last accepted, for while it cannot be reached.
     pub verified_keys: Arc<VerifiedKeys>,
+    /// Cookieless mode's daily salts (shared through Redis when configured).
+    pub salts: Arc<crate::cookieless::Salts>,
     /// Tunables.
     pub settings: Arc<Settings>,
 }
@@ -240,6 +249,7 @@ impl AppState {
             metrics,
             last_known: Arc::new(last_known),
             verified_keys,
+            salts: Arc::new(crate::cookieless::Salts::new(settings.redis.clone())),
             settings: Arc::new(settings),
         })
         .inspect(|state| {

@@ -30,6 +30,15 @@ pub struct ServeArgs {
     /// Deadline (ms) for the stored person/group lookup of a `/flags` request.
     #[arg(long, env = "VEXIL_EVAL_LOOKUP_TIMEOUT_MS", default_value_t = 100)]
     pub eval_lookup_timeout_ms: u64,
+    /// A MaxMind City or Country database (`.mmdb`): `/flags` and `/decide` add PostHog's
+    /// `$geoip_*` person properties for the client's address (the SDK's own values win; a
+    /// request with `geoip_disable` gets none). Read once at start.
+    #[arg(long, env = "VEXIL_GEOIP_DB")]
+    pub geoip_db: Option<std::path::PathBuf>,
+    /// Proxies (CIDRs, comma-separated: `10.0.0.0/8,::1/128`) whose `X-Forwarded-For` names the
+    /// client for GeoIP and cookieless hashing; from any other peer the header is ignored.
+    #[arg(long, env = "VEXIL_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<vexil_server::IpNet>,
     /// Largest capture or management request body, raw and after decompression, in bytes.
     #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = vexil_wire::decode::DEFAULT_MAX_DECODED_BYTES)]
     pub max_body_bytes: usize,
@@ -318,6 +327,11 @@ pub async fn run(args: &ServeArgs, idleness: Arc<Idleness>) -> anyhow::Result<()
         clock: clock(args),
         revision_check_interval: args.revision_check_interval,
         snapshot_dir: snapshot_dir.clone(),
+        geoip: match &args.geoip_db {
+            Some(path) => Some(Arc::new(vexil_server::GeoIp::open(path)?)),
+            None => None,
+        },
+        trusted_proxies: args.trusted_proxies.clone(),
         ..Settings::default()
     };
     let state = AppState::new(store.clone(), settings).await.map_err(|e| {

@@ -4,6 +4,7 @@
 mod buckets;
 mod counters;
 mod outage;
+mod salt;
 
 use std::time::Duration;
 

@@ -2,16 +2,18 @@
 //! query asks for, the request id, the runtime the headers suggest, and — for a POST — the
 //! decoded body as a [`FlagsRequest`] with its project resolved from the token.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use vexil_wire::request::{
     EffectiveQuery, EvaluationRuntime, FlagsQuery, FlagsRequest, ResponseShape, RuntimeHints,
 };
 
 use super::body::read_json;
+use crate::address::client_address;
 use crate::budget::Endpoint;
 use crate::error::ApiError;
 use crate::overload::Bucket;
@@ -76,6 +78,20 @@ pub struct FlagsCall {
     pub request: FlagsRequest,
     /// The project the token names.
     pub snapshot: Arc<ProjectSnapshot>,
+    /// Who sent it, for GeoIP and cookieless hashing.
+    pub client: Client,
+}
+
+/// What a `/flags` request says about its sender beyond the body.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The client's address (the peer, or `X-Forwarded-For` from a trusted proxy); `None`
+    /// without a socket (in-process calls).
+    pub address: Option<IpAddr>,
+    /// The `Origin` header.
+    pub origin: Option<HeaderValue>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<HeaderValue>,
 }
 
 impl FromRequest<AppState> for FlagsCall {
@@ -83,6 +99,15 @@ impl FromRequest<AppState> for FlagsCall {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let endpoint = FlagsEndpoint::new(req.uri(), req.headers());
+        let client = Client {
+            address: client_address(
+                req.headers(),
+                req.extensions(),
+                &state.settings.trusted_proxies,
+            ),
+            origin: req.headers().get(header::ORIGIN).cloned(),
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        };
         let (_, snapshot, json) = read_json(req, state, Endpoint::Flags, &endpoint.query, |text| {
             let token = FlagsRequest::token_of(text)
                 .map_err(|e| ApiError::invalid(format!("Invalid request: {e}.")))?
@@ -111,6 +136,7 @@ impl FromRequest<AppState> for FlagsCall {
             endpoint,
             request,
             snapshot,
+            client,
         })
     }
 }

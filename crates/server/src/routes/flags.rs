@@ -12,9 +12,10 @@ use vexil_wire::request::FlagFilter;
 use vexil_wire::response::{ConfigFields, Envelope, FlagsResponse};
 
 use crate::access::LoggedProject;
+use crate::cookieless::{Visitor, SENTINEL};
 use crate::error::{refuse, ApiError};
 use crate::evaluate::{stored_inputs, Stored};
-use crate::extract::flags::{FlagsCall, FlagsEndpoint};
+use crate::extract::flags::{Client, FlagsCall, FlagsEndpoint};
 use crate::response::{json_bytes, json_response};
 use crate::state::AppState;
 
@@ -33,8 +34,9 @@ pub fn methods() -> MethodRouter<AppState> {
 async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
     let FlagsCall {
         endpoint,
-        request,
+        mut request,
         snapshot,
+        client,
     } = call;
     let now = state.settings.clock.now();
     let config = endpoint
@@ -52,6 +54,17 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
             StatusCode::OK,
             &FlagsResponse::empty(endpoint.shape, envelope),
         );
+    }
+    if request.distinct_id.as_deref() == Some(SENTINEL) {
+        match cookieless_id(&state, &endpoint, &request, &client, snapshot.project.id.0).await {
+            Ok(id) => request.distinct_id = Some(id),
+            Err(e) => return e.into_response(),
+        }
+    }
+    if let (Some(geoip), Some(ip), false) =
+        (&state.settings.geoip, client.address, request.geoip_disable)
+    {
+        geoip.enrich(&mut request.person_properties, ip);
     }
     let Some(distinct_id) = request.distinct_id.as_deref() else {
         return ApiError::invalid(
@@ -87,6 +100,40 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
             ApiError::internal().into_response()
         }
     }
+}
+
+/// The server-side distinct id of a cookieless visitor (PostHog's stateless
+/// `cookieless_server_hash_mode`), from the address, headers and request fields.
+async fn cookieless_id(
+    state: &AppState,
+    endpoint: &FlagsEndpoint,
+    request: &vexil_wire::request::FlagsRequest,
+    client: &Client,
+    project: i64,
+) -> Result<String, ApiError> {
+    let Some(ip) = client.address else {
+        return Err(ApiError::invalid("Cookieless mode needs the client's address.").attr("ip"));
+    };
+    let header = |v: &Option<axum::http::HeaderValue>| {
+        v.as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (origin, user_agent) = (header(&client.origin), header(&client.user_agent));
+    let visitor = Visitor {
+        ip,
+        origin: &origin,
+        user_agent: &user_agent,
+        timezone: request.timezone.as_deref(),
+        hash_extra: request.cookieless_hash_extra.as_deref(),
+        sent_at_ms: endpoint.query.sent_at,
+    };
+    state
+        .salts
+        .distinct_id(project, &visitor, state.settings.clock.now())
+        .await
+        .map_err(|e| ApiError::invalid(format!("{e}.")).attr(e.attr()))
 }
 
 /// `GET`: never evaluates; the empty-flags envelope with the minimal config.

@@ -58,7 +58,8 @@ pub struct FlagsRequest {
     pub flag_keys: Option<Vec<String>>,
     /// `disable_flags`: return no flags (config only).
     pub disable_flags: bool,
-    /// `geoip_disable`: skip GeoIP enrichment of person properties.
+    /// `geoip_disable` (or `disable_geoip`, which posthog-rs's older calls send and PostHog
+    /// ignores): skip GeoIP enrichment of person properties.
     pub geoip_disable: bool,
     /// `evaluation_contexts` / `evaluation_environments`: flag tag filter.
     pub evaluation_contexts: Option<Vec<String>>,
@@ -115,7 +116,8 @@ impl FlagsRequest {
                 field::string_list,
             )?,
             disable_flags: field::optional(m, &["disable_flags"], field::boolean)?.unwrap_or(false),
-            geoip_disable: field::optional(m, &["geoip_disable"], field::boolean)?.unwrap_or(false),
+            geoip_disable: field::optional(m, &["geoip_disable", "disable_geoip"], field::boolean)?
+                .unwrap_or(false),
             evaluation_contexts: field::optional(
                 m,
                 &["evaluation_contexts", "evaluation_environments"],

@@ -30,6 +30,7 @@ const KNOWN_KEYS: &[&str] = &[
     "flag_keys_to_evaluate",
     "disable_flags",
     "geoip_disable",
+    "disable_geoip",
     "evaluation_contexts",
     "evaluation_runtime",
     "timezone",

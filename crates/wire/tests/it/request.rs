@@ -176,6 +176,8 @@ fn property_fields_and_aliases() {
     assert_eq!(r.anon_distinct_id.as_deref(), Some("a1"));
     assert_eq!(r.device_id.as_deref(), Some("d1"));
     assert!(r.disable_flags && r.geoip_disable);
+    // posthog-rs's spelling.
+    assert!(parse(json!({"disable_geoip": true})).geoip_disable);
     assert_eq!(r.timezone.as_deref(), Some("Europe/Paris"));
     assert_eq!(r.evaluation_runtime, Some(EvaluationRuntime::Server));
     assert_eq!(
