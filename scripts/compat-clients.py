@@ -94,12 +94,13 @@ def table() -> str:
 
 
 def lock_problems() -> list[str]:
-    """Pins that a lock file decides: the Rust provider is pinned by its Cargo.lock."""
+    """Pins that a lock file decides: a Rust client is pinned by its suite crate's Cargo.lock
+    (`tests/compat/<crate>/Cargo.lock`)."""
     problems = []
-    lock = ROOT / "tests" / "compat" / "ofrep-rust" / "Cargo.lock"
     for c in clients():
         if c["registry"] != "crates":
             continue
+        lock = ROOT / "tests" / "compat" / Path(c["suites"][0]).parts[2] / "Cargo.lock"
         m = re.search(
             r'name = "%s"\nversion = "([^"]+)"' % re.escape(c["package"]),
             lock.read_text(encoding="utf-8"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node) and the
+# Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node, posthog-rs) and the
 # official OpenFeature OFREP providers (node server, Python, Rust) and a real SSE client (httpx-sse, on
 # the change streams) against a live `vexil serve`, then a restart of the server and a persistence check.
 #
@@ -28,6 +28,8 @@ mapfile -t OFREP_NODE_PACKAGES < <(clients spec ofrep-node)
 # tests/compat/ofrep-rust/Cargo.lock (clients.json names the same version; the README check compares
 # them) and built into target/ofrep-rust (minutes when cold: rustls on aws-lc).
 ofrep_rust_target=$root/target/ofrep-rust
+# posthog-rs (tests/compat/posthog-rs, pinned by its Cargo.lock) shares that target directory: the
+# same reqwest/rustls/aws-lc builds.
 
 say() { printf '== compat: %s\n' "$*"; }
 die() { printf 'compat: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -122,6 +124,10 @@ cp "$root"/tests/compat/ofrep-node/package.json "$root"/tests/compat/ofrep-node/
 say "building the Rust OFREP provider's tests (tests/compat/ofrep-rust)"
 (cd "$root/tests/compat/ofrep-rust" && CARGO_TARGET_DIR=$ofrep_rust_target retry cargo test -q --locked --test provider --no-run) \
   || die "building tests/compat/ofrep-rust failed"
+say "building the posthog-rs tests and the test GeoIP database's writer (tests/compat/posthog-rs)"
+(cd "$root/tests/compat/posthog-rs" && CARGO_TARGET_DIR=$ofrep_rust_target retry cargo test -q --locked --test sdk --no-run \
+  && CARGO_TARGET_DIR=$ofrep_rust_target cargo run -q --locked --bin write-test-geoip -- "$tmp/geoip.mmdb") \
+  || die "building tests/compat/posthog-rs failed"
 py=$tmp/venv/bin/python
 version_of() { "$1" -c 'import posthog.version as v; print(v.VERSION)'; }
 node_version_of() { node -p 'require(process.argv[1]).version' "$1/node_modules/posthog-node/package.json"; }
@@ -149,13 +155,15 @@ create_project() {
   "$vexil" project create --name "$1" --json --data-dir "$data" > "$tmp/project-$1.json" \
     || die "vexil project create --name $1 failed"
 }
-projects=(python node walkthrough ofrep-node ofrep-python ofrep-rust sse)
+projects=(python node walkthrough ofrep-node ofrep-python ofrep-rust posthog-rs sse)
 for name in "${projects[@]}"; do
   create_project "$name"
 done
 
-# A small replay window, so that the SSE suite can fall out of it.
-serve_args=(--stream-replay 8)
+# A small replay window, so that the SSE suite can fall out of it. GeoIP from the test database,
+# with the clients' own address (127.0.0.1) as the trusted proxy: a suite sets X-Forwarded-For to
+# be somewhere (the others send none, and loopback has no country).
+serve_args=(--stream-replay 8 --geoip-db "$tmp/geoip.mmdb" --trusted-proxies 127.0.0.1/32)
 start_server() {
   "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$data" "${serve_args[@]}" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
@@ -265,6 +273,10 @@ ofrep_rust_suite() {
   eval "$(project_env ofrep-rust)"
   cd "$root/tests/compat/ofrep-rust" && CARGO_TARGET_DIR=$ofrep_rust_target cargo test -q --locked --test provider
 }
+posthog_rs_suite() {
+  eval "$(project_env posthog-rs)"
+  cd "$root/tests/compat/posthog-rs" && CARGO_TARGET_DIR=$ofrep_rust_target cargo test -q --locked --test sdk
+}
 ofrep_python_suite() {
   eval "$(project_env ofrep-python)"
   "$tmp/venv-ofrep/bin/python" -m pytest "${pytest_args[@]}" "$root/tests/compat/ofrep-python"
@@ -307,6 +319,7 @@ run_phase "legacy posthog-node $node_legacy_version" legacy_node_suite
 run_phase "OFREP: @openfeature/ofrep-provider (node server SDK)" ofrep_node_suite
 run_phase "OFREP: openfeature-provider-ofrep (python)" ofrep_python_suite
 run_phase "OFREP: open-feature-ofrep (rust)" ofrep_rust_suite
+run_phase "posthog-rs $(clients version posthog-rs)" posthog_rs_suite
 run_phase "SSE: httpx-sse on /flags/definitions/stream and the OFREP stream" sse_suite
 run_phase "persistence: record before restart" persistence_before
 
@@ -340,7 +353,7 @@ stop_server
 
 read -r n_passed n_failed < <(count_tests)
 say "timings: install ${t_install}s; first start ${t_start}s; test-clock build ${t_build_clock}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
-say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, OFREP providers (node, python, rust): $n_passed passed, $n_failed failed"
+say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, posthog-rs $(clients version posthog-rs), OFREP providers (node, python, rust): $n_passed passed, $n_failed failed"
 failures+=("${server_problems[@]}")
 if [[ ${#failures[@]} -gt 0 ]]; then
   die "$(printf '%s; ' "${failures[@]}")"
