@@ -34,7 +34,7 @@ text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 passed = failed = 0
 for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
     passed, failed = passed + int(p), failed + int(f)
-for p, f in re.findall(r"^(?:conformance/\S+|compat|ui): (\d+) passed, (\d+) failed$", text, re.M):
+for p, f in re.findall(r"^(?:conformance/\S+|compat|ui(?:/\S+)?): (\d+) passed, (\d+) failed$", text, re.M):
     passed, failed = passed + int(p), failed + int(f)
 print(f"total: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::error::{Result, StoreError};
 use crate::project::ProjectId;
-use crate::Page;
+use crate::{Actor, Page};
 
 /// Longest flag key accepted (PostHog's column limit).
 pub const MAX_FLAG_KEY_LEN: usize = 400;
@@ -89,8 +89,8 @@ pub struct NewFlag {
     pub is_remote_configuration: bool,
     /// Default `false`.
     pub has_encrypted_payloads: bool,
-    /// Creator label recorded on the flag and in the activity log.
-    pub created_by: Option<String>,
+    /// Who creates it: recorded in the activity log, its label as the flag's `created_by`.
+    pub created_by: Option<Actor>,
 }
 
 impl NewFlag {
@@ -137,8 +137,8 @@ impl NewFlag {
             is_remote_configuration: self.is_remote_configuration,
             has_encrypted_payloads: self.has_encrypted_payloads,
             has_experiment: false,
-            created_by: self.created_by.clone(),
-            last_modified_by: self.created_by.clone(),
+            created_by: self.created_by.as_ref().map(Actor::label),
+            last_modified_by: self.created_by.as_ref().map(Actor::label),
             created_at: now,
             updated_at: now,
         }
@@ -194,7 +194,7 @@ impl FlagUpdate {
         &self,
         before: &FeatureFlag,
         now: DateTime<Utc>,
-        actor: Option<&str>,
+        actor: Option<&Actor>,
     ) -> Result<FeatureFlag> {
         let mut after = before.clone();
         if let Some(key) = &self.key {
@@ -227,7 +227,7 @@ impl FlagUpdate {
         after.version = before.version.saturating_add(1);
         after.updated_at = now;
         if let Some(actor) = actor {
-            after.last_modified_by = Some(actor.to_owned());
+            after.last_modified_by = Some(actor.label());
         }
         Ok(after)
     }
@@ -314,7 +314,7 @@ pub struct ActivityEntry {
     /// What happened.
     pub action: ActivityAction,
     /// Who did it, when known.
-    pub actor: Option<String>,
+    pub actor: Option<Actor>,
     /// When.
     pub at: DateTime<Utc>,
     /// The whole flag before (`None` for creation).

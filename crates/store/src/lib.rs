@@ -29,6 +29,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod actor;
 mod capture;
 mod changes;
 mod cohort;
@@ -47,11 +48,13 @@ mod sql;
 pub mod sqlite;
 mod store;
 mod user;
+mod user_key;
 mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
 
+pub use actor::{Actor, KeyRef};
 pub use capture::{CaptureOutcome, CapturedEvent, Effect, MAX_PERSON_PROPERTIES};
 pub use cohort::{Cohort, CohortUpdate, NewCohort};
 pub use definitions::{feed_cohort_references, feed_definition};
@@ -74,6 +77,7 @@ pub use user::{
     generate_password, hash_password, normalise_email, Access, IssuedSession, NewUser,
     PasswordHash, Session, User, UserId, MIN_PASSWORD_LEN,
 };
+pub use user_key::{validate_key_label, IssuedUserKey, UserKey, MAX_KEY_LABEL_LEN};
 pub use vexil_engine::Properties;
 pub use watch::{Change, Changes, ChangesSince, ReloadReason, Replay, Revised, MAX_REPLAYED};
 

@@ -10,10 +10,10 @@ use vexil_engine::Definitions;
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::watch::{Changes, ChangesSince};
 use crate::{
-    ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
-    FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
-    KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId,
-    Properties, PropertyKey, Result,
+    ActivityEntry, Actor, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject,
+    EvalInputs, FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType,
+    IssuedKey, IssuedUserKey, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person,
+    PersonUpdate, Project, ProjectId, Properties, PropertyKey, Result, UserKey,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -123,7 +123,7 @@ pub trait Store: Send + Sync {
         project: ProjectId,
         id: i64,
         update: &FlagUpdate,
-        actor: Option<&str>,
+        actor: Option<&Actor>,
         check: &FlagCheck<'_>,
     ) -> Result<FeatureFlag>;
 
@@ -153,7 +153,10 @@ pub trait Store: Send + Sync {
                 }
                 _ => Ok(()),
             };
-        self.update_flag_checked(project, id, update, actor, &check)
+        let actor = actor.map(|a| Actor::Named {
+            label: a.to_owned(),
+        });
+        self.update_flag_checked(project, id, update, actor.as_ref(), &check)
             .await
     }
 
@@ -189,6 +192,9 @@ pub trait Store: Send + Sync {
         flag: Option<i64>,
         page: Page,
     ) -> Result<Listing<ActivityEntry>>;
+
+    /// One activity-log entry of the project (for a revert).
+    async fn activity_entry(&self, project: ProjectId, id: i64) -> Result<Option<ActivityEntry>>;
 
     /// The project's local-evaluation definitions: non-deleted flags (minus remote
     /// configuration), the group type mapping, and the referenced dynamic cohorts.
@@ -423,6 +429,24 @@ pub trait Store: Send + Sync {
 
     /// Ends a session (sign-out); an unknown id is not an error.
     async fn delete_session(&self, id: &str) -> Result<()>;
+
+    // ---- users' personal API keys ----
+
+    /// Creates a personal key for `user` labelled `label` (checked by
+    /// [`crate::validate_key_label`]); only its hash is stored. An unknown user is
+    /// [`crate::StoreError::NotFound`].
+    async fn create_user_key(&self, user: UserId, label: &str) -> Result<IssuedUserKey>;
+
+    /// `user`'s keys, newest first, without their values.
+    async fn user_keys(&self, user: UserId) -> Result<Vec<UserKey>>;
+
+    /// Deletes `user`'s key `id` (refused from the next request on); `false` when `user` has
+    /// no such key.
+    async fn revoke_user_key(&self, user: UserId, id: i64) -> Result<bool>;
+
+    /// The user a personal key belongs to, and the key, recording its use at `now` (at most
+    /// once a minute); `None` for an unknown or revoked key.
+    async fn user_by_key(&self, key: &str, now: DateTime<Utc>) -> Result<Option<(User, UserKey)>>;
 
     // ---- hot path ----
 

@@ -18,7 +18,10 @@ use crate::{ProjectId, Result, StoreError};
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// A user's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct UserId(pub i64);
 
 impl fmt::Display for UserId {

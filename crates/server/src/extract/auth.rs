@@ -11,7 +11,10 @@
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use vexil_store::{KeyKind, Project, ProjectId, PERSONAL_KEY_PREFIX, SECRET_KEY_PREFIX};
+use vexil_store::{
+    Actor, KeyKind, KeyRef, Project, ProjectId, User, UserKey, PERSONAL_KEY_PREFIX,
+    SECRET_KEY_PREFIX,
+};
 
 use crate::error::ApiError;
 use crate::overload::Bucket;
@@ -69,53 +72,157 @@ pub fn refuse_key_in_query(query: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// Who a personal key (`phx_…`) is: a project's own key, or a key of a user.
+#[derive(Debug, Clone)]
+pub enum KeyHolder {
+    /// The project's personal key: reaches that project only.
+    Project(Project),
+    /// A user's key: reaches the projects the user belongs to (an administrator's: all).
+    User(User, UserKey),
+}
+
+impl KeyHolder {
+    /// The holder of the personal key in the `Authorization` header: 401 without one, with
+    /// another kind of key, or with an unknown or revoked key (checked against the store on
+    /// every request, so a revocation counts from the next one on every node).
+    pub async fn of(parts: &Parts, state: &AppState) -> Result<KeyHolder, ApiError> {
+        refuse_key_in_query(parts.uri.query())?;
+        let key = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::not_authenticated("Authentication credentials were not provided.")
+        })?;
+        if !key.starts_with(PERSONAL_KEY_PREFIX) {
+            return Err(ApiError::authentication_failed(
+                "Only personal API keys (phx_…) can use this API.",
+            ));
+        }
+        Self::find(state, key)
+            .await?
+            .ok_or_else(|| ApiError::authentication_failed("Personal API key is invalid."))
+    }
+
+    /// The holder of personal key `key`, if it is one.
+    pub async fn find(state: &AppState, key: &str) -> Result<Option<KeyHolder>, ApiError> {
+        if let Some(project) = state.store.project_by_personal_key(key).await? {
+            return Ok(Some(KeyHolder::Project(project)));
+        }
+        let now = state.settings.clock.now();
+        Ok(state
+            .store
+            .user_by_key(key, now)
+            .await?
+            .map(|(user, key)| KeyHolder::User(user, key)))
+    }
+
+    /// The activity log's name for changes made with this key (`key` is its value).
+    fn actor(&self, key: &str) -> Actor {
+        match self {
+            KeyHolder::Project(_) => Actor::ProjectKey {
+                prefix: key.get(..8).unwrap_or(PERSONAL_KEY_PREFIX).to_owned(),
+            },
+            KeyHolder::User(user, key) => Actor::UserKey {
+                user: user.id,
+                email: user.email.clone(),
+                key: KeyRef {
+                    id: key.id,
+                    label: key.label.clone(),
+                    mask: key.mask.clone(),
+                },
+            },
+        }
+    }
+
+    /// The project `wanted` (a path's `{project_id}`: an id or `@current`) if this key reaches
+    /// it. `@current` is a project key's own project, or the first project of the user.
+    pub async fn project(
+        &self,
+        state: &AppState,
+        wanted: Option<&str>,
+    ) -> Result<Option<Project>, ApiError> {
+        let wanted = match wanted {
+            None | Some("@current") => None,
+            Some(id) => match id.parse::<i64>() {
+                Ok(id) => Some(ProjectId(id)),
+                Err(_) => return Ok(None),
+            },
+        };
+        match self {
+            KeyHolder::Project(project) => {
+                Ok(wanted.is_none_or(|w| w == project.id).then(|| project.clone()))
+            }
+            KeyHolder::User(user, _) => match wanted {
+                Some(id) if user.access.allows(id) => Ok(state.store.get_project(id).await?),
+                Some(_) => Ok(None),
+                None => Ok(state
+                    .store
+                    .list_projects()
+                    .await?
+                    .into_iter()
+                    .find(|p| user.access.allows(p.id))),
+            },
+        }
+    }
+}
+
 /// A management-API request authenticated by a personal key, scoped to the `{project_id}` of
-/// its path (`@current` or the key's own project id). Anything else is 401/404 without
-/// revealing whether another project's ids exist.
+/// its path: the project's own key reaches that project, a user's key the projects its user
+/// belongs to (`@current`: the key's project, or the user's first). Anything else is 401/404
+/// without revealing whether another project's ids exist.
 #[derive(Debug, Clone)]
 pub struct ManagedProject {
-    /// The key's project.
+    /// The project the request is about.
     pub project: Project,
-    /// A label for the activity log: the key's visible prefix.
-    pub actor: String,
+    /// Who is acting, for the activity log.
+    pub actor: Actor,
+    /// Whose key it is.
+    pub holder: KeyHolder,
 }
 
 impl FromRequestParts<AppState> for ManagedProject {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        refuse_key_in_query(parts.uri.query())?;
-        let key = bearer(&parts.headers)
-            .ok_or_else(|| {
-                ApiError::not_authenticated("Authentication credentials were not provided.")
-            })?
-            .to_owned();
-        if !key.starts_with(PERSONAL_KEY_PREFIX) {
-            return Err(ApiError::authentication_failed(
-                "Only personal API keys (phx_…) can use this API.",
-            ));
-        }
-        let project = state
-            .store
-            .project_by_personal_key(&key)
-            .await?
-            .ok_or_else(|| ApiError::authentication_failed("Personal API key is invalid."))?;
-        state.overload.check(Bucket::Management, project.id).await?;
+        let holder = KeyHolder::of(parts, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("Project"))?;
-        if let Some((_, wanted)) = params.iter().find(|(name, _)| *name == "project_id") {
-            let matches = wanted == "@current" || wanted.parse::<i64>().ok() == Some(project.id.0);
-            if !matches {
-                return Err(ApiError::not_found("Project"));
-            }
-        }
-        let actor = format!(
-            "personal key {}…",
-            key.get(..8).unwrap_or(PERSONAL_KEY_PREFIX)
-        );
-        Ok(ManagedProject { project, actor })
+        let wanted = params
+            .iter()
+            .find(|(name, _)| *name == "project_id")
+            .map(|(_, v)| v.to_owned());
+        let project = holder
+            .project(state, wanted.as_deref())
+            .await?
+            .ok_or_else(|| ApiError::not_found("Project"))?;
+        state.overload.check(Bucket::Management, project.id).await?;
+        let actor = holder.actor(bearer(&parts.headers).unwrap_or_default());
+        Ok(ManagedProject {
+            project,
+            actor,
+            holder,
+        })
     }
+}
+
+/// Whether `credential` is `project`'s key of this kind, or (a personal key) the key of a user
+/// who belongs to `project`.
+async fn verify(
+    state: &AppState,
+    project: ProjectId,
+    kind: KeyKind,
+    credential: &str,
+) -> Result<bool, vexil_store::StoreError> {
+    if state.store.verify_key(project, kind, credential).await? {
+        return Ok(true);
+    }
+    if kind != KeyKind::Personal {
+        return Ok(false);
+    }
+    let now = state.settings.clock.now();
+    Ok(state
+        .store
+        .user_by_key(credential, now)
+        .await?
+        .is_some_and(|(user, _)| user.access.allows(project)))
 }
 
 /// Authorises the local-evaluation feed for the project named by the `token` query parameter:
@@ -160,9 +267,11 @@ pub async fn server_key_access(
                     "The token query parameter is required with a secret key.",
                 ));
             }
-            state
-                .store
-                .project_by_personal_key(credential)
+            let holder = KeyHolder::find(state, credential)
+                .await?
+                .ok_or_else(|| ApiError::authentication_failed("Personal API key is invalid."))?;
+            holder
+                .project(state, None)
                 .await?
                 .ok_or_else(|| ApiError::authentication_failed("Personal API key is invalid."))?
                 .id
@@ -173,7 +282,7 @@ pub async fn server_key_access(
     } else {
         (KeyKind::Personal, "Personal API key is invalid.")
     };
-    let accepted = match state.store.verify_key(project, kind, credential).await {
+    let accepted = match verify(state, project, kind, credential).await {
         Ok(accepted) => {
             state
                 .verified_keys

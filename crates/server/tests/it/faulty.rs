@@ -107,6 +107,30 @@ impl Store for FaultyStore {
         self.inner.delete_session(id).await
     }
 
+    async fn create_user_key(
+        &self,
+        user: vexil_store::UserId,
+        label: &str,
+    ) -> Result<vexil_store::IssuedUserKey> {
+        self.inner.create_user_key(user, label).await
+    }
+
+    async fn user_keys(&self, user: vexil_store::UserId) -> Result<Vec<vexil_store::UserKey>> {
+        self.inner.user_keys(user).await
+    }
+
+    async fn revoke_user_key(&self, user: vexil_store::UserId, id: i64) -> Result<bool> {
+        self.inner.revoke_user_key(user, id).await
+    }
+
+    async fn user_by_key(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(vexil_store::User, vexil_store::UserKey)>> {
+        self.inner.user_by_key(key, now).await
+    }
+
     async fn create_project(&self, name: &str) -> Result<CreatedProject> {
         self.inner.create_project(name).await
     }
@@ -173,7 +197,7 @@ impl Store for FaultyStore {
         project: ProjectId,
         id: i64,
         update: &FlagUpdate,
-        actor: Option<&str>,
+        actor: Option<&vexil_store::Actor>,
         check: &FlagCheck<'_>,
     ) -> Result<FeatureFlag> {
         self.inner
@@ -200,6 +224,10 @@ impl Store for FaultyStore {
         page: Page,
     ) -> Result<Listing<ActivityEntry>> {
         self.inner.flag_activity(project, flag, page).await
+    }
+
+    async fn activity_entry(&self, project: ProjectId, id: i64) -> Result<Option<ActivityEntry>> {
+        self.inner.activity_entry(project, id).await
     }
 
     async fn definitions(&self, project: ProjectId) -> Result<Definitions> {

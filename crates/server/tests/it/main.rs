@@ -24,3 +24,4 @@ mod sdk_surface;
 mod stream;
 mod support;
 mod ui;
+mod user_keys;

@@ -9,10 +9,11 @@ use vexil_engine::Definitions;
 use super::{
     bump_revision, cohorts, count, is_fk_violation, is_unique_violation, json, projects, Db,
 };
+use crate::actor::ActorColumns;
 use crate::flag::snapshot;
 use crate::watch::{self, ChangesSince, ReloadReason, Replay, Revised, MAX_REPLAYED};
 use crate::{
-    ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
+    ActivityAction, ActivityEntry, Actor, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
     FlagUpdate, Listing, NewFlag, Page, ProjectId, Result, StoreError,
 };
 
@@ -106,7 +107,7 @@ pub(super) async fn create(
         ActivityAction::Created,
         None,
         &flag,
-        flag.created_by.as_deref(),
+        new.created_by.as_ref(),
     )
     .await?;
     bump_revision(&mut tx, project, Revised::Flag(flag.id)).await?;
@@ -119,7 +120,7 @@ pub(super) async fn update(
     project: ProjectId,
     id: i64,
     update: &FlagUpdate,
-    actor: Option<&str>,
+    actor: Option<&Actor>,
     check: &FlagCheck<'_>,
 ) -> Result<FeatureFlag> {
     let mut tx = db.write().await?;
@@ -231,21 +232,27 @@ async fn log(
     action: ActivityAction,
     before: Option<&FeatureFlag>,
     after: &FeatureFlag,
-    actor: Option<&str>,
+    actor: Option<&Actor>,
 ) -> Result<()> {
+    let who = Actor::columns(actor);
     let before = before.map(snapshot).transpose()?.map(|v| v.to_string());
     sqlx::query(
-        "INSERT INTO flag_activity (project_id, flag_id, flag_key, action, actor, at, before, after)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO flag_activity (project_id, flag_id, flag_key, action, actor, at, before, after,
+             actor_user_id, actor_key_id, actor_key_label, actor_key_mask)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(after.project_id.0)
     .bind(after.id)
     .bind(&after.key)
     .bind(action.as_str())
-    .bind(actor)
+    .bind(who.label)
     .bind(after.updated_at)
     .bind(before)
     .bind(snapshot(after)?.to_string())
+    .bind(who.user_id)
+    .bind(who.key_id)
+    .bind(who.key_label)
+    .bind(who.key_mask)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -337,6 +344,26 @@ pub(super) async fn list(
     })
 }
 
+/// The columns [`activity_from_row`] reads.
+const ACTIVITY_COLUMNS: &str =
+    "id, project_id, flag_id, flag_key, action, actor, at, before, after, \
+    actor_user_id, actor_key_id, actor_key_label, actor_key_mask";
+
+pub(super) async fn activity_entry(
+    db: &Db,
+    project: ProjectId,
+    id: i64,
+) -> Result<Option<ActivityEntry>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ACTIVITY_COLUMNS} FROM flag_activity WHERE project_id = $1 AND id = $2"
+    ))
+    .bind(project.0)
+    .bind(id)
+    .fetch_optional(&mut *db.acquire().await?)
+    .await?;
+    row.as_ref().map(activity_from_row).transpose()
+}
+
 fn activity_from_row(row: &PgRow) -> Result<ActivityEntry> {
     let action: String = row.try_get("action")?;
     let before: Option<String> = row.try_get("before")?;
@@ -348,7 +375,13 @@ fn activity_from_row(row: &PgRow) -> Result<ActivityEntry> {
         flag_key: row.try_get("flag_key")?,
         action: ActivityAction::parse(&action)
             .ok_or_else(|| StoreError::corrupt(format!("activity action {action:?}")))?,
-        actor: row.try_get("actor")?,
+        actor: Actor::from_columns(ActorColumns {
+            label: row.try_get("actor")?,
+            user_id: row.try_get("actor_user_id")?,
+            key_id: row.try_get("actor_key_id")?,
+            key_label: row.try_get("actor_key_label")?,
+            key_mask: row.try_get("actor_key_mask")?,
+        }),
         at: row.try_get("at")?,
         before: before.map(|b| json(&b, "activity before")).transpose()?,
         after: after.map(|a| json(&a, "activity after")).transpose()?,
@@ -364,7 +397,7 @@ pub(super) async fn activity(
     let filter = "project_id = $1 AND ($2::bigint IS NULL OR flag_id = $2)";
     let mut conn = db.acquire().await?;
     let rows = sqlx::query(&format!(
-        "SELECT id, project_id, flag_id, flag_key, action, actor, at, before, after
+        "SELECT {ACTIVITY_COLUMNS}
          FROM flag_activity WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
     ))
     .bind(project.0)

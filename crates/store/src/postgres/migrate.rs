@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "definition_changes",
         sql: include_str!("migrations/0003_definition_changes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "user_keys",
+        sql: include_str!("migrations/0005_user_keys.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations across nodes (`"vexil-mg"` as a number).

@@ -20,6 +20,7 @@ mod overrides;
 mod persons;
 mod projects;
 mod reach;
+mod user_keys;
 mod users;
 
 use std::collections::{HashMap, HashSet};
@@ -40,10 +41,10 @@ use crate::sql::{count, is_fk_violation, is_unique_violation, json};
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::watch::{ChangesSince, Revised, LOG_KEPT};
 use crate::{
-    ActivityEntry, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject, EvalInputs,
-    FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, KeyKind, Listing,
-    NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties,
-    Result, Store, StoreError,
+    ActivityEntry, Actor, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject,
+    EvalInputs, FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
+    IssuedUserKey, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate,
+    Project, ProjectId, Properties, Result, Store, StoreError, UserKey,
 };
 
 /// Connections per node. Writers hold one for a transaction's length; readers briefly.
@@ -270,7 +271,7 @@ impl Store for PgStore {
         project: ProjectId,
         id: i64,
         update: &FlagUpdate,
-        actor: Option<&str>,
+        actor: Option<&Actor>,
         check: &FlagCheck<'_>,
     ) -> Result<FeatureFlag> {
         flags::update(&self.db, project, id, update, actor, check).await
@@ -300,6 +301,10 @@ impl Store for PgStore {
         page: Page,
     ) -> Result<Listing<ActivityEntry>> {
         flags::activity(&self.db, project, flag, page).await
+    }
+
+    async fn activity_entry(&self, project: ProjectId, id: i64) -> Result<Option<ActivityEntry>> {
+        flags::activity_entry(&self.db, project, id).await
     }
 
     async fn definitions(&self, project: ProjectId) -> Result<Definitions> {
@@ -533,6 +538,22 @@ impl Store for PgStore {
 
     async fn delete_session(&self, id: &str) -> Result<()> {
         users::delete_session(&self.db, id).await
+    }
+
+    async fn create_user_key(&self, user: UserId, label: &str) -> Result<IssuedUserKey> {
+        user_keys::create(&self.db, user, label).await
+    }
+
+    async fn user_keys(&self, user: UserId) -> Result<Vec<UserKey>> {
+        user_keys::list(&self.db, user).await
+    }
+
+    async fn revoke_user_key(&self, user: UserId, id: i64) -> Result<bool> {
+        user_keys::revoke(&self.db, user, id).await
+    }
+
+    async fn user_by_key(&self, key: &str, now: DateTime<Utc>) -> Result<Option<(User, UserKey)>> {
+        user_keys::owner(&self.db, key, now).await
     }
 
     async fn evaluation_inputs(

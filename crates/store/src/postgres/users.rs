@@ -13,7 +13,17 @@ use crate::{hash_key, normalise_email, ProjectId, Result, StoreError};
 
 /// The user of `row` (`id, email, is_admin, created_at`), with their memberships.
 async fn load(conn: &mut PgConnection, row: &PgRow) -> Result<User> {
-    let id = UserId(row.try_get("id")?);
+    load_as(conn, row, "id", "created_at").await
+}
+
+/// [`load`] with the user's id and creation time in the columns `id` and `created_at`.
+pub(super) async fn load_as(
+    conn: &mut PgConnection,
+    row: &PgRow,
+    id: &str,
+    created_at: &str,
+) -> Result<User> {
+    let id = UserId(row.try_get(id)?);
     let is_admin: bool = row.try_get("is_admin")?;
     let access = if is_admin {
         Access::Admin
@@ -30,7 +40,7 @@ async fn load(conn: &mut PgConnection, row: &PgRow) -> Result<User> {
         id,
         email: row.try_get("email")?,
         access,
-        created_at: row.try_get("created_at")?,
+        created_at: row.try_get(created_at)?,
     })
 }
 

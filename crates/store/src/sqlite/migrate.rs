@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "definition_changes",
         sql: include_str!("migrations/0006_definition_changes.sql"),
     },
+    Migration {
+        version: 8,
+        name: "user_keys",
+        sql: include_str!("migrations/0008_user_keys.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

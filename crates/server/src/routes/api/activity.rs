@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use vexil_store::{ActivityAction, ActivityEntry, Listing, ProjectId};
 
 use super::flag_view::timestamp;
-use super::keys::user_json;
+use super::keys::actor_json;
 use super::paging::{Links, NumberedPage};
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
@@ -81,7 +81,9 @@ pub fn entry_json(entry: &ActivityEntry) -> Value {
     let item_id = entry.flag_id.to_string();
     json!({
         "id": entry.id,
-        "user": entry.actor.as_deref().map(|a| user_json(entry.project_id, a)),
+        "user": entry.actor.as_ref().map(|a| actor_json(entry.project_id, a)),
+        // Vexil's addition: which key, if a user's key made the change.
+        "actor": entry.actor,
         "activity": entry.action.as_str(),
         "scope": "FeatureFlag",
         "item_id": item_id,
@@ -101,7 +103,8 @@ fn change(action: &str, field: Option<&str>, before: &Value, after: &Value) -> V
     json!({"type": "FeatureFlag", "action": action, "field": field, "before": before, "after": after})
 }
 
-fn changes(entry: &ActivityEntry) -> Vec<Value> {
+/// The fields an entry changed, as PostHog lists them (`{type, action, field, before, after}`).
+pub fn changes(entry: &ActivityEntry) -> Vec<Value> {
     let null = Value::Null;
     let after = entry.after.as_ref().unwrap_or(&null);
     let Some(before) = entry.before.as_ref() else {

@@ -171,7 +171,7 @@ async fn create_cohort(state: AppState, body: Payload) -> Result<Response, ApiEr
     let cohort = create_with(
         &state,
         project,
-        &body.project.actor,
+        &body.project.actor.label(),
         &body.fields,
         body.csv.as_deref(),
     )

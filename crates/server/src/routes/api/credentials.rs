@@ -8,11 +8,12 @@
 //! personal key locks the API out: `vexil project rotate-key` issues a new one offline.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 use vexil_store::KeyKind;
 
+use super::keys::no_store;
 use crate::error::ApiError;
 use crate::extract::auth::ManagedProject;
 use crate::response::json_response;
@@ -27,13 +28,6 @@ fn kind(name: &str) -> Result<KeyKind, ApiError> {
     })
 }
 
-/// A response that carries a key must not be kept by any cache.
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
 
 /// `POST keys/{kind}/rotate/` → `{"project_id", "kind", "key"}`.
 pub async fn rotate(

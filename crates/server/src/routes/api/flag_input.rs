@@ -2,13 +2,13 @@
 //! and the version rule of concurrent edits (spec §6).
 
 use serde_json::{Map, Value};
-use vexil_store::{EvaluationRuntime, FeatureFlag, FlagUpdate, NewFlag, ProjectId, StoreError};
+use vexil_store::{Actor, EvaluationRuntime, FeatureFlag, FlagUpdate, NewFlag, ProjectId, StoreError};
 
 use crate::error::ApiError;
 use crate::extract::Fields;
 
 /// Fields a client may change, compared by the version rule (and shown in the activity log).
-pub(super) const EDITABLE: &[&str] = &[
+pub(crate) const EDITABLE: &[&str] = &[
     "key",
     "name",
     "filters",
@@ -122,7 +122,7 @@ pub fn parse(fields: &Map<String, Value>, creating: bool) -> Result<FlagWrite, A
 
 impl FlagWrite {
     /// The flag to create: `key` and `filters` required, everything else defaulted.
-    pub fn into_new(self, actor: &str) -> Result<NewFlag, ApiError> {
+    pub fn into_new(self, actor: &Actor) -> Result<NewFlag, ApiError> {
         let u = self.update;
         let key = u
             .key
@@ -143,7 +143,7 @@ impl FlagWrite {
         new.bucketing_identifier = u.bucketing_identifier.flatten();
         new.is_remote_configuration = u.is_remote_configuration.unwrap_or(false);
         new.has_encrypted_payloads = u.has_encrypted_payloads.unwrap_or(false);
-        new.created_by = Some(actor.to_owned());
+        new.created_by = Some(actor.clone());
         Ok(new)
     }
 
@@ -221,8 +221,8 @@ pub fn candidate(new: &NewFlag, project: ProjectId) -> FeatureFlag {
         is_remote_configuration: new.is_remote_configuration,
         has_encrypted_payloads: new.has_encrypted_payloads,
         has_experiment: false,
-        created_by: new.created_by.clone(),
-        last_modified_by: new.created_by.clone(),
+        created_by: new.created_by.as_ref().map(Actor::label),
+        last_modified_by: new.created_by.as_ref().map(Actor::label),
         created_at: now,
         updated_at: now,
     }

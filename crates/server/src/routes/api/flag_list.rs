@@ -213,7 +213,7 @@ mod tests {
 
     fn flag(id: i64, key: &str, filters: Value) -> FeatureFlag {
         let mut new = vexil_store::NewFlag::new(key, filters);
-        new.created_by = Some("k".into());
+        new.created_by = Some(vexil_store::Actor::Named { label: "k".into() });
         let mut f = super::super::flag_input::candidate(&new, vexil_store::ProjectId(1));
         f.id = id;
         f

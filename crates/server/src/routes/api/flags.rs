@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 use vexil_engine::rules::{self, FlagWrite as RuleWrite, Stored};
-use vexil_store::{FeatureFlag, FlagQuery, Page, ProjectId, StoreError};
+use vexil_store::{Actor, FeatureFlag, FlagQuery, Page, ProjectId, StoreError};
 
 use super::flag_input::{self, FlagWrite};
 use super::flag_list::ListQuery;
@@ -206,7 +206,7 @@ async fn create_flag(state: AppState, body: Payload) -> Result<Response, ApiErro
 pub async fn create_with(
     state: &AppState,
     project: ProjectId,
-    actor: &str,
+    actor: &Actor,
     fields: &Map<String, Value>,
 ) -> Result<FeatureFlag, ApiError> {
     let new = flag_input::parse(fields, true)?.into_new(actor)?;
@@ -282,7 +282,7 @@ async fn apply_update(
 pub async fn update_with(
     state: &AppState,
     project: ProjectId,
-    actor: &str,
+    actor: &Actor,
     id: i64,
     write: &FlagWrite,
     fields: &Map<String, Value>,

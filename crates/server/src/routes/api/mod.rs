@@ -9,17 +9,17 @@
 //! resource; request plumbing and paging each have their own. Write rules are the engine's
 //! (`vexil_engine::rules`), answered as 400s naming the field.
 
-mod activity;
+pub(super) mod activity;
 pub(super) mod cohort_members;
 pub(super) mod cohorts;
-mod credentials;
+pub(super) mod credentials;
 pub(super) mod evaluation;
 mod flag_calls;
 pub(super) mod flag_input;
 pub(super) mod flag_list;
 pub(super) mod flag_view;
 pub(super) mod flags;
-mod keys;
+pub(super) mod keys;
 pub(super) mod listing;
 mod paging;
 pub(super) mod persons;
@@ -46,6 +46,20 @@ pub fn router() -> Router<AppState> {
     for prefix in PREFIXES {
         router = project_routes(router, prefix);
     }
+    router = both(
+        router,
+        "/api/personal_api_keys",
+        get(keys::list_keys)
+            .post(keys::create_key)
+            .fallback(refuse("GET, POST, HEAD")),
+    );
+    router = both(
+        router,
+        "/api/personal_api_keys/{key_id}",
+        get(keys::get_key)
+            .delete(keys::delete_key)
+            .fallback(refuse("GET, DELETE, HEAD")),
+    );
     router = both(
         router,
         "/api/personal_api_keys/@current",

@@ -147,7 +147,7 @@ pub async fn save(
         Err((field, message)) => Problem::Field(field, message),
         Ok(fields) => {
             let write = flag_input::parse(&fields, false);
-            let actor = frame.viewer.session.user.email.clone();
+            let actor = frame.viewer.actor();
             let writer = state.clone();
             let written = match write {
                 Err(e) => Err(e),

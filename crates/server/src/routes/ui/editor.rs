@@ -108,7 +108,7 @@ pub async fn create(
     let problem = match api_fields(&fields) {
         Err(problem) => problem,
         Ok(body) => {
-            let actor = frame.viewer.session.user.email.clone();
+            let actor = frame.viewer.actor();
             let writer = state.clone();
             let written = to_completion(async move {
                 create_with(&writer, ProjectId(project), &actor, &body)

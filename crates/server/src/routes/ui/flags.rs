@@ -256,6 +256,7 @@ pub async fn detail(
             h1 { code { (flag.key) } }
             (status_badge(&flag, &filters, calls.get(&flag.key).copied(), now))
             a class="button secondary" href=(format!("{base}/edit")) { "Edit flag" }
+            a class="button secondary" href=(format!("{base}/activity")) { "Activity" }
         }
         @if !flag.name.is_empty() { p class="lead" { (flag.name) } }
         section aria-labelledby="where" {
@@ -417,7 +418,7 @@ pub async fn set_active(
     let mut fields = Map::new();
     fields.insert("active".into(), Value::Bool(active));
     let write = flag_input::parse(&fields, false)?;
-    let actor = frame.viewer.session.user.email.clone();
+    let actor = frame.viewer.actor();
     let project_id = flag.project_id;
     to_completion(async move {
         update_with(&state, project_id, &actor, id, &write, &fields)

@@ -9,16 +9,19 @@
 //! the same rules, the same 400s naming the field and 409s on stale versions, and the activity
 //! log names the user.
 
+mod activity;
 mod assets;
 mod cohorts;
 mod conditions;
 mod edit;
 mod editor;
 mod flags;
+mod keys;
 mod locality;
 mod page;
 mod persons;
 mod session;
+mod settings;
 mod signin;
 mod suggest;
 mod test_user;
@@ -54,6 +57,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(&format!("{flag}/edit"), get(edit::form).post(edit::save))
         .merge(data_routes())
+        .merge(admin_routes())
 }
 
 /// Cohorts and persons.
@@ -80,4 +84,29 @@ fn data_routes() -> Router<AppState> {
         )
         .route("/ui/projects/{project}/persons", get(persons::find))
         .route("/ui/projects/{project}/persons/view", get(persons::view))
+}
+
+/// Personal keys, the activity log and revert, project settings.
+fn admin_routes() -> Router<AppState> {
+    let project = "/ui/projects/{project}";
+    Router::new()
+        .route("/ui/keys", get(keys::list).post(keys::create))
+        .route(
+            "/ui/keys/{id}/revoke",
+            get(keys::confirm_revoke).post(keys::revoke),
+        )
+        .route(&format!("{project}/activity"), get(activity::project_log))
+        .route(
+            &format!("{project}/flags/{{id}}/activity"),
+            get(activity::flag_log),
+        )
+        .route(
+            &format!("{project}/activity/{{entry}}/revert"),
+            get(activity::confirm_revert).post(activity::revert),
+        )
+        .route(&format!("{project}/settings"), get(settings::page))
+        .route(
+            &format!("{project}/settings/keys/{{kind}}/{{action}}"),
+            get(settings::confirm_key).post(settings::key_action),
+        )
 }

@@ -171,9 +171,20 @@ fn sections(project: ProjectId) -> Markup {
     html! {
         nav aria-label="Sections" {
             ul class="sections" {
-                @for (path, label) in [("flags", "Flags"), ("cohorts", "Cohorts"), ("persons", "Persons")] {
+                @for (path, label) in [("flags", "Flags"), ("cohorts", "Cohorts"), ("persons", "Persons"), ("activity", "Activity"), ("settings", "Settings")] {
                     li { a href=(format!("/ui/projects/{}/{path}", project.0)) { (label) } }
                 }
+            }
+        }
+    }
+}
+
+/// The viewer's own pages.
+fn account_nav() -> Markup {
+    html! {
+        nav aria-label="Account" {
+            ul class="sections" {
+                li { a href="/ui/keys" { "API keys" } }
             }
         }
     }
@@ -197,6 +208,7 @@ fn header(frame: &Frame) -> Markup {
             @if let Some(current) = &frame.current {
                 (sections(current.id))
             }
+            (account_nav())
             form class="signout" method="post" action="/ui/signout" {
                 (frame.csrf())
                 span class="who" { (frame.viewer.session.user.email) }

@@ -12,7 +12,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::Duration;
-use vexil_store::Session;
+use vexil_store::{Actor, Session};
 
 use super::page::UiError;
 use crate::state::AppState;
@@ -37,6 +37,17 @@ pub struct Viewer {
     pub session: Session,
     /// The session id from the cookie (for sign-out).
     pub session_id: String,
+}
+
+impl Viewer {
+    /// The activity log's name for changes this user makes in the UI.
+    pub fn actor(&self) -> Actor {
+        let user = &self.session.user;
+        Actor::User {
+            id: user.id,
+            email: user.email.clone(),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Viewer {

@@ -3,8 +3,8 @@
 use serde_json::json;
 use vexil_engine::{evaluate, CompiledProject, Context, FlagValue};
 use vexil_store::{
-    ActivityAction, EvaluationRuntime, FeatureFlag, FlagQuery, FlagUpdate, NewCohort, NewFlag,
-    Page, ProjectId, StoreError,
+    ActivityAction, Actor, EvaluationRuntime, FeatureFlag, FlagQuery, FlagUpdate, KeyRef,
+    NewCohort, NewFlag, Page, ProjectId, StoreError, UserId,
 };
 
 use super::{everyone, props, TestDb};
@@ -12,7 +12,9 @@ use super::{everyone, props, TestDb};
 pub async fn create_sets_defaults_and_version_one(db: &mut TestDb) {
     let p = db.project("A").await.project.id;
     let mut new = NewFlag::new("beta", everyone());
-    new.created_by = Some("alice".into());
+    new.created_by = Some(Actor::Named {
+        label: "alice".into(),
+    });
     let flag = db.store.create_flag(p, &new).await.unwrap();
     assert!(flag.id > 0);
     assert_eq!(flag.project_id, p);
@@ -164,7 +166,10 @@ pub async fn soft_delete_hides_flag_and_keeps_row(db: &mut TestDb) {
         .await
         .unwrap();
     assert_eq!(log.items[0].action, ActivityAction::Deleted);
-    assert_eq!(log.items[0].actor.as_deref(), Some("carol"));
+    assert_eq!(
+        log.items[0].actor.as_ref().map(Actor::label).as_deref(),
+        Some("carol")
+    );
 }
 
 pub async fn key_is_unique_among_live_flags(db: &mut TestDb) {
@@ -293,7 +298,10 @@ pub async fn activity_log_records_every_change(db: &mut TestDb) {
     let p = db.project("A").await.project.id;
     let s = &*db.store;
     let mut new = NewFlag::new("beta", everyone());
-    new.created_by = Some("alice".into());
+    new.created_by = Some(Actor::User {
+        id: UserId(7),
+        email: "alice@example.com".into(),
+    });
     let flag = s.create_flag(p, &new).await.unwrap();
     let filters = json!({"groups": [{"properties": [], "rollout_percentage": 10}]});
     let update = FlagUpdate {
@@ -326,8 +334,66 @@ pub async fn activity_log_records_every_change(db: &mut TestDb) {
         ],
         "newest first"
     );
-    let actors: Vec<_> = log.items.iter().map(|e| e.actor.as_deref()).collect();
-    assert_eq!(actors, vec![Some("carol"), Some("bob"), Some("alice")]);
+    let actors: Vec<_> = log
+        .items
+        .iter()
+        .map(|e| e.actor.as_ref().map(Actor::label))
+        .collect();
+    assert_eq!(
+        actors,
+        vec![
+            Some("carol".into()),
+            Some("bob".into()),
+            Some("alice@example.com".into())
+        ]
+    );
+    assert_eq!(
+        log.items[2].actor, new.created_by,
+        "the creating user is kept with the entry"
+    );
+    let key_actor = Actor::UserKey {
+        user: UserId(7),
+        email: "alice@example.com".into(),
+        key: KeyRef {
+            id: 3,
+            label: "deploy bot".into(),
+            mask: "phx_...wxyz".into(),
+        },
+    };
+    let restored = s
+        .update_flag_checked(
+            p,
+            flag.id,
+            &FlagUpdate {
+                deleted: Some(false),
+                ..FlagUpdate::default()
+            },
+            Some(&key_actor),
+            &vexil_store::accept_any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        restored.last_modified_by.as_deref(),
+        Some("alice@example.com")
+    );
+    let newest = s
+        .flag_activity(p, Some(flag.id), Page::new(1, 0))
+        .await
+        .unwrap();
+    assert_eq!(newest.items[0].actor.as_ref(), Some(&key_actor));
+    let one = s.activity_entry(p, newest.items[0].id).await.unwrap();
+    assert_eq!(one.as_ref(), newest.items.first());
+    let other_project = db.project("C").await.project.id;
+    assert_eq!(
+        db.store
+            .activity_entry(other_project, newest.items[0].id)
+            .await
+            .unwrap(),
+        None,
+        "an entry is found only in its own project"
+    );
+    let s = &*db.store;
     assert!(log
         .items
         .iter()
@@ -351,12 +417,12 @@ pub async fn activity_log_records_every_change(db: &mut TestDb) {
     assert_eq!(deleted.after.as_ref().unwrap()["deleted"], true);
 
     let all = s.flag_activity(p, None, Page::new(2, 0)).await.unwrap();
-    assert_eq!(all.total, 4);
+    assert_eq!(all.total, 5);
     assert_eq!(all.items.len(), 2);
-    assert_eq!(all.items[0].flag_id, other.id);
+    assert_eq!(all.items[1].flag_id, other.id, "the restore is newest");
     let rest = s.flag_activity(p, None, Page::new(10, 2)).await.unwrap();
-    assert_eq!(rest.items.len(), 2);
-    assert_eq!(rest.items[1].action, ActivityAction::Created);
+    assert_eq!(rest.items.len(), 3);
+    assert_eq!(rest.items[2].action, ActivityAction::Created);
 
     let elsewhere = db.project("B").await.project.id;
     let none = s
@@ -575,7 +641,15 @@ pub async fn checked_writes_see_before_and_after(db: &mut TestDb) {
     };
     let after = db
         .store
-        .update_flag_checked(p, flag.id, &update, Some("bob"), &check)
+        .update_flag_checked(
+            p,
+            flag.id,
+            &update,
+            Some(&Actor::Named {
+                label: "bob".into(),
+            }),
+            &check,
+        )
         .await
         .unwrap();
     assert_eq!(after.version, 2);

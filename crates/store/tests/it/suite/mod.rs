@@ -148,6 +148,7 @@ macro_rules! store_suite {
                 admins_and_members,
                 sign_in_checks_the_argon2id_hash,
                 sessions_expire_and_end,
+                user_keys_belong_to_users,
             ],
             nodes: [
                 concurrent_sets_from_two_nodes_all_survive,

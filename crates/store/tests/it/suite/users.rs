@@ -188,3 +188,79 @@ pub async fn sessions_expire_and_end(db: &mut TestDb) {
         "{missing:?}"
     );
 }
+
+pub async fn user_keys_belong_to_users(db: &mut TestDb) {
+    let a = db.project("A").await.project.id;
+    let ann = db
+        .store
+        .create_user(&new_user("ann@example.com", "correct horse", vec![a]))
+        .await
+        .unwrap();
+    let bob = db
+        .store
+        .create_user(&new_user("bob@example.com", "correct horse", vec![]))
+        .await
+        .unwrap();
+    let refused = db.store.create_user_key(ann.id, "  ").await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid { field: "label", .. })),
+        "{refused:?}"
+    );
+    let unknown = db.store.create_user_key(UserId(9_999), "ci").await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound { entity: "user" })),
+        "{unknown:?}"
+    );
+    let first = db.store.create_user_key(ann.id, " ci ").await.unwrap();
+    let second = db.store.create_user_key(ann.id, "laptop").await.unwrap();
+    db.store.create_user_key(bob.id, "bob's").await.unwrap();
+    assert!(first.value.starts_with("phx_") && first.value.len() == 47);
+    assert_eq!(first.key.label, "ci");
+    assert_eq!(
+        first.key.mask,
+        format!("phx_...{}", &first.value[first.value.len() - 4..])
+    );
+    assert_eq!(first.key.last_used_at, None);
+
+    let listed = db.store.user_keys(ann.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![second.key.id, first.key.id],
+        "newest first, only ann's"
+    );
+
+    let now = Utc::now();
+    let (owner, key) = db
+        .store
+        .user_by_key(&first.value, now)
+        .await
+        .unwrap()
+        .expect("the key finds its user");
+    assert_eq!(owner, ann);
+    assert_eq!(key.id, first.key.id);
+    let used = db.store.user_keys(ann.id).await.unwrap();
+    let stamped = used.iter().find(|k| k.id == first.key.id).unwrap();
+    assert!(stamped.last_used_at.is_some(), "the use is recorded");
+    assert_eq!(db.store.user_by_key("phx_nope", now).await.unwrap(), None);
+
+    assert!(
+        !db.store
+            .revoke_user_key(bob.id, first.key.id)
+            .await
+            .unwrap(),
+        "bob cannot revoke ann's key"
+    );
+    assert!(db
+        .store
+        .revoke_user_key(ann.id, first.key.id)
+        .await
+        .unwrap());
+    assert_eq!(db.store.user_by_key(&first.value, now).await.unwrap(), None);
+    assert!(db
+        .store
+        .user_by_key(&second.value, now)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(db.store.user_keys(ann.id).await.unwrap().len(), 1);
+}

@@ -62,4 +62,19 @@ document.addEventListener("DOMContentLoaded", () => {
     area.addEventListener("input", check);
     check();
   });
+  // Copy buttons: the value of the input (or the text of the element) they name.
+  document.querySelectorAll("[data-copy]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const target = document.getElementById(button.dataset.copy);
+      if (!target) return;
+      const text = "value" in target && target.tagName === "INPUT" ? target.value : target.textContent;
+      const label = button.textContent;
+      try { await navigator.clipboard.writeText(text); button.textContent = "Copied ✓"; }
+      catch (e) {
+        if (target.select) target.select();
+        button.textContent = "Select and copy (Ctrl+C)";
+      }
+      setTimeout(() => { button.textContent = label; }, 2000);
+    });
+  });
 });
