@@ -146,9 +146,9 @@ impl KeyHolder {
             },
         };
         match self {
-            KeyHolder::Project(project) => {
-                Ok(wanted.is_none_or(|w| w == project.id).then(|| project.clone()))
-            }
+            KeyHolder::Project(project) => Ok(wanted
+                .is_none_or(|w| w == project.id)
+                .then(|| project.clone())),
             KeyHolder::User(user, _) => match wanted {
                 Some(id) if user.access.allows(id) => Ok(state.store.get_project(id).await?),
                 Some(_) => Ok(None),

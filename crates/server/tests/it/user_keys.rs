@@ -19,7 +19,13 @@ async fn user(app: &TestApp, email: &str, projects: Vec<ProjectId>) -> User {
         .unwrap()
 }
 
-async fn call(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(key);
     if let Some(body) = body {
         req = req.json(&body);
@@ -36,8 +42,18 @@ async fn a_users_key_is_managed_by_its_user_and_reaches_only_their_projects() {
     let b = app.store.create_project("B").await.unwrap().project.id;
     let ann = user(&app, "ann@example.com", vec![a]).await;
     let root = user(&app, "root@example.com", vec![]).await;
-    let first = app.store.create_user_key(ann.id, "laptop").await.unwrap().value;
-    let admin_key = app.store.create_user_key(root.id, "admin").await.unwrap().value;
+    let first = app
+        .store
+        .create_user_key(ann.id, "laptop")
+        .await
+        .unwrap()
+        .value;
+    let admin_key = app
+        .store
+        .create_user_key(root.id, "admin")
+        .await
+        .unwrap()
+        .value;
 
     // Created through the API: the value once, PostHog's fields, never cached.
     let resp = app
@@ -50,14 +66,21 @@ async fn a_users_key_is_managed_by_its_user_and_reaches_only_their_projects() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
     assert_eq!(
-        resp.headers().get("cache-control").unwrap().to_str().unwrap(),
+        resp.headers()
+            .get("cache-control")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         "no-store"
     );
     let created: Value = resp.json().await.unwrap();
     let ci = created["value"].as_str().unwrap().to_owned();
     assert!(ci.starts_with("phx_"));
     assert_eq!(created["label"], "ci");
-    assert_eq!(created["mask_value"], format!("phx_...{}", &ci[ci.len() - 4..]));
+    assert_eq!(
+        created["mask_value"],
+        format!("phx_...{}", &ci[ci.len() - 4..])
+    );
     assert_eq!(created["user_id"], ann.id.0);
     assert_eq!(created["scoped_teams"], json!([a.0]));
 
@@ -70,13 +93,30 @@ async fn a_users_key_is_managed_by_its_user_and_reaches_only_their_projects() {
         .map(|k| k["label"].as_str().unwrap())
         .collect();
     assert_eq!(labels, vec!["ci", "laptop"], "only ann's, newest first");
-    assert!(listed.as_array().unwrap().iter().all(|k| k.get("value").is_none()));
-    let (status, current) =
-        call(&app, Method::GET, "/api/personal_api_keys/@current", &ci, None).await;
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k.get("value").is_none()));
+    let (status, current) = call(
+        &app,
+        Method::GET,
+        "/api/personal_api_keys/@current",
+        &ci,
+        None,
+    )
+    .await;
     assert_eq!((status, current["label"].as_str()), (200, Some("ci")));
 
     // Bad input: 400 naming the field.
-    let (status, body) = call(&app, Method::POST, "/api/personal_api_keys/", &ci, Some(json!({}))).await;
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/api/personal_api_keys/",
+        &ci,
+        Some(json!({})),
+    )
+    .await;
     assert_eq!((status, body["attr"].as_str()), (400, Some("label")));
     let (status, body) = call(
         &app,
@@ -88,18 +128,35 @@ async fn a_users_key_is_managed_by_its_user_and_reaches_only_their_projects() {
     .await;
     assert_eq!((status, body["attr"].as_str()), (400, Some("label")));
     // A project's own key has no user whose keys it could manage.
-    let (status, _) = call(&app, Method::GET, "/api/personal_api_keys/", app.personal_key(), None).await;
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/api/personal_api_keys/",
+        app.personal_key(),
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
 
     // Reach: ann's projects only; the administrator's key every project.
     let flags = |p: ProjectId| format!("/api/projects/{p}/feature_flags/");
     assert_eq!(call(&app, Method::GET, &flags(a), &ci, None).await.0, 200);
     assert_eq!(call(&app, Method::GET, &flags(b), &ci, None).await.0, 404);
-    assert_eq!(call(&app, Method::GET, &flags(b), &admin_key, None).await.0, 200);
+    assert_eq!(
+        call(&app, Method::GET, &flags(b), &admin_key, None).await.0,
+        200
+    );
     let (_, me) = call(&app, Method::GET, "/api/users/@me/", &ci, None).await;
-    assert_eq!((me["email"].as_str(), me["team"]["id"].as_i64()), (Some("ann@example.com"), Some(a.0)));
+    assert_eq!(
+        (me["email"].as_str(), me["team"]["id"].as_i64()),
+        (Some("ann@example.com"), Some(a.0))
+    );
     let feed = format!("/flags/definitions?token={}", app.token());
-    assert_eq!(call(&app, Method::GET, &feed, &ci, None).await.0, 200, "the feed of ann's project");
+    assert_eq!(
+        call(&app, Method::GET, &feed, &ci, None).await.0,
+        200,
+        "the feed of ann's project"
+    );
 
     // The activity log names the user and the key.
     let (status, flag) = call(
@@ -114,7 +171,10 @@ async fn a_users_key_is_managed_by_its_user_and_reaches_only_their_projects() {
     let (_, log) = app
         .api(
             Method::GET,
-            &format!("/api/projects/@current/feature_flags/{}/activity/", flag["id"]),
+            &format!(
+                "/api/projects/@current/feature_flags/{}/activity/",
+                flag["id"]
+            ),
             None,
         )
         .await;
@@ -128,12 +188,29 @@ async fn a_users_key_is_managed_by_its_user_and_reaches_only_their_projects() {
     // Revoked: refused from the next request; another user's key id is not found.
     let laptop_id = listed[1]["id"].as_i64().unwrap();
     let path = format!("/api/personal_api_keys/{laptop_id}/");
-    assert_eq!(call(&app, Method::DELETE, &path, &admin_key, None).await.0, 404, "not root's key");
+    assert_eq!(
+        call(&app, Method::DELETE, &path, &admin_key, None).await.0,
+        404,
+        "not root's key"
+    );
     assert_eq!(call(&app, Method::DELETE, &path, &ci, None).await.0, 204);
-    assert_eq!(call(&app, Method::GET, &flags(a), &first, None).await.0, 401);
+    assert_eq!(
+        call(&app, Method::GET, &flags(a), &first, None).await.0,
+        401
+    );
     assert_eq!(call(&app, Method::GET, &feed, &first, None).await.0, 401);
     assert_eq!(call(&app, Method::DELETE, &path, &ci, None).await.0, 404);
-    assert_eq!(call(&app, Method::GET, "/api/personal_api_keys/nope/", &ci, None).await.0, 404);
+    assert_eq!(
+        call(&app, Method::GET, "/api/personal_api_keys/nope/", &ci, None)
+            .await
+            .0,
+        404
+    );
     // The project's own key keeps working unchanged.
-    assert_eq!(call(&app, Method::GET, &flags(a), app.personal_key(), None).await.0, 200);
+    assert_eq!(
+        call(&app, Method::GET, &flags(a), app.personal_key(), None)
+            .await
+            .0,
+        200
+    );
 }

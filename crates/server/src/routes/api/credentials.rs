@@ -28,7 +28,6 @@ fn kind(name: &str) -> Result<KeyKind, ApiError> {
     })
 }
 
-
 /// `POST keys/{kind}/rotate/` → `{"project_id", "kind", "key"}`.
 pub async fn rotate(
     State(state): State<AppState>,

@@ -2,7 +2,9 @@
 //! and the version rule of concurrent edits (spec §6).
 
 use serde_json::{Map, Value};
-use vexil_store::{Actor, EvaluationRuntime, FeatureFlag, FlagUpdate, NewFlag, ProjectId, StoreError};
+use vexil_store::{
+    Actor, EvaluationRuntime, FeatureFlag, FlagUpdate, NewFlag, ProjectId, StoreError,
+};
 
 use crate::error::ApiError;
 use crate::extract::Fields;

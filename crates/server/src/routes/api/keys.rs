@@ -202,10 +202,7 @@ pub async fn list_keys(
     KeyOwner(user): KeyOwner,
 ) -> Result<Response, ApiError> {
     let keys = state.store.user_keys(user.id).await?;
-    let items: Vec<Value> = keys
-        .iter()
-        .map(|k| user_key_json(&user, k, None))
-        .collect();
+    let items: Vec<Value> = keys.iter().map(|k| user_key_json(&user, k, None)).collect();
     Ok(json_response(StatusCode::OK, &items))
 }
 
@@ -256,7 +253,10 @@ pub async fn get_key(
         .iter()
         .find(|k| k.id == id)
         .ok_or_else(|| ApiError::not_found("Personal API key"))?;
-    Ok(json_response(StatusCode::OK, &user_key_json(&user, key, None)))
+    Ok(json_response(
+        StatusCode::OK,
+        &user_key_json(&user, key, None),
+    ))
 }
 
 /// `DELETE /api/personal_api_keys/{id}/` → 204; the key is refused from the next request on.

@@ -231,7 +231,9 @@ pub async fn confirm_revert(
 ) -> Result<Html<String>, UiError> {
     let (frame, entry) = load_entry(&state, viewer, project, entry).await?;
     if !revertible(&entry) {
-        return Err(UiError::BadForm("This entry changed nothing a revert could restore."));
+        return Err(UiError::BadForm(
+            "This entry changed nothing a revert could restore.",
+        ));
     }
     let body = html! {
         h1 { "Revert this change to " code { (entry.flag_key) } "?" }
@@ -282,7 +284,9 @@ pub async fn revert(
     let (frame, entry) = load_entry(&state, form.viewer, project, entry_id).await?;
     let mut fields = revert_fields(&entry);
     if fields.is_empty() {
-        return Err(UiError::BadForm("This entry changed nothing a revert could restore."));
+        return Err(UiError::BadForm(
+            "This entry changed nothing a revert could restore.",
+        ));
     }
     let version = entry
         .after
@@ -296,9 +300,16 @@ pub async fn revert(
     let flag_id = entry.flag_id;
     let writer = state.clone();
     let written = to_completion(async move {
-        update_with(&writer, ProjectId(project), &actor, flag_id, &write, &fields)
-            .await
-            .map(|_| see_other(&format!("/ui/projects/{project}/flags/{flag_id}/activity")))
+        update_with(
+            &writer,
+            ProjectId(project),
+            &actor,
+            flag_id,
+            &write,
+            &fields,
+        )
+        .await
+        .map(|_| see_other(&format!("/ui/projects/{project}/flags/{flag_id}/activity")))
     })
     .await;
     match written {

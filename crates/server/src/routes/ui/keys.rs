@@ -99,7 +99,11 @@ async fn render(
     error: Option<&str>,
 ) -> Result<Html<String>, UiError> {
     let user = &frame.viewer.session.user;
-    let keys = state.store.user_keys(user.id).await.map_err(UiError::from)?;
+    let keys = state
+        .store
+        .user_keys(user.id)
+        .await
+        .map_err(UiError::from)?;
     let reach = match &user.access {
         Access::Admin => "every project (you are an administrator)".to_owned(),
         Access::Projects(_) => {
