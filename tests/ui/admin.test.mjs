@@ -228,6 +228,7 @@ await check("settings: token with copy, SDK snippets with this host; rotating re
   assert(first.startsWith("phs_"), first);
   assert((await feed(first)) === 200, "the new secret key reads the feed");
   const second = await rotate();
+  await axeBoth(page, "settings with the new key shown");
   assert((await feed(first)) === 401, "the old one is refused at once");
   assert((await feed(second)) === 200, "the newest works");
 });

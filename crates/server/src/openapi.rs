@@ -446,6 +446,14 @@ fn schemas() -> Value {
             "scopes": string_list,
             "scoped_teams": {"type": "array", "items": {"type": "integer"}},
             "scoped_organizations": {"type": "array", "items": {"type": "string", "format": "uuid"}}}},
+        "PersonalAPIKey": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "label": {"type": "string"},
+            "value": {"type": "string", "description": "Only in the answer that created the key."},
+            "mask_value": {"type": "string"}, "user_id": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "last_used_at": nullable(json!({"type": "string", "format": "date-time"})),
+            "scopes": string_list,
+            "scoped_teams": {"type": "array", "items": {"type": "integer"}}}},
         "UserMe": {"allOf": [schema_ref("User"), {"type": "object", "properties": {
             "organizations": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}}}},
             "team": {"type": "object", "properties": {"id": {"type": "integer"}, "organization": {"type": "string", "format": "uuid"}}},
@@ -461,6 +469,34 @@ fn build() -> Value {
         json!({"get": op("personal_api_keys_current", "auth",
             "The calling key: its scopes and the one project it reaches.", &[], None,
             json!({"200": ok("The key.", schema_ref("PersonalAPIKeyCurrent"))}))}),
+    );
+    paths.insert(
+        "/api/personal_api_keys/".into(),
+        json!({
+            "get": op("personal_api_keys_list", "auth",
+                "The calling user's personal keys, newest first, without their values (a user's key only).", &[], None,
+                json!({"200": ok("The keys.", json!({"type": "array", "items": schema_ref("PersonalAPIKey")})),
+                       "403": error("A project's own key: it has no user.")})),
+            "post": op("personal_api_keys_create", "auth",
+                "Creates a personal key for the calling user; its `value` is in this answer only.", &[],
+                Some(json_body(json!({"type": "object", "required": ["label"], "properties": {
+                    "label": {"type": "string", "maxLength": 40},
+                    "scopes": {"type": "array", "items": {"type": "string", "enum": ["*"]}}}}))),
+                json!({"201": ok("The key, with its value.", schema_ref("PersonalAPIKey")),
+                       "400": error("A missing or too long label."),
+                       "403": error("A project's own key: it has no user.")})),
+        }),
+    );
+    paths.insert(
+        "/api/personal_api_keys/{key_id}/".into(),
+        json!({
+            "parameters": [{"name": "key_id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "get": op("personal_api_keys_retrieve", "auth", "One of the calling user's keys.", &[], None,
+                json!({"200": ok("The key.", schema_ref("PersonalAPIKey")), "404": error("Not one of the caller's keys.")})),
+            "delete": op("personal_api_keys_destroy", "auth",
+                "Revokes one of the calling user's keys: refused from the next request on.", &[], None,
+                json!({"204": {"description": "Revoked."}, "404": error("Not one of the caller's keys.")})),
+        }),
     );
     paths.insert(
         "/api/users/@me/".into(),
