@@ -74,6 +74,12 @@ pages = {
     "flag page + test a user": f"/ui/projects/1/flags/{mid}?distinct_id=alice&properties=%7B%22email%22%3A%22a%40example.com%22%7D",
     "new-flag editor": "/ui/projects/1/flags/new",
     "kill switch confirmation": f"/ui/projects/1/flags/{mid}/disable",
+    "project activity (first page)": "/ui/projects/1/activity",
+    "project activity (last page)": f"/ui/projects/1/activity?page={max(1, (n + 19) // 20)}",
+    "flag activity": f"/ui/projects/1/flags/{mid}/activity",
+    "revert confirmation": f"/ui/projects/1/activity/{mid}/revert",
+    "project settings": "/ui/projects/1/settings",
+    "personal API keys": "/ui/keys",
 }
 mark = sum(1 for _ in open(log))
 for _ in range(rounds):

@@ -22,3 +22,17 @@ pub fn migration_files(backend: &str) -> i64 {
         })
         .count() as i64
 }
+
+/// The newest migration a backend ships: the highest `NNNN` of its `NNNN_name.sql` files
+/// (numbers are reserved per branch, so they may have gaps).
+pub fn newest_migration(backend: &str) -> i64 {
+    let dir = format!("{}/src/{backend}/migrations", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            name.strip_suffix(".sql")?.split('_').next()?.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}

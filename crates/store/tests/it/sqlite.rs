@@ -93,8 +93,8 @@ async fn file_is_in_wal_mode() {
         .unwrap();
     assert_eq!(
         version,
-        crate::migration_files("sqlite"),
-        "every migration applied"
+        crate::newest_migration("sqlite"),
+        "the newest migration applied"
     );
 }
 
