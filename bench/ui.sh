@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Server time of the web UI's pages on a project with N flags (default 5,000): the server's own
+# Server time of the web UI's pages on a project with N flags and C cohorts (default 5,000 each;
+# a tenth of the cohorts static with 20 members, 200 persons captured): the server's own
 # per-request `duration_us` from its access log (every request logged), so the client and the
 # network are not counted. Flags are created through the management API (a third of them
 # multivariate, a tenth disabled, some with a person-property condition).
-# Usage: bench/ui.sh [flags] [rounds] [profile]      (profile: debug (default) or release)
+# Usage: bench/ui.sh [flags] [rounds] [profile] [cohorts]   (profile: debug (default) or release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flags=${1:-5000}
 rounds=${2:-20}
 profile=${3:-debug}
+cohorts=${4:-$flags}
 if [[ $profile == release ]]; then cargo build --release -q -p vexil; else cargo build -q -p vexil; fi
 bin=./target/$profile/vexil
 tmp=$(mktemp -d)
@@ -24,10 +26,11 @@ host="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$host/_readiness" >/dev/null && break; sleep 0.1; done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), commit $(git rev-parse --short HEAD), $profile build"
-python3 - "$host" "$tmp/serve.out" "$tmp/serve.log" "$flags" "$rounds" <<'PY'
+python3 - "$host" "$tmp/serve.out" "$tmp/serve.log" "$flags" "$rounds" "$cohorts" <<'PY'
 import http.client, json, re, statistics, sys, time, urllib.parse
 
 host, out, log, n, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+n_cohorts = int(sys.argv[6])
 printed = open(out).read()
 personal = re.search(r"phx_\w+", printed).group(0)
 password = re.search(r"password:\s*(\S+)", printed).group(1)
@@ -39,6 +42,25 @@ def call(method, path, body=None, headers=None):
     return r.status, r.getheaders(), r.read()
 
 api = {"Authorization": f"Bearer {personal}", "Content-Type": "application/json"}
+# Cohorts first (each write reloads the project, cheap while it has no flags).
+started = time.time()
+static_id = None
+for i in range(n_cohorts):
+    if i % 10 == 0:
+        body = {"name": f"Static {i}", "is_static": True, "distinct_ids": [f"user-{j}" for j in range(20)]}
+    else:
+        body = {"name": f"Cohort {i}", "filters": {"properties": {"type": "OR", "values": [{"type": "AND", "values": [
+            {"key": "plan", "type": "person", "operator": "exact", "value": [f"plan-{i % 7}"]}]}]}}}
+    status, _, text = call("POST", "/api/projects/@current/cohorts/", json.dumps(body), api)
+    assert status == 201, (status, text[:200])
+    if i % 10 == 0:
+        static_id = json.loads(text)["id"]
+print(f"created {n_cohorts} cohorts in {time.time() - started:.1f} s")
+token_ = re.search(r"phc_\w+", printed).group(0)
+batch = [{"event": "signed_up", "distinct_id": f"user-{j}", "properties": {"$set": {"plan": f"plan-{j % 7}", "email": f"user-{j}@example.com"}}} for j in range(200)]
+status, _, text = call("POST", "/batch/", json.dumps({"api_key": token_, "batch": batch}), {"Content-Type": "application/json"})
+assert status == 200, (status, text[:200])
+time.sleep(1)
 started = time.time()
 for i in range(n):
     groups = [{"properties": [{"key": "email", "type": "person", "operator": "icontains", "value": "@example.com"}] if i % 4 == 0 else [],
@@ -81,6 +103,16 @@ pages = {
     "project settings": "/ui/projects/1/settings",
     "personal API keys": "/ui/keys",
 }
+if n_cohorts:
+    pages.update({
+        "cohort list (first page)": "/ui/projects/1/cohorts",
+        "cohort list, search": "/ui/projects/1/cohorts?search=cohort%2049",
+        "cohort list, middle page": f"/ui/projects/1/cohorts?offset={n_cohorts // 2}",
+        "static cohort page (members)": f"/ui/projects/1/cohorts/{static_id}",
+        "new-cohort editor": "/ui/projects/1/cohorts/new",
+        "persons, find by property": "/ui/projects/1/persons?key=plan&value=plan-3",
+        "person page (every flag's value)": "/ui/projects/1/persons/view?distinct_id=user-3",
+    })
 mark = sum(1 for _ in open(log))
 for _ in range(rounds):
     for path in pages.values():

@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
-use vexil_engine::model::{Filters, PropertyGroup};
 use vexil_store::{Cohort, Page, ProjectId};
 
 use super::super::api::cohort_members::{check_csv, MAX_DISTINCT_ID_CHARS};
@@ -153,18 +152,35 @@ pub async fn list(
 /// `(cohort id, flag key)` for every cohort reference of the project's flags.
 fn usage_counts(flags: &[std::sync::Arc<vexil_engine::FlagDefinition>]) -> Vec<(i64, String)> {
     let mut out = Vec::new();
-    for f in flags {
-        if f.deleted {
-            continue;
-        }
-        if let Ok(filters) = Filters::parse(&f.filters) {
-            let mut ids: Vec<i64> = filters.cohort_references().collect();
-            ids.sort_unstable();
-            ids.dedup();
-            out.extend(ids.into_iter().map(|id| (id, f.key.clone())));
-        }
+    for f in flags.iter().filter(|f| !f.deleted) {
+        let mut ids = Vec::new();
+        cohort_ids_in(&f.filters, &mut ids);
+        ids.sort_unstable();
+        ids.dedup();
+        out.extend(ids.into_iter().map(|id| (id, f.key.clone())));
     }
     out
+}
+
+/// The cohort ids `{"type": "cohort", "value": id}` leaves anywhere in `v` name: a walk of the
+/// stored JSON, not a typed parse, so the list pages stay cheap with thousands of flags and
+/// cohorts (measured: parsing every flag's filters per request cost tens of ms at 1,000).
+fn cohort_ids_in(v: &Value, out: &mut Vec<i64>) {
+    match v {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("cohort") {
+                let id = match map.get("value") {
+                    Some(Value::Number(n)) => n.as_i64(),
+                    Some(Value::String(s)) => s.trim().parse().ok(),
+                    _ => None,
+                };
+                out.extend(id);
+            }
+            map.values().for_each(|child| cohort_ids_in(child, out));
+        }
+        Value::Array(items) => items.iter().for_each(|child| cohort_ids_in(child, out)),
+        _ => {}
+    }
 }
 
 /// What the new-cohort and edit forms show after a failed save.
@@ -603,11 +619,9 @@ async fn detail_page(
         .await?
         .into_iter()
         .filter(|c| {
-            c.id != cohort.id
-                && c.filters
-                    .get("properties")
-                    .and_then(|p| PropertyGroup::parse(p).ok())
-                    .is_some_and(|g| g.cohort_references().contains(&cohort.id))
+            let mut ids = Vec::new();
+            cohort_ids_in(&c.filters, &mut ids);
+            c.id != cohort.id && ids.contains(&cohort.id)
         })
         .collect();
     let members = if cohort.is_static {
@@ -847,4 +861,24 @@ pub async fn delete(
     to_completion(async move { update_with(&writer, ProjectId(project), id, &body, None).await })
         .await?;
     Ok(see_other(&base(project)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cohort_references_anywhere_in_stored_filters() {
+        let flag = json!({
+            "groups": [{"properties": [{"key": "id", "type": "cohort", "value": 4},
+                                       {"key": "plan", "type": "person", "value": 9}]}],
+            "super_groups": [{"properties": [{"key": "id", "type": "cohort", "value": "7"}]}],
+        });
+        let cohort = json!({"properties": {"type": "OR", "values": [{"type": "AND", "values": [
+            {"key": "id", "type": "cohort", "value": 12, "negation": true}]}]}});
+        let mut ids = Vec::new();
+        cohort_ids_in(&flag, &mut ids);
+        cohort_ids_in(&cohort, &mut ids);
+        assert_eq!(ids, [4, 7, 12]);
+    }
 }

@@ -12,51 +12,14 @@ use vexil_store::ProjectId;
 
 use super::super::api::flags::create_with;
 use super::super::api::to_completion;
+use super::conditions::{hint, property_value, PROPERTY_OPERATORS};
 use super::page::{see_other, Frame, UiError};
 use super::session::{Fields, UiForm, Viewer};
+use super::suggest;
 use crate::state::AppState;
 
 /// Variant rows the form offers.
 const VARIANT_ROWS: usize = 4;
-
-/// Person-property operators, with the hint for their value.
-const OPERATORS: &[(&str, &str, &str)] = &[
-    (
-        "exact",
-        "equals",
-        "one value, or several separated by commas",
-    ),
-    (
-        "is_not",
-        "does not equal",
-        "one value, or several separated by commas",
-    ),
-    ("icontains", "contains (any case)", "text"),
-    ("not_icontains", "does not contain", "text"),
-    ("starts_with", "starts with", "text"),
-    ("ends_with", "ends with", "text"),
-    ("regex", "matches regex", "a regular expression"),
-    ("not_regex", "does not match regex", "a regular expression"),
-    ("gt", "greater than", "a number"),
-    ("gte", "greater than or equal", "a number"),
-    ("lt", "less than", "a number"),
-    ("lte", "less than or equal", "a number"),
-    ("is_set", "is set", "no value needed"),
-    ("is_not_set", "is not set", "no value needed"),
-    (
-        "is_date_before",
-        "date before",
-        "a date (2026-01-31) or relative (-7d)",
-    ),
-    (
-        "is_date_after",
-        "date after",
-        "a date (2026-01-31) or relative (-7d)",
-    ),
-    ("semver_gte", "version ≥", "a version (1.2.0)"),
-    ("semver_lt", "version <", "a version (1.2.0)"),
-    ("semver_caret", "version ^", "a version (1.2.0)"),
-];
 
 /// Where an error is shown: a field id of the form, or the top of the form.
 fn field_of(attr: Option<&str>) -> &'static str {
@@ -78,23 +41,11 @@ pub async fn new_form(
     Path(project): Path<i64>,
 ) -> Result<Html<String>, UiError> {
     let frame = Frame::load(&state, viewer, Some(ProjectId(project))).await?;
-    let suggestions = suggestions(&state, ProjectId(project)).await?;
+    let suggestions = suggest::person_keys(&state, ProjectId(project)).await?;
     Ok(frame.page(
         "New flag",
         render(&frame, &Fields::default(), None, &suggestions),
     ))
-}
-
-/// Property keys the project's flags already read: the datalist of the property field.
-async fn suggestions(state: &AppState, project: ProjectId) -> Result<Vec<String>, UiError> {
-    let snapshot = state.snapshot(project).await?;
-    Ok(snapshot
-        .compiled
-        .requirements()
-        .person_keys
-        .iter()
-        .map(|k| k.to_string())
-        .collect())
 }
 
 /// `POST /ui/projects/{project}/flags/new`.
@@ -123,7 +74,7 @@ pub async fn create(
             }
         }
     };
-    let suggestions = suggestions(&state, ProjectId(project)).await?;
+    let suggestions = suggest::person_keys(&state, ProjectId(project)).await?;
     let page = frame.page(
         "New flag",
         render(&frame, &fields, Some(&problem), &suggestions),
@@ -137,20 +88,7 @@ fn api_fields(form: &Fields) -> Result<Map<String, Value>, (&'static str, String
     let key = form.text("property_key");
     let operator = form.text("operator");
     if !key.is_empty() {
-        let raw = form.text("property_value");
-        let value = match operator {
-            "is_set" | "is_not_set" => json!(operator),
-            "exact" | "is_not" => json!(raw
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .collect::<Vec<_>>()),
-            "gt" | "gte" | "lt" | "lte" => raw
-                .parse::<f64>()
-                .map(|n| json!(n))
-                .unwrap_or_else(|_| json!(raw)),
-            _ => json!(raw),
-        };
+        let value = property_value(operator, form.text("property_value"));
         properties
             .push(json!({"key": key, "type": "person", "operator": operator, "value": value}));
     }
@@ -225,7 +163,7 @@ fn render(
     frame: &Frame,
     form: &Fields,
     problem: Option<&(&'static str, String)>,
-    suggestions: &[String],
+    suggestions: &[(String, String)],
 ) -> Markup {
     let project = frame.current.as_ref().map_or(0, |p| p.id.0);
     let fresh = form.0.is_empty();
@@ -275,12 +213,12 @@ fn render(
                         input id="property-key" name="property_key" list="property-keys"
                             value=(form.text("property_key")) placeholder="email"
                             aria-invalid=[invalid("property-key")] aria-describedby=[described("property-key")];
-                        datalist id="property-keys" { @for k in suggestions { option value=(k) {} } }
+                        datalist id="property-keys" { @for (k, hint) in suggestions { option value=(k) { (hint) } } }
                     }
                     div {
                         label for="operator" { "Operator" }
                         select id="operator" name="operator" {
-                            @for (value, label, _) in OPERATORS {
+                            @for (value, label, _) in PROPERTY_OPERATORS {
                                 option value=(value) selected[*value == operator] { (label) }
                             }
                         }
@@ -292,7 +230,7 @@ fn render(
                     }
                 }
                 p class="hint" id="property-value-hint" {
-                    "Value: " (OPERATORS.iter().find(|(v, _, _)| *v == operator).map_or("text", |(_, _, h)| *h))
+                    "Value: " (hint(operator))
                     ". Leave the property empty to target everyone."
                 }
                 (error("property-key"))
