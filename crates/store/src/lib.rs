@@ -34,6 +34,7 @@ mod capture;
 mod changes;
 mod cohort;
 mod definitions;
+mod early_access;
 mod error;
 mod evaluation;
 mod event;
@@ -58,6 +59,10 @@ pub use actor::{Actor, KeyRef};
 pub use capture::{CaptureOutcome, CapturedEvent, Effect, MAX_PERSON_PROPERTIES};
 pub use cohort::{Cohort, CohortUpdate, NewCohort};
 pub use definitions::{feed_cohort_references, feed_definition};
+pub use early_access::{
+    EarlyAccessFeature, EarlyAccessFeatureUpdate, EarlyAccessStage, NewEarlyAccessFeature,
+    UnknownStage,
+};
 pub use error::{Result, StoreError};
 pub use evaluation::EvalInputs;
 pub use event::{FlagCallDetails, FlagCallError, FlagCallRecord, NewEvent, FEATURE_FLAG_CALLED};

@@ -11,9 +11,10 @@ use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::watch::{Changes, ChangesSince};
 use crate::{
     ActivityEntry, Actor, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject,
-    EvalInputs, FeatureFlag, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType,
-    IssuedKey, IssuedUserKey, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person,
-    PersonUpdate, Project, ProjectId, Properties, PropertyKey, Result, UserKey,
+    EarlyAccessFeature, EarlyAccessFeatureUpdate, EvalInputs, FeatureFlag, FlagCallRecord,
+    FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, IssuedUserKey, KeyKind, Listing,
+    NewCohort, NewEarlyAccessFeature, NewEvent, NewFlag, Page, Person, PersonUpdate, Project,
+    ProjectId, Properties, PropertyKey, Result, UserKey,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -171,6 +172,36 @@ pub trait Store: Send + Sync {
         self.update_flag(project, id, &FlagUpdate::delete(), expected_version, actor)
             .await
     }
+
+    /// Creates an early access feature linked to flag `flag_id` of the project (not deleted:
+    /// else [`crate::StoreError::NotFound`] `"flag"`); a flag already linked to a feature is
+    /// [`crate::StoreError::Duplicate`] `feature_flag_id`.
+    async fn create_early_access_feature(
+        &self,
+        project: ProjectId,
+        feature: &NewEarlyAccessFeature,
+    ) -> Result<EarlyAccessFeature>;
+
+    /// The project's early access features, oldest first.
+    async fn early_access_features(&self, project: ProjectId) -> Result<Vec<EarlyAccessFeature>>;
+
+    /// One early access feature.
+    async fn early_access_feature(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> Result<Option<EarlyAccessFeature>>;
+
+    /// Applies `update`; [`crate::StoreError::NotFound`] when there is no such feature.
+    async fn update_early_access_feature(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        update: &EarlyAccessFeatureUpdate,
+    ) -> Result<EarlyAccessFeature>;
+
+    /// Deletes a feature (its flag stays); whether it existed.
+    async fn delete_early_access_feature(&self, project: ProjectId, id: Uuid) -> Result<bool>;
 
     /// A flag by id, deleted or not.
     async fn get_flag(&self, project: ProjectId, id: i64) -> Result<Option<FeatureFlag>>;

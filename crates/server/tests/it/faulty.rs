@@ -131,6 +131,50 @@ impl Store for FaultyStore {
         self.inner.user_by_key(key, now).await
     }
 
+    async fn create_early_access_feature(
+        &self,
+        project: ProjectId,
+        feature: &vexil_store::NewEarlyAccessFeature,
+    ) -> Result<vexil_store::EarlyAccessFeature> {
+        self.inner
+            .create_early_access_feature(project, feature)
+            .await
+    }
+
+    async fn early_access_features(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<vexil_store::EarlyAccessFeature>> {
+        self.inner.early_access_features(project).await
+    }
+
+    async fn early_access_feature(
+        &self,
+        project: ProjectId,
+        id: uuid::Uuid,
+    ) -> Result<Option<vexil_store::EarlyAccessFeature>> {
+        self.inner.early_access_feature(project, id).await
+    }
+
+    async fn update_early_access_feature(
+        &self,
+        project: ProjectId,
+        id: uuid::Uuid,
+        update: &vexil_store::EarlyAccessFeatureUpdate,
+    ) -> Result<vexil_store::EarlyAccessFeature> {
+        self.inner
+            .update_early_access_feature(project, id, update)
+            .await
+    }
+
+    async fn delete_early_access_feature(
+        &self,
+        project: ProjectId,
+        id: uuid::Uuid,
+    ) -> Result<bool> {
+        self.inner.delete_early_access_feature(project, id).await
+    }
+
     async fn create_project(&self, name: &str) -> Result<CreatedProject> {
         self.inner.create_project(name).await
     }

@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0003_definition_changes.sql"),
     },
     Migration {
+        version: 4,
+        name: "early_access",
+        sql: include_str!("migrations/0004_early_access.sql"),
+    },
+    Migration {
         version: 5,
         name: "user_keys",
         sql: include_str!("migrations/0005_user_keys.sql"),

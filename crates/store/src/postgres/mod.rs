@@ -10,6 +10,7 @@
 
 mod capture;
 mod cohorts;
+mod early_access;
 mod evaluation;
 mod events;
 mod flags;
@@ -42,9 +43,10 @@ use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::watch::{ChangesSince, Revised, LOG_KEPT};
 use crate::{
     ActivityEntry, Actor, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject,
-    EvalInputs, FeatureFlag, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
-    IssuedUserKey, KeyKind, Listing, NewCohort, NewEvent, NewFlag, Page, Person, PersonUpdate,
-    Project, ProjectId, Properties, Result, Store, StoreError, UserKey,
+    EarlyAccessFeature, EarlyAccessFeatureUpdate, EvalInputs, FeatureFlag, FlagCheck, FlagQuery,
+    FlagUpdate, Group, GroupType, IssuedKey, IssuedUserKey, KeyKind, Listing, NewCohort,
+    NewEarlyAccessFeature, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId,
+    Properties, Result, Store, StoreError, UserKey,
 };
 
 /// Connections per node. Writers hold one for a transaction's length; readers briefly.
@@ -275,6 +277,39 @@ impl Store for PgStore {
         check: &FlagCheck<'_>,
     ) -> Result<FeatureFlag> {
         flags::update(&self.db, project, id, update, actor, check).await
+    }
+
+    async fn create_early_access_feature(
+        &self,
+        project: ProjectId,
+        feature: &NewEarlyAccessFeature,
+    ) -> Result<EarlyAccessFeature> {
+        early_access::create(&self.db, project, feature).await
+    }
+
+    async fn early_access_features(&self, project: ProjectId) -> Result<Vec<EarlyAccessFeature>> {
+        early_access::list(&self.db, project).await
+    }
+
+    async fn early_access_feature(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> Result<Option<EarlyAccessFeature>> {
+        early_access::one(&self.db, project, id).await
+    }
+
+    async fn update_early_access_feature(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        update: &EarlyAccessFeatureUpdate,
+    ) -> Result<EarlyAccessFeature> {
+        early_access::update(&self.db, project, id, update).await
+    }
+
+    async fn delete_early_access_feature(&self, project: ProjectId, id: Uuid) -> Result<bool> {
+        early_access::delete(&self.db, project, id).await
     }
 
     async fn get_flag(&self, project: ProjectId, id: i64) -> Result<Option<FeatureFlag>> {

@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0006_definition_changes.sql"),
     },
     Migration {
+        version: 7,
+        name: "early_access",
+        sql: include_str!("migrations/0007_early_access.sql"),
+    },
+    Migration {
         version: 8,
         name: "user_keys",
         sql: include_str!("migrations/0008_user_keys.sql"),

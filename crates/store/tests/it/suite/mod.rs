@@ -5,6 +5,7 @@ pub mod capture;
 pub mod cohorts;
 pub mod concurrency;
 pub mod durability;
+pub mod early_access;
 pub mod evaluation;
 pub mod events;
 pub mod flags;
@@ -120,6 +121,7 @@ macro_rules! store_suite {
                 property_keys_of_persons_and_groups,
             ],
             groups: [upsert_merges_properties, group_input_is_checked],
+            early_access: [crud_scoped_by_project],
             overrides: [insert_is_idempotent, first_distinct_id_wins],
             events: [
                 batch_insert_is_idempotent_by_uuid,
