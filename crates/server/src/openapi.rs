@@ -226,6 +226,38 @@ fn project_paths(prefix: &str) -> Map<String, Value> {
             &["project_id", "person_uuid"], None,
             json!({"202": {"description": "Deleted."}}))}),
     );
+    let feature_write = json_body(schema_ref("EarlyAccessFeatureWrite"));
+    paths.insert(
+        p("early_access_feature/"),
+        json!({
+            "get": op(&id("early_access_feature_list"), "early_access_features",
+                "Every early access feature of the project, oldest first (one page).",
+                &["project_id"], None,
+                json!({"200": ok("The features.", schema_ref("PaginatedEarlyAccessFeatureList"))})),
+            "post": op(&id("early_access_feature_create"), "early_access_features",
+                "Create a feature. `name` and `stage` are required. Without `feature_flag_id` a flag is created (key slugified from the name, rolled out to nobody); in an active stage (alpha, beta, general-availability) the flag gets the `feature_enrollment` gate, so a person whose `$feature_enrollment/<flag key>` is true gets it.",
+                &["project_id"], Some(feature_write.clone()),
+                json!({"201": ok("The created feature.", schema_ref("EarlyAccessFeature")),
+                       "400": error("Validation failed (an unknown, deleted, group-based, multivariate or already linked flag; a bad stage or URL); `attr` names the field.")})),
+        }),
+    );
+    paths.insert(
+        p("early_access_feature/{id}/"),
+        json!({
+            "get": op(&id("early_access_feature_retrieve"), "early_access_features", "One feature.",
+                &["project_id", "feature_uuid"], None,
+                json!({"200": ok("The feature.", schema_ref("EarlyAccessFeature"))})),
+            "patch": op(&id("early_access_feature_partial_update"), "early_access_features",
+                "Change some fields. Entering an active stage adds the flag's enrollment gate, leaving them removes it; `stage: general-availability` with `rollout_to_all: true` rolls the flag out to everyone.",
+                &["project_id", "feature_uuid"], Some(feature_write),
+                json!({"200": ok("The updated feature.", schema_ref("EarlyAccessFeature")),
+                       "400": error("Validation failed; `attr` names the field.")})),
+            "delete": op(&id("early_access_feature_destroy"), "early_access_features",
+                "Delete the feature; its flag stays, without the enrollment gate.",
+                &["project_id", "feature_uuid"], None,
+                json!({"204": {"description": "Deleted."}})),
+        }),
+    );
     paths.insert(
         p("keys/{kind}/rotate/"),
         json!({"post": op(&id("keys_rotate"), "keys",
@@ -270,6 +302,8 @@ fn parameters() -> Value {
         "key_kind": {"name": "kind", "in": "path", "required": true,
             "schema": {"type": "string", "enum": ["secret", "personal"]},
             "description": "`secret` (phs_…, local evaluation) or `personal` (phx_…, this API and local evaluation)."},
+        "feature_uuid": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"},
+            "description": "The early access feature's id."},
         "person_uuid": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"},
             "description": "The person's uuid."},
         "limit": query("limit", int.clone(), "Rows per page (default 100, at most 1000)."),
@@ -306,7 +340,7 @@ fn schemas() -> Value {
             "previous": nullable(json!({"type": "string", "format": "uri"})),
             "results": {"type": "array", "items": schema_ref(item)}}})
     };
-    json!({
+    let mut schemas = json!({
         "IssuedKey": {"type": "object", "required": ["project_id", "kind", "key"], "properties": {
             "project_id": {"type": "integer"},
             "kind": {"type": "string", "enum": ["secret", "personal"]},
@@ -458,7 +492,34 @@ fn schemas() -> Value {
             "organizations": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}}}},
             "team": {"type": "object", "properties": {"id": {"type": "integer"}, "organization": {"type": "string", "format": "uuid"}}},
             "organization": {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}}}}}]},
-    })
+    });
+    // A second literal: one `json!` this size reaches the macro recursion limit.
+    let early_access = json!({
+        "EarlyAccessStage": {"type": "string",
+            "enum": ["draft", "concept", "alpha", "beta", "general-availability", "archived"]},
+        "EarlyAccessFeature": {"type": "object", "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "feature_flag": nullable(schema_ref("FeatureFlag")),
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "stage": schema_ref("EarlyAccessStage"),
+            "documentation_url": {"type": "string"},
+            "payload": {"type": "object"},
+            "created_at": {"type": "string", "format": "date-time"}}},
+        "EarlyAccessFeatureWrite": {"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "description": {"type": "string"},
+            "stage": schema_ref("EarlyAccessStage"),
+            "documentation_url": {"type": "string", "format": "uri", "maxLength": 800},
+            "payload": {"type": "object"},
+            "feature_flag_id": {"type": "integer", "description": "Link an existing flag (create only)."},
+            "rollout_to_all": {"type": "boolean", "description": "With `stage: general-availability`: roll the flag out to everyone."}}},
+        "PaginatedEarlyAccessFeatureList": page_of("EarlyAccessFeature"),
+    });
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), early_access) {
+        all.extend(more);
+    }
+    schemas
 }
 
 fn build() -> Value {

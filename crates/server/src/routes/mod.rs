@@ -1,8 +1,10 @@
 //! The router: one module per path family, each owning its methods.
 
 mod api;
+mod array;
 mod capture;
 mod definitions;
+mod early_access;
 mod flags;
 mod health;
 mod ofrep;
@@ -45,6 +47,12 @@ pub fn router(state: AppState) -> Router {
         "/api/feature_flag/local_evaluation/",
     ] {
         router = router.route(path, definitions::methods());
+    }
+    for (path, methods) in array::routes() {
+        router = router.route(path, methods);
+    }
+    for path in ["/api/early_access_features", "/api/early_access_features/"] {
+        router = router.route(path, early_access::methods());
     }
     // Streams take no evaluation slot: they are not behind `shed`.
     router = router

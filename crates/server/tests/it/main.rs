@@ -7,6 +7,7 @@ mod connections;
 mod cookieless;
 mod cors;
 mod degrade;
+mod early_access;
 mod evaluation;
 mod faulty;
 mod geoip;

@@ -1260,6 +1260,7 @@ async fn schema_documents_the_routes() {
         "/api/environments/{project_id}/feature_flags/",
         "/api/projects/{project_id}/cohorts/",
         "/api/projects/{project_id}/persons/",
+        "/api/projects/{project_id}/early_access_feature/{id}/",
         "/api/personal_api_keys/@current/",
         "/api/projects/{project_id}/keys/{kind}/rotate/",
         "/api/environments/{project_id}/keys/{kind}/revoke/",

@@ -13,6 +13,7 @@ pub(super) mod activity;
 pub(super) mod cohort_members;
 pub(super) mod cohorts;
 pub(super) mod credentials;
+mod early_access;
 pub(super) mod evaluation;
 mod flag_calls;
 pub(super) mod flag_input;
@@ -141,6 +142,19 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         (
             "/cohorts/{id}/persons",
             get(cohorts::persons).fallback(refuse(read)),
+        ),
+        (
+            "/early_access_feature",
+            get(early_access::list)
+                .post(early_access::create)
+                .fallback(refuse("GET, POST, HEAD")),
+        ),
+        (
+            "/early_access_feature/{id}",
+            get(early_access::retrieve)
+                .patch(early_access::update)
+                .delete(early_access::delete)
+                .fallback(refuse(early_access::ITEM_METHODS)),
         ),
         (
             "/keys/{kind}/rotate",
