@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node, posthog-rs) and the
-# official OpenFeature OFREP providers (node server, Python, Rust) and a real SSE client (httpx-sse, on
-# the change streams) against a live `vexil serve`, then a restart of the server and a persistence check.
+# Compatibility tests: the real published PostHog SDKs (posthog for Python, posthog-node, posthog-rs,
+# and posthog-js in headless Chromium), the official OpenFeature OFREP providers (node server, web in
+# headless Chromium, Python, Rust) and a real SSE client (httpx-sse, on the change streams) against a
+# live `vexil serve`, then a restart of the server and a persistence check. The browser suites
+# (tests/compat/browser) need Debian's `chromium` (or CHROMIUM=path); without it this fails.
 #
 # Usage: scripts/compat.sh [path/to/vexil]        (default: target/debug/vexil, built if missing)
 #
@@ -24,6 +26,9 @@ NODE_PACKAGE=$(clients spec node)
 NODE_LEGACY_PACKAGE=$(clients spec node-legacy)
 mapfile -t OFREP_PY_PACKAGES < <(clients spec ofrep-python)
 mapfile -t OFREP_NODE_PACKAGES < <(clients spec ofrep-node)
+# posthog-js and the OFREP web provider run in headless Chromium (Debian's `chromium`, driven by
+# playwright-core), installed together (each spec once).
+mapfile -t BROWSER_PACKAGES < <({ clients spec posthog-js; clients spec ofrep-web; } | awk '!seen[$0]++')
 # The Rust provider (open-feature-ofrep, open-feature 0.3.0) is pinned by
 # tests/compat/ofrep-rust/Cargo.lock (clients.json names the same version; the README check compares
 # them) and built into target/ofrep-rust (minutes when cold: rustls on aws-lc).
@@ -43,6 +48,9 @@ fi
 for tool in python3 node npm curl; do
   command -v "$tool" >/dev/null || die "'$tool' is required (python3 with venv, node >= 20 with npm, curl)"
 done
+CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
+[[ -n $CHROMIUM ]] || die "'chromium' is required for the browser suites (apt-get install chromium)"
+export CHROMIUM
 
 vexil=${1:-$root/target/debug/vexil}
 if [[ ! -x $vexil ]]; then
@@ -121,6 +129,11 @@ mkdir -p "$tmp/ofrep-node"
 cp "$root"/tests/compat/ofrep-node/package.json "$root"/tests/compat/ofrep-node/*.mjs "$root"/tests/compat/node/lib.mjs "$tmp/ofrep-node/"
 (cd "$tmp/ofrep-node" && retry npm install --no-audit --no-fund --loglevel=error "${OFREP_NODE_PACKAGES[@]}" >/dev/null) \
   || die "npm install ${OFREP_NODE_PACKAGES[*]} failed"
+say "installing ${BROWSER_PACKAGES[*]}"
+mkdir -p "$tmp/browser"
+cp "$root"/tests/compat/browser/package.json "$root"/tests/compat/browser/*.mjs "$root"/tests/compat/node/lib.mjs "$tmp/browser/"
+(cd "$tmp/browser" && retry npm install --no-audit --no-fund --loglevel=error "${BROWSER_PACKAGES[@]}" >/dev/null) \
+  || die "npm install ${BROWSER_PACKAGES[*]} failed"
 say "building the Rust OFREP provider's tests (tests/compat/ofrep-rust)"
 (cd "$root/tests/compat/ofrep-rust" && CARGO_TARGET_DIR=$ofrep_rust_target retry cargo test -q --locked --test provider --no-run) \
   || die "building tests/compat/ofrep-rust failed"
@@ -135,8 +148,9 @@ py_version=$(version_of "$py")
 py_legacy_version=$(version_of "$tmp/venv-legacy/bin/python")
 node_version=$(node_version_of "$tmp/node")
 node_legacy_version=$(node_version_of "$tmp/node-legacy")
-say "clients: posthog (python) $py_version and $py_legacy_version, posthog-node $node_version and $node_legacy_version, node $(node --version)"
-[[ $py_version == $(clients version python) && $node_version == $(clients version node) ]] \
+js_version=$(node -p 'require(process.argv[1]).version' "$tmp/browser/node_modules/posthog-js/package.json")
+say "clients: posthog (python) $py_version and $py_legacy_version, posthog-node $node_version and $node_legacy_version, posthog-js $js_version, node $(node --version), $("$CHROMIUM" --version 2>/dev/null | head -1)"
+[[ $py_version == $(clients version python) && $node_version == $(clients version node) && $js_version == $(clients version posthog-js) ]] \
   || die "installed clients differ from the pins in tests/compat/clients.json"
 # Newer majors on the registries: a warning (VEXIL_COMPAT_NEWER=fail makes it an error, e.g. in a
 # scheduled CI job that should notice a new SDK major).
@@ -155,7 +169,7 @@ create_project() {
   "$vexil" project create --name "$1" --json --data-dir "$data" > "$tmp/project-$1.json" \
     || die "vexil project create --name $1 failed"
 }
-projects=(python node walkthrough ofrep-node ofrep-python ofrep-rust posthog-rs sse)
+projects=(python node walkthrough ofrep-node ofrep-python ofrep-rust posthog-rs sse browser ofrep-web)
 for name in "${projects[@]}"; do
   create_project "$name"
 done
@@ -281,6 +295,14 @@ ofrep_python_suite() {
   eval "$(project_env ofrep-python)"
   "$tmp/venv-ofrep/bin/python" -m pytest "${pytest_args[@]}" "$root/tests/compat/ofrep-python"
 }
+browser_suite() {
+  eval "$(project_env browser)"
+  cd "$tmp/browser" && node --test --test-reporter=spec ./posthog-js.test.mjs
+}
+ofrep_web_suite() {
+  eval "$(project_env ofrep-web)"
+  cd "$tmp/browser" && node --test --test-reporter=spec ./ofrep-web.test.mjs
+}
 sse_suite() {
   eval "$(project_env sse)"
   "$py" -m pytest "${pytest_args[@]}" "$root/tests/compat/sse"
@@ -320,6 +342,8 @@ run_phase "OFREP: @openfeature/ofrep-provider (node server SDK)" ofrep_node_suit
 run_phase "OFREP: openfeature-provider-ofrep (python)" ofrep_python_suite
 run_phase "OFREP: open-feature-ofrep (rust)" ofrep_rust_suite
 run_phase "posthog-rs $(clients version posthog-rs)" posthog_rs_suite
+run_phase "posthog-js $js_version in headless Chromium" browser_suite
+run_phase "OFREP: @openfeature/ofrep-web-provider (web SDK) in headless Chromium" ofrep_web_suite
 run_phase "SSE: httpx-sse on /flags/definitions/stream and the OFREP stream" sse_suite
 run_phase "persistence: record before restart" persistence_before
 
@@ -353,7 +377,7 @@ stop_server
 
 read -r n_passed n_failed < <(count_tests)
 say "timings: install ${t_install}s; first start ${t_start}s; test-clock build ${t_build_clock}s; $(printf '%s; ' "${timings[@]}")restart ${t_restart}s; total $((SECONDS - started))s"
-say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, posthog-rs $(clients version posthog-rs), OFREP providers (node, python, rust): $n_passed passed, $n_failed failed"
+say "posthog (python) $py_version + $py_legacy_version, posthog-node $node_version + $node_legacy_version, posthog-rs $(clients version posthog-rs), posthog-js $js_version, OFREP providers (node, web, python, rust): $n_passed passed, $n_failed failed"
 failures+=("${server_problems[@]}")
 if [[ ${#failures[@]} -gt 0 ]]; then
   die "$(printf '%s; ' "${failures[@]}")"

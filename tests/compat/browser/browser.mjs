@@ -9,8 +9,17 @@ import { project } from './lib.mjs'
 
 const require = createRequire(import.meta.url)
 
-/** A file of an installed package (resolved from this directory's node_modules). */
-export const packageFile = (spec) => require.resolve(spec)
+/**
+ * A file of an installed package (`name/path/in/package`, resolved from this directory's
+ * node_modules), whether or not the package's `exports` name it.
+ */
+export function packageFile(spec) {
+  const parts = spec.split('/')
+  const name = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]
+  const main = require.resolve(name)
+  const marker = `node_modules/${name}/`
+  return main.slice(0, main.lastIndexOf(marker) + marker.length) + spec.slice(name.length + 1)
+}
 
 /**
  * Serves `routes` (`{path: {type, body}}` or `{path: {type, file}}`) on 127.0.0.1 at a free
