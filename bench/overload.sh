@@ -18,7 +18,8 @@
 #               that can wait at the server at once; past it, due requests wait in the
 #               generator (still charged to the latency, and reported as send lag)
 #   TIMEOUT=S   per-request timeout in seconds (default 10)
-#   CAP=N / DELAY=MS   --max-in-flight-evaluations / --max-queue-delay-ms (default: serve's)
+#   CAP=N / DELAY=MS / BUSY=MS   --max-in-flight-evaluations / --max-queue-delay-ms /
+#               --max-busy-ms (default: serve's; 0 turns one off)
 #   SERVER_CPU / CLIENT_CPU, VEXIL_BIN as in load.sh
 # Needs wrk, taskset, bc and python3.
 set -euo pipefail
@@ -54,7 +55,8 @@ port=$(free_port); host="http://127.0.0.1:$port"
 limits=()
 [ -n "${CAP:-}" ] && limits+=(--max-in-flight-evaluations "$CAP")
 [ -n "${DELAY:-}" ] && limits+=(--max-queue-delay-ms "$DELAY")
-taskset -c "$server_cpu" "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$tmp/d" "${limits[@]}" >"$tmp/log" 2>&1 &
+[ -n "${BUSY:-}" ] && limits+=(--max-busy-ms "$BUSY")
+taskset -c "$server_cpu" "$vexil" serve --addr "127.0.0.1:$port" --data-dir "$tmp/d" "${limits[@]}" >"${SERVER_LOG:-$tmp/log}" 2>&1 &
 pids+=($!); pid=$!
 for _ in $(seq 100); do curl -sf "$host/_readiness" >/dev/null && break; sleep 0.1; done
 python3 bench/seed.py "$host" "$phx" "$flags" >/dev/null
@@ -73,7 +75,8 @@ echo "RSS idle: $(( $(status_kb "$pid" VmRSS) / 1024 )) MiB"
 
 taskset -c "$client_cpu" wrk -t1 -c64 -d3s -s bench/flags.lua "$host" >/dev/null # warm-up
 taskset -c "$client_cpu" wrk -t1 -c64 -d${duration}s --latency -s bench/overload.lua "$host" >"$tmp/cap"
-capacity=$(awk '/Requests\/sec/ {printf "%d", $2}' "$tmp/cap")
+# Capacity counts answered evaluations only: a 503 is not capacity.
+capacity=$(awk -v d="$duration" '/^status 200:/ {printf "%d", $3 / d}' "$tmp/cap")
 echo "capacity (closed loop, wrk -t1 -c64): $capacity req/s, p99 $(awk '/^ +99%/ {print $2}' "$tmp/cap"), $(grep '^status' "$tmp/cap" | tr '\n' ' ')"
 
 printf '%-3s %7s %7s %7s %7s %7s %6s %6s %9s %-33s %-28s %7s %6s %s\n' \

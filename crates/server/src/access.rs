@@ -14,6 +14,7 @@ use http_body::Body as _;
 use vexil_store::ProjectId;
 
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
+use crate::overload::Shed;
 
 /// `X-Request-Id`, read from requests and set on every response.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -105,7 +106,9 @@ pub async fn observe(
     let route = route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.0.as_str());
     let status = response.status();
     metrics.route(route).record(&method, status, elapsed);
-    if status.is_server_error() || metrics.access.sampled() {
+    // Every server error is logged, except shed requests: the shed metrics count them.
+    let failed = status.is_server_error() && response.extensions().get::<Shed>().is_none();
+    if failed || metrics.access.sampled() {
         let project = response.extensions().get::<LoggedProject>().map(|p| p.0);
         tracing::info!(
             target: TARGET,

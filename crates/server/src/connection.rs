@@ -5,23 +5,32 @@
 //! after it too), each request body within the body-read timeout, and at most
 //! `max_connections` are open at once (past it the server stops accepting; the kernel's
 //! backlog holds new ones until a slot frees up).
+//!
+//! With the saturation signal on, each read of a request is timed from the wake-up that said
+//! its connection had data to the moment a worker got to it ([`ReadyWait`]): under overload
+//! that is where requests queue.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::Router;
+use futures_util::task::AtomicWaker;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
+
+use crate::overload::ReadyWait;
 
 /// Limits on every connection.
 #[derive(Debug, Clone)]
@@ -45,11 +54,13 @@ impl Default for ConnectionLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets every open connection finish
-/// its request in flight (idle ones close at once) and returns.
+/// its request in flight (idle ones close at once) and returns. Reads are timed into
+/// `ready_wait` when given.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: &ConnectionLimits,
+    ready_wait: Option<Arc<ReadyWait>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -86,6 +97,7 @@ pub async fn run(
                 .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)
         });
+        let stream = ReadTimed::new(stream, ready_wait.clone());
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // Errors here are the client's (reset, timeout, malformed head): nothing to answer.
@@ -168,5 +180,104 @@ impl Body for BodyDeadline {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Nanoseconds since the first call: wake-up times kept in an atomic.
+fn now_ns() -> u64 {
+    static BASE: OnceLock<std::time::Instant> = OnceLock::new();
+    let base = BASE.get_or_init(std::time::Instant::now);
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A connection whose reads are timed into a [`ReadyWait`]: when a read finds no data, the
+/// runtime is handed a waker of ours that notes when the data arrived (the readiness wake-up)
+/// before waking the connection's task, and the read that then returns data records how long
+/// the connection waited for a worker since. Without a `ReadyWait` reads pass straight through.
+struct ReadTimed {
+    inner: TcpStream,
+    timing: Option<(Arc<ReadyWait>, Arc<ReadWake>)>,
+}
+
+/// The waker a pending read leaves with the runtime.
+#[derive(Default)]
+struct ReadWake {
+    /// The connection task's own waker.
+    task: AtomicWaker,
+    /// When the runtime said data had arrived ([`now_ns`]); 0: not since the last read.
+    woke_at: AtomicU64,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woke_at.store(now_ns().max(1), Ordering::Relaxed);
+        self.task.wake();
+    }
+}
+
+impl ReadTimed {
+    fn new(inner: TcpStream, ready_wait: Option<Arc<ReadyWait>>) -> Self {
+        ReadTimed {
+            inner,
+            timing: ready_wait.map(|r| (r, Arc::default())),
+        }
+    }
+}
+
+impl AsyncRead for ReadTimed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let Some((ready_wait, wake)) = &this.timing else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        wake.task.register(cx.waker());
+        let waker = Waker::from(Arc::clone(wake));
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(&mut Context::from_waker(&waker), buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let woke_at = wake.woke_at.swap(0, Ordering::Relaxed);
+            if woke_at != 0 {
+                ready_wait.record(Duration::from_nanos(now_ns().saturating_sub(woke_at)));
+            }
+        }
+        read
+    }
+}
+
+impl AsyncWrite for ReadTimed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

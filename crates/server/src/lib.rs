@@ -104,7 +104,8 @@ pub async fn serve(
         shutdown.await;
         streams.close();
     };
-    let served = connection::run(listener, router(state), &limits, shutdown).await;
+    let ready_wait = state.overload.ready_wait();
+    let served = connection::run(listener, router(state), &limits, ready_wait, shutdown).await;
     propagation.abort();
     if let Some(saver) = saver {
         saver.abort();

@@ -1,7 +1,7 @@
 //! Overload protection: evaluations are shed at once (503 with `Retry-After`) instead of
 //! queueing until every answer is late — past a cap on evaluations in flight, while the
 //! runtime runs late, and a share of them while the workers have had no idle moment for too
-//! long (saturation) — and per-project
+//! long and ready connections wait for them (saturation) — and per-project
 //! token buckets for evaluation, capture and the management API (429 with `Retry-After`, the
 //! body PostHog sends).
 //!
@@ -59,10 +59,12 @@ pub struct OverloadLimits {
     /// late a 10 ms ticker wakes up measures that queue. Zero turns it off.
     pub max_queue_delay: Duration,
     /// A share of evaluations is shed while the runtime's workers have not been idle for
-    /// longer than this, growing while it lasts and shrinking once they idle again. Under
-    /// overload the backlog waits in socket buffers, where neither the in-flight count nor the
-    /// ticker sees it; "no worker found nothing to do for this long" does. Needs `idleness`;
-    /// zero turns it off.
+    /// longer than this and connections with a request to read wait half as long for a worker,
+    /// growing while it lasts and shrinking once they idle again or requests stop waiting.
+    /// Under overload the backlog is connections whose request has arrived, queued for a
+    /// worker, where the in-flight count does not see it; a closed-loop client that merely
+    /// keeps the server at capacity keeps the workers busy but its few connections wait
+    /// little, and does not trip it. Needs `idleness`; zero turns it off.
     pub max_busy: Duration,
     /// The runtime's idle time, measured by its park hooks ([`Idleness`]); `None` (a runtime
     /// without the hooks) turns the saturation signal off.
@@ -208,6 +210,12 @@ impl Overload {
         }
     }
 
+    /// Where the connection layer reports how long ready connections wait for a worker, when
+    /// the saturation signal is on.
+    pub fn ready_wait(&self) -> Option<Arc<ReadyWait>> {
+        self.saturation.as_ref().map(|s| Arc::clone(&s.ready_wait))
+    }
+
     /// Requests refused so far.
     pub fn refusals(&self) -> &Refusals {
         &self.refusals
@@ -268,6 +276,18 @@ fn retry_after(wait: Duration) -> u64 {
         .max(1)
 }
 
+/// Marks a response as a shed request's: counted by the shed metrics, so the access log does
+/// not also write a line for each (under overload that would be most of its work).
+#[derive(Debug, Clone, Copy)]
+pub struct Shed;
+
+/// The 503 of a shed evaluation.
+fn shed_response() -> Response {
+    let mut response = ApiError::overloaded().into_response();
+    response.extensions_mut().insert(Shed);
+    response
+}
+
 /// Middleware of the evaluation routes: runs the request if an in-flight slot is free and it is
 /// not among the share shed for saturation, else answers 503 at once.
 pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Next) -> Response {
@@ -276,14 +296,14 @@ pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Nex
             .refusals
             .shed_saturated
             .fetch_add(1, Ordering::Relaxed);
-        return ApiError::overloaded().into_response();
+        return shed_response();
     }
     if overload.lag.as_ref().is_some_and(Lag::late) {
         overload
             .refusals
             .shed_queue_delay
             .fetch_add(1, Ordering::Relaxed);
-        return ApiError::overloaded().into_response();
+        return shed_response();
     }
     let Some(slots) = &overload.in_flight else {
         return next.run(req).await;
@@ -295,7 +315,7 @@ pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Nex
                 .refusals
                 .shed_in_flight
                 .fetch_add(1, Ordering::Relaxed);
-            ApiError::overloaded().into_response()
+            shed_response()
         }
     }
 }
@@ -348,13 +368,13 @@ pub async fn watch_lag(overload: Arc<Overload>) {
     loop {
         let before = Instant::now();
         tokio::time::sleep(TICK).await;
+        let late = before.elapsed().saturating_sub(TICK);
         if let Some(saturation) = &overload.saturation {
             saturation.tick();
         }
         let Some(lag) = &overload.lag else {
             continue;
         };
-        let late = before.elapsed().saturating_sub(TICK);
         let now = lag.now_ms();
         lag.last_tick.store(now, Ordering::Relaxed);
         if late > lag.max {
@@ -398,6 +418,29 @@ impl Idleness {
     }
 }
 
+/// How long connections whose request has arrived wait for a worker to read it: the
+/// connection layer ([`crate::connection`]) times each read from the readiness wake-up of its
+/// connection to the read, and the saturation controller takes the longest once per tick.
+/// Under overload this is where the backlog waits — ready connections queued for the workers
+/// (and past the runtime's local queue, in its global one) — while a ticker in the local queue
+/// sees only a few milliseconds of it.
+#[derive(Debug, Default)]
+pub struct ReadyWait {
+    /// The longest wait since the controller's last tick, in microseconds.
+    longest_us: AtomicU64,
+}
+
+impl ReadyWait {
+    /// A connection with a request to read waited `waited` for a worker.
+    pub fn record(&self, waited: Duration) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        // Most waits are shorter than the longest already seen: read before writing.
+        if us > self.longest_us.load(Ordering::Relaxed) {
+            self.longest_us.fetch_max(us, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Shares are fixed-point fractions of `SCALE`.
 const SCALE: u32 = 1 << 16;
 /// Added to the shed share per busy tick past `max_busy` (≈ 6%: 3× overload is met in ~120 ms).
@@ -407,13 +450,21 @@ const MAX_SHARE: u32 = SCALE - SCALE / 64;
 /// Parked for less than this in a tick, the tick was busy: a worker that parks with events
 /// already pending comes straight back, so a busy runtime still parks for a few µs at a time.
 const IDLE_PER_TICK: Duration = Duration::from_micros(200);
+/// Taken from the shed share per tick while the workers are busy but requests do not wait.
+const STEP_DOWN: u32 = SCALE / 64;
 
-/// The saturation controller: while the workers have had no idle moment for longer than
-/// `max_busy`, the share of evaluations shed grows by [`STEP_UP`] per tick; each tick with idle
-/// time shrinks it by a quarter (additive increase, multiplicative decrease), so it settles
-/// near the share the server cannot serve and lets go soon after the overload ends.
+/// The saturation controller. Busy workers alone do not mean overload: a closed-loop client
+/// (a fixed number of connections, each waiting for its answer) keeps a server at capacity
+/// busy, but the queue it builds is bounded by its connections, so each waits little. Overload
+/// is busy **and** waiting: while the workers have had no idle moment for longer than
+/// `max_busy` and a connection whose request had arrived waited half of that for a worker
+/// ([`ReadyWait`]), the share of evaluations shed grows by [`STEP_UP`] per tick; a busy tick
+/// without such a wait takes [`STEP_DOWN`] off it and each tick with idle time a quarter
+/// (additive increase, multiplicative decrease), so it settles near the share the server
+/// cannot serve and lets go soon after the overload ends.
 struct Saturation {
     idleness: Arc<Idleness>,
+    ready_wait: Arc<ReadyWait>,
     max_busy: Duration,
     started: Instant,
     /// `Idleness::parked_ns` at the previous tick.
@@ -433,6 +484,7 @@ impl Saturation {
     fn new(idleness: Arc<Idleness>, max_busy: Duration) -> Self {
         Saturation {
             idleness,
+            ready_wait: Arc::default(),
             max_busy,
             started: Instant::now(),
             last_parked_ns: AtomicU64::new(0),
@@ -444,11 +496,14 @@ impl Saturation {
 
     /// One tick of the controller (only [`watch_lag`] calls it).
     fn tick(&self) {
-        self.tick_at(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let waited = Duration::from_micros(self.ready_wait.longest_us.swap(0, Ordering::Relaxed));
+        self.tick_at(now, waited);
     }
 
-    /// A tick at `now` milliseconds since `started`.
-    fn tick_at(&self, now: u64) {
+    /// A tick at `now` milliseconds since `started`; since the previous one, a connection with
+    /// a request to read waited at most `waited` for a worker.
+    fn tick_at(&self, now: u64, waited: Duration) {
         let previous_tick = self.last_tick_ms.swap(now, Ordering::Relaxed);
         let parked = self.idleness.parked_ns.load(Ordering::Relaxed);
         let idle = parked.saturating_sub(self.last_parked_ns.swap(parked, Ordering::Relaxed));
@@ -462,7 +517,9 @@ impl Saturation {
                 self.busy_since_ms.store(since, Ordering::Relaxed);
             }
             let max_busy = u64::try_from(self.max_busy.as_millis()).unwrap_or(u64::MAX);
-            if now.saturating_sub(since) > max_busy {
+            if waited < self.max_busy / 2 {
+                share.saturating_sub(STEP_DOWN)
+            } else if now.saturating_sub(since) > max_busy {
                 share.saturating_add(STEP_UP).min(MAX_SHARE)
             } else {
                 share
@@ -485,8 +542,35 @@ impl Saturation {
 mod tests {
     use super::*;
 
+    /// How long a ready connection waits for a worker behind a growing backlog.
+    const WAITED: Duration = Duration::from_millis(60);
+
     fn share(s: &Saturation) -> u32 {
         s.share.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn busy_workers_whose_connections_wait_little_are_at_capacity_not_overloaded() {
+        let idleness = Arc::new(Idleness::default());
+        let s = Saturation::new(Arc::clone(&idleness), Duration::from_millis(100));
+        // A closed-loop client keeps every worker busy, but its queue is bounded by its
+        // connections: each waits a few milliseconds for a worker, under half of `max_busy`.
+        for t in 1..=100 {
+            s.tick_at(t * 10, Duration::from_millis(2));
+        }
+        assert_eq!(share(&s), 0);
+        // Overloaded for a while, then waits short again while still busy: the share runs down.
+        for t in 101..=130 {
+            s.tick_at(t * 10, WAITED);
+        }
+        let overloaded = share(&s);
+        assert!(overloaded > 0);
+        s.tick_at(1_310, Duration::from_millis(2));
+        assert_eq!(share(&s), overloaded - STEP_DOWN);
+        for t in 132..=300 {
+            s.tick_at(t * 10, Duration::from_millis(2));
+        }
+        assert_eq!(share(&s), 0);
     }
 
     #[test]
@@ -495,29 +579,29 @@ mod tests {
         let s = Saturation::new(Arc::clone(&idleness), Duration::from_millis(100));
         // No idle time: nothing is shed until the workers have been busy for over 100 ms.
         for t in 1..=10 {
-            s.tick_at(t * 10);
+            s.tick_at(t * 10, WAITED);
         }
         assert_eq!(share(&s), 0);
-        s.tick_at(110);
+        s.tick_at(110, WAITED);
         assert_eq!(share(&s), STEP_UP);
         for t in 12..=40 {
-            s.tick_at(t * 10);
+            s.tick_at(t * 10, WAITED);
         }
         assert_eq!(share(&s), MAX_SHARE, "capped below everything");
         assert!((0..1_000).filter(|_| s.sheds()).count() > 900);
         // Idle time in every tick: the share falls by a quarter per tick, to nothing.
         idleness.parked_ns.fetch_add(1_000_000, Ordering::Relaxed);
-        s.tick_at(410);
+        s.tick_at(410, WAITED);
         assert_eq!(share(&s), MAX_SHARE * 3 / 4);
         for t in 42..=90 {
             idleness.parked_ns.fetch_add(1_000_000, Ordering::Relaxed);
-            s.tick_at(t * 10);
+            s.tick_at(t * 10, WAITED);
         }
         assert_eq!(share(&s), 0);
         assert!(!(0..1_000).any(|_| s.sheds()));
         // Busy again: the 100 ms count starts afresh.
         for t in 91..=100 {
-            s.tick_at(t * 10);
+            s.tick_at(t * 10, WAITED);
         }
         assert_eq!(share(&s), 0);
     }
@@ -529,7 +613,7 @@ mod tests {
         // A busy runtime parks with events already pending and comes straight back.
         for t in 1..=10 {
             idleness.parked_ns.fetch_add(50_000, Ordering::Relaxed);
-            s.tick_at(t * 10);
+            s.tick_at(t * 10, WAITED);
         }
         let busy = share(&s);
         assert!(busy > 0);
@@ -538,7 +622,7 @@ mod tests {
             scope
                 .spawn(|| {
                     idleness.parking();
-                    s.tick_at(110);
+                    s.tick_at(110, WAITED);
                     let share = share(&s);
                     idleness.unparked();
                     share

@@ -188,9 +188,9 @@ pub struct OverloadArgs {
     #[arg(long, env = "VEXIL_MAX_QUEUE_DELAY_MS", default_value_t = 500)]
     pub max_queue_delay_ms: u64,
     /// A growing share of `/flags` and `/decide` is shed (503) while the server's worker
-    /// threads have had no idle moment for longer than this (ms), and less once they idle
-    /// again: under overload requests wait in socket buffers, unseen by the other two
-    /// limits (0: off).
+    /// threads have had no idle moment for longer than this (ms) and connections whose request
+    /// has arrived wait half as long for a worker, and less once they idle or stop waiting:
+    /// under overload requests queue there, unseen by the other two limits (0: off).
     #[arg(long, env = "VEXIL_MAX_BUSY_MS", default_value_t = 100)]
     pub max_busy_ms: u64,
     /// Per project: sustained `/flags` + `/decide` requests per second (429 past it).

@@ -121,11 +121,13 @@ async fn evaluations_are_shed_while_the_runtime_runs_late() {
     app.stop().await;
 }
 
-/// Saturation: requests that wait in socket buffers are seen by neither the in-flight cap nor
-/// the ticker, so the runtime's own idle time is the signal. A task that keeps the only worker
-/// busy (yielding, so requests are still served) stands in for a backlog of requests.
-#[test]
-fn a_share_of_evaluations_is_shed_while_the_workers_never_idle_and_none_after() {
+/// Runs `scenario` against a server on a one-worker runtime with the park hooks installed (as
+/// `vexil serve` does), saturation shedding after 50 ms busy, the ticker-lateness shedding off.
+fn on_one_busy_worker<F, Fut>(scenario: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let idleness = Arc::new(Idleness::default());
     let (parking, unparked) = (Arc::clone(&idleness), Arc::clone(&idleness));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -146,9 +148,19 @@ fn a_share_of_evaluations_is_shed_while_the_workers_never_idle_and_none_after() 
         for _ in 0..10 {
             assert_eq!(flags(&app, app.token()).await.0, 200);
         }
+        scenario(app).await;
+    });
+}
 
-        let hog = tokio::spawn(async {
-            let until = Instant::now() + Duration::from_millis(1_500);
+/// `tasks` tasks that keep the only worker busy for `for_how_long`, each spinning 1 ms at a time
+/// and yielding, so requests are still served: one stands in for a server kept at capacity by a
+/// closed-loop client (busy, a connection with a request waits ~1 ms for the worker), forty for
+/// a backlog (busy, and a connection with a request waits ~40 ms, past half of `max_busy`).
+fn hog(tasks: usize, for_how_long: Duration) -> tokio::task::JoinSet<()> {
+    let until = Instant::now() + for_how_long;
+    let mut hogs = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        hogs.spawn(async move {
             while Instant::now() < until {
                 let spin = Instant::now();
                 while spin.elapsed() < Duration::from_millis(1) {
@@ -157,20 +169,36 @@ fn a_share_of_evaluations_is_shed_while_the_workers_never_idle_and_none_after() 
                 tokio::task::yield_now().await;
             }
         });
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let (mut answered, mut shed) = (0, 0);
-        for _ in 0..40 {
-            let (status, retry_after, body) = flags(&app, app.token()).await;
-            match status {
-                200 => answered += 1,
-                503 => {
-                    assert_eq!(body["code"], "overloaded", "{body}");
-                    assert_retry_after(retry_after.as_deref());
-                    shed += 1;
-                }
-                other => panic!("{other}: {body}"),
+    }
+    hogs
+}
+
+/// 40 evaluations one after the other: how many were answered and how many shed.
+async fn forty_evaluations(app: &TestApp) -> (usize, usize) {
+    let (mut answered, mut shed) = (0, 0);
+    for _ in 0..40 {
+        let (status, retry_after, body) = flags(app, app.token()).await;
+        match status {
+            200 => answered += 1,
+            503 => {
+                assert_eq!(body["code"], "overloaded", "{body}");
+                assert_retry_after(retry_after.as_deref());
+                shed += 1;
             }
+            other => panic!("{other}: {body}"),
         }
+    }
+    (answered, shed)
+}
+
+/// Saturation: requests that wait for a worker are not seen by the in-flight cap, so the
+/// runtime's own idle time together with how long ready connections wait is the signal.
+#[test]
+fn a_share_of_evaluations_is_shed_while_the_workers_never_idle_and_tasks_queue_and_none_after() {
+    on_one_busy_worker(|app| async move {
+        let mut hogs = hog(40, Duration::from_millis(2_000));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (answered, shed) = forty_evaluations(&app).await;
         assert!(
             shed >= 20,
             "{shed} shed, {answered} answered while saturated"
@@ -183,7 +211,7 @@ fn a_share_of_evaluations_is_shed_while_the_workers_never_idle_and_none_after() 
                 && !l.ends_with(" 0")),
             "{metrics}"
         );
-        hog.await.unwrap();
+        while hogs.join_next().await.is_some() {}
 
         // Idle again: within a few ticks the share is back to nothing.
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -191,6 +219,21 @@ fn a_share_of_evaluations_is_shed_while_the_workers_never_idle_and_none_after() 
             let (status, _, body) = flags(&app, app.token()).await;
             assert_eq!(status, 200, "{body}");
         }
+        app.stop().await;
+    });
+}
+
+/// A server kept busy by a closed-loop client is at capacity, not overloaded: its workers never
+/// idle, but the ready queue stays short, so nothing is shed (a one-off late tick from the
+/// machine's own scheduler may shed a request or two, not a share).
+#[test]
+fn busy_workers_with_a_short_ready_queue_shed_nothing() {
+    on_one_busy_worker(|app| async move {
+        let mut hogs = hog(1, Duration::from_millis(2_000));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (answered, shed) = forty_evaluations(&app).await;
+        assert!(shed <= 2, "{shed} shed, {answered} answered at capacity");
+        while hogs.join_next().await.is_some() {}
         app.stop().await;
     });
 }
