@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use futures_util::task::AtomicWaker;
 use http_body::{Body, Frame, SizeHint};
@@ -30,7 +31,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
-use crate::overload::ReadyWait;
+use crate::overload::{self, Overload, ReadyWait};
 
 /// Limits on every connection.
 #[derive(Debug, Clone)]
@@ -54,15 +55,17 @@ impl Default for ConnectionLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets every open connection finish
-/// its request in flight (idle ones close at once) and returns. Reads are timed into
-/// `ready_wait` when given.
+/// its request in flight (idle ones close at once) and returns. With `overload`'s saturation
+/// signal on, reads are timed into its [`ReadyWait`] and the share of evaluations it sheds is
+/// refused here, before the router.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: &ConnectionLimits,
-    ready_wait: Option<Arc<ReadyWait>>,
+    overload: Arc<Overload>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let ready_wait = overload.ready_wait();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
@@ -89,13 +92,22 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let (app, overload) = (app.clone(), Arc::clone(&overload));
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let shed = overload
+                .sheds_at_admission(req.method(), req.uri().path())
+                .then(|| shed_response(req.headers().get(header::ORIGIN)));
             let mut req =
                 req.map(|body| axum::body::Body::new(BodyDeadline::new(body, body_read_timeout)));
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            app.clone().oneshot(req)
+            let app = app.clone();
+            async move {
+                match shed {
+                    Some(refusal) => Ok(refusal),
+                    None => app.oneshot(req).await,
+                }
+            }
         });
         let stream = ReadTimed::new(stream, ready_wait.clone());
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -181,6 +193,18 @@ impl Body for BodyDeadline {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The 503 of an evaluation shed before routing, readable by a page of any origin as the
+/// public endpoints' CORS policy makes their answers.
+fn shed_response(origin: Option<&HeaderValue>) -> axum::response::Response {
+    let mut response = overload::shed_response();
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    response
 }
 
 /// Nanoseconds since the first call: wake-up times kept in an atomic.

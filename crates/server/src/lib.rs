@@ -104,8 +104,8 @@ pub async fn serve(
         shutdown.await;
         streams.close();
     };
-    let ready_wait = state.overload.ready_wait();
-    let served = connection::run(listener, router(state), &limits, ready_wait, shutdown).await;
+    let overload = Arc::clone(&state.overload);
+    let served = connection::run(listener, router(state), &limits, overload, shutdown).await;
     propagation.abort();
     if let Some(saver) = saver {
         saver.abort();

@@ -216,6 +216,21 @@ impl Overload {
         self.saturation.as_ref().map(|s| Arc::clone(&s.ready_wait))
     }
 
+    /// Whether a `method` request for `path`, just read by the connection layer, is among the share of
+    /// evaluations shed for saturation (counted if so). Refusing it there, before routing,
+    /// middleware and the access log, keeps a refusal cheap: under overload refusals are most
+    /// of the work.
+    pub fn sheds_at_admission(&self, method: &axum::http::Method, path: &str) -> bool {
+        // A CORS preflight is never shed: refused, it would read as a CORS failure.
+        let shed = method != axum::http::Method::OPTIONS
+            && is_evaluation(path)
+            && self.saturation.as_ref().is_some_and(Saturation::sheds);
+        if shed {
+            self.refusals.shed_saturated.fetch_add(1, Ordering::Relaxed);
+        }
+        shed
+    }
+
     /// Requests refused so far.
     pub fn refusals(&self) -> &Refusals {
         &self.refusals
@@ -276,28 +291,28 @@ fn retry_after(wait: Duration) -> u64 {
         .max(1)
 }
 
+/// The paths of the evaluation endpoints (the routes behind [`shed`]).
+fn is_evaluation(path: &str) -> bool {
+    matches!(path, "/flags" | "/flags/" | "/decide" | "/decide/")
+        || path.starts_with("/ofrep/v1/evaluate/")
+}
+
 /// Marks a response as a shed request's: counted by the shed metrics, so the access log does
 /// not also write a line for each (under overload that would be most of its work).
 #[derive(Debug, Clone, Copy)]
 pub struct Shed;
 
 /// The 503 of a shed evaluation.
-fn shed_response() -> Response {
+pub(crate) fn shed_response() -> Response {
     let mut response = ApiError::overloaded().into_response();
     response.extensions_mut().insert(Shed);
     response
 }
 
-/// Middleware of the evaluation routes: runs the request if an in-flight slot is free and it is
-/// not among the share shed for saturation, else answers 503 at once.
+/// Middleware of the evaluation routes: runs the request if an in-flight slot is free and the
+/// runtime is not running late, else answers 503 at once. (The share shed for saturation is
+/// refused earlier, by the connection layer: [`Overload::sheds_at_admission`].)
 pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Next) -> Response {
-    if overload.saturation.as_ref().is_some_and(Saturation::sheds) {
-        overload
-            .refusals
-            .shed_saturated
-            .fetch_add(1, Ordering::Relaxed);
-        return shed_response();
-    }
     if overload.lag.as_ref().is_some_and(Lag::late) {
         overload
             .refusals
@@ -426,14 +441,17 @@ impl Idleness {
 /// sees only a few milliseconds of it.
 #[derive(Debug, Default)]
 pub struct ReadyWait {
-    /// The longest wait since the controller's last tick, in microseconds.
+    /// The longest wait since the controller's last tick, in microseconds plus one (0: no
+    /// read was timed since).
     longest_us: AtomicU64,
 }
 
 impl ReadyWait {
     /// A connection with a request to read waited `waited` for a worker.
     pub fn record(&self, waited: Duration) {
-        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        let us = u64::try_from(waited.as_micros())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         // Most waits are shorter than the longest already seen: read before writing.
         if us > self.longest_us.load(Ordering::Relaxed) {
             self.longest_us.fetch_max(us, Ordering::Relaxed);
@@ -497,13 +515,15 @@ impl Saturation {
     /// One tick of the controller (only [`watch_lag`] calls it).
     fn tick(&self) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let waited = Duration::from_micros(self.ready_wait.longest_us.swap(0, Ordering::Relaxed));
+        let longest = self.ready_wait.longest_us.swap(0, Ordering::Relaxed);
+        let waited = longest.checked_sub(1).map(Duration::from_micros);
         self.tick_at(now, waited);
     }
 
     /// A tick at `now` milliseconds since `started`; since the previous one, a connection with
-    /// a request to read waited at most `waited` for a worker.
-    fn tick_at(&self, now: u64, waited: Duration) {
+    /// a request to read waited at most `waited` for a worker (`None`: no read was timed — a
+    /// busy tick without one says nothing either way, and leaves the share as it is).
+    fn tick_at(&self, now: u64, waited: Option<Duration>) {
         let previous_tick = self.last_tick_ms.swap(now, Ordering::Relaxed);
         let parked = self.idleness.parked_ns.load(Ordering::Relaxed);
         let idle = parked.saturating_sub(self.last_parked_ns.swap(parked, Ordering::Relaxed));
@@ -517,12 +537,12 @@ impl Saturation {
                 self.busy_since_ms.store(since, Ordering::Relaxed);
             }
             let max_busy = u64::try_from(self.max_busy.as_millis()).unwrap_or(u64::MAX);
-            if waited < self.max_busy / 2 {
-                share.saturating_sub(STEP_DOWN)
-            } else if now.saturating_sub(since) > max_busy {
-                share.saturating_add(STEP_UP).min(MAX_SHARE)
-            } else {
-                share
+            match waited {
+                Some(waited) if waited < self.max_busy / 2 => share.saturating_sub(STEP_DOWN),
+                Some(_) if now.saturating_sub(since) > max_busy => {
+                    share.saturating_add(STEP_UP).min(MAX_SHARE)
+                }
+                _ => share,
             }
         } else {
             self.busy_since_ms.store(NOT_BUSY, Ordering::Relaxed);
@@ -543,7 +563,10 @@ mod tests {
     use super::*;
 
     /// How long a ready connection waits for a worker behind a growing backlog.
-    const WAITED: Duration = Duration::from_millis(60);
+    const WAITED: Option<Duration> = Some(Duration::from_millis(60));
+
+    /// How long a ready connection waits for a worker of a server at capacity.
+    const SHORT: Option<Duration> = Some(Duration::from_millis(2));
 
     fn share(s: &Saturation) -> u32 {
         s.share.load(Ordering::Relaxed)
@@ -556,7 +579,7 @@ mod tests {
         // A closed-loop client keeps every worker busy, but its queue is bounded by its
         // connections: each waits a few milliseconds for a worker, under half of `max_busy`.
         for t in 1..=100 {
-            s.tick_at(t * 10, Duration::from_millis(2));
+            s.tick_at(t * 10, SHORT);
         }
         assert_eq!(share(&s), 0);
         // Overloaded for a while, then waits short again while still busy: the share runs down.
@@ -565,10 +588,13 @@ mod tests {
         }
         let overloaded = share(&s);
         assert!(overloaded > 0);
-        s.tick_at(1_310, Duration::from_millis(2));
+        s.tick_at(1_310, SHORT);
         assert_eq!(share(&s), overloaded - STEP_DOWN);
-        for t in 132..=300 {
-            s.tick_at(t * 10, Duration::from_millis(2));
+        // A tick in which no read was timed changes nothing.
+        s.tick_at(1_320, None);
+        assert_eq!(share(&s), overloaded - STEP_DOWN);
+        for t in 133..=300 {
+            s.tick_at(t * 10, SHORT);
         }
         assert_eq!(share(&s), 0);
     }
