@@ -63,7 +63,8 @@ retry "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "post
   || die "pip install posthog failed"
 
 say "starting vexil serve (a fresh data directory: the first start prints the keys and the admin)"
-"$vexil" serve --addr 127.0.0.1:0 --data-dir "$tmp/data" >"$tmp/server.out" 2>"$tmp/server.log" &
+# Flag usage written every 250 ms, so the usage check sees evaluations without a 10 s wait.
+"$vexil" serve --addr 127.0.0.1:0 --data-dir "$tmp/data" --flag-usage-flush-interval 250ms >"$tmp/server.out" 2>"$tmp/server.log" &
 server_pid=$!
 for _ in $(seq 1 200); do
   grep -q '^vexil listening on ' "$tmp/server.out" 2>/dev/null && break

@@ -149,6 +149,27 @@ await check("the published posthog-python SDK sees the flag in /flags", async ()
   assert(bob === false, `bob: ${bob}`);
 });
 
+await check("the flag page and the list show evaluations per day and when it was last evaluated", async () => {
+  // The SDK's two /flags answers are counted in memory and written every 250 ms (ui.sh's
+  // --flag-usage-flush-interval); its two $feature_flag_called events arrive through capture.
+  let evaluations = 0;
+  let calls = 0;
+  for (let i = 0; i < 80 && (evaluations < 2 || calls < 2); i++) {
+    if (i > 0) await page.waitForTimeout(250);
+    await page.goto(flagUrl);
+    evaluations = Number(await page.locator("#usage-evaluations").textContent());
+    calls = Number(await page.locator("#usage-calls").textContent());
+  }
+  assert(evaluations === 2, `server evaluations this week: ${evaluations}`);
+  assert(calls === 2, `reported calls this week: ${calls}`);
+  const last = await page.locator("#last-evaluated").textContent();
+  assert(last === "just now", `last evaluated: ${last}`);
+  await axe(page, "flag page with usage");
+  await page.goto(flagUrl.replace(/\/\d+$/, ""));
+  const row = await page.getByRole("row", { name: new RegExp(key) }).textContent();
+  assert(row.includes("2 evaluated · 2 reported") && row.includes("just now"), `list row: ${row}`);
+});
+
 await check("test a user explains a match, with the value used and the bucket", async () => {
   await page.goto(flagUrl);
   await page.getByLabel("Distinct id").fill("alice");

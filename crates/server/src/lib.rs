@@ -44,6 +44,7 @@ mod saved;
 mod snapshot;
 mod state;
 mod streams;
+mod usage;
 mod verified;
 
 use std::future::Future;
@@ -67,12 +68,13 @@ pub use routes::router;
 pub use saved::{LastKnown, SavedInfo};
 pub use state::{
     AppState, Settings, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION,
-    DEFAULT_REVISION_CHECK_INTERVAL,
+    DEFAULT_REVISION_CHECK_INTERVAL, DEFAULT_USAGE_FLUSH_INTERVAL,
 };
 pub use streams::{StreamLimits, DEFAULT_STREAM_REPLAY};
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests and
-/// flushes the capture pipeline and the queued continuity-override writes.
+/// flushes the capture pipeline, the flag usage counts and the queued continuity-override
+/// writes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -95,6 +97,12 @@ pub async fn serve(
             state.settings.retention_interval,
         ))
     });
+    let usage_stop = Arc::new(tokio::sync::Notify::new());
+    let usage = tokio::spawn(usage::run(
+        state.clone(),
+        state.settings.usage_flush_interval,
+        Arc::clone(&usage_stop),
+    ));
     let lag = tokio::spawn(overload::watch_lag(Arc::clone(&state.overload)));
     let evict = tokio::spawn(evict_counters(state.clone()));
     let limits = state.settings.connections.clone();
@@ -114,6 +122,14 @@ pub async fn serve(
     evict.abort();
     if let Some(retention) = retention {
         retention.abort();
+    }
+    // The evaluations answered since the last flag-usage write, added once more.
+    usage_stop.notify_one();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), usage)
+        .await
+        .is_err()
+    {
+        tracing::warn!("flag usage counts not written at shutdown: the store did not answer");
     }
     ingest.shutdown().await;
     // Continuity overrides are best-effort: give the queued ones a moment, never hang on them.

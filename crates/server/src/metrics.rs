@@ -396,6 +396,20 @@ impl Metrics {
         }
     }
 
+    /// Every flag's evaluations counted so far, whatever their result, by project and flag
+    /// id (what [`crate::usage`] adds to the store as it grows).
+    pub fn evaluation_totals(&self) -> Vec<((ProjectId, i64), u64)> {
+        let all = self.flags.lock().unwrap_or_else(PoisonError::into_inner);
+        all.iter()
+            .map(|(id, c)| {
+                let total = c.enabled.load(Ordering::Relaxed)
+                    + c.disabled.load(Ordering::Relaxed)
+                    + c.error.load(Ordering::Relaxed);
+                (*id, total)
+            })
+            .collect()
+    }
+
     /// The counters of `snapshot`'s flags, in its flag order.
     fn flag_counters(&self, snapshot: &ProjectSnapshot) -> Box<[Arc<FlagCounter>]> {
         let project = snapshot.project.id;

@@ -27,6 +27,9 @@ pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3_60
 /// How often revisions are compared by default: every second.
 pub const DEFAULT_REVISION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often evaluation counts are added to the store's flag usage by default: every 10 s.
+pub const DEFAULT_USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Share of non-5xx requests logged by default: 1 in 100.
 pub const DEFAULT_ACCESS_LOG_SAMPLE_RATE: f64 = 0.01;
 
@@ -93,6 +96,9 @@ pub struct Settings {
     /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`); from any other
     /// peer the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often the evaluations this node answered are added to the store's per-day flag
+    /// usage (and once more at shutdown).
+    pub usage_flush_interval: Duration,
 }
 
 impl Default for Settings {
@@ -121,6 +127,7 @@ impl Default for Settings {
             snapshot_save_interval: Duration::from_millis(250),
             geoip: None,
             trusted_proxies: Vec::new(),
+            usage_flush_interval: DEFAULT_USAGE_FLUSH_INTERVAL,
         }
     }
 }

@@ -48,6 +48,7 @@ mod project;
 mod sql;
 pub mod sqlite;
 mod store;
+mod usage;
 mod user;
 mod user_key;
 mod watch;
@@ -78,6 +79,7 @@ pub use page::{Listing, Page};
 pub use person::{is_illegal_merge_id, Person, PersonUpdate, PropertyKey, ValueKind};
 pub use project::{CreatedProject, GroupType, Project, ProjectId, MAX_GROUP_TYPE_INDEX};
 pub use store::Store;
+pub use usage::{Day, EvaluationCount, UsageDay};
 pub use user::{
     generate_password, hash_password, normalise_email, Access, IssuedSession, NewUser,
     PasswordHash, Session, User, UserId, MIN_PASSWORD_LEN,

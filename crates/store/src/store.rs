@@ -434,6 +434,31 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<FlagCallRecord>>;
 
+    /// Adds server evaluation counts (each node adds what it counted since its last
+    /// addition, so the nodes of a cluster sum up) and records `at` as the last server
+    /// evaluation of each flag named, in one transaction.
+    async fn add_flag_evaluations(
+        &self,
+        project: ProjectId,
+        counts: &[crate::EvaluationCount],
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// When each flag key was last evaluated by a server (as of its node's last addition).
+    async fn last_flag_evaluations(
+        &self,
+        project: ProjectId,
+    ) -> Result<HashMap<String, DateTime<Utc>>>;
+
+    /// The flags `keys`' use per day from `since` on: server evaluations and
+    /// `$feature_flag_called` calls, a row per flag and day with any, in key then day order.
+    async fn flag_usage(
+        &self,
+        project: ProjectId,
+        keys: &[&str],
+        since: crate::Day,
+    ) -> Result<Vec<crate::UsageDay>>;
+
     // ---- users and sessions (the web UI) ----
 
     /// Creates a user with their memberships (none: an administrator). A taken e-mail is

@@ -67,6 +67,15 @@ pub struct ServeArgs {
         value_parser = interval
     )]
     pub revision_check_interval: Duration,
+    /// How often the evaluations this node answered are added to the stored flag usage (the
+    /// web UI's evaluations per day and last evaluated; `250ms`, `10s`); once more at shutdown.
+    #[arg(
+        long,
+        env = "VEXIL_FLAG_USAGE_FLUSH_INTERVAL",
+        default_value = "10s",
+        value_parser = interval
+    )]
+    pub flag_usage_flush_interval: Duration,
     #[command(flatten)]
     pub connections: ConnectionArgs,
     #[command(flatten)]
@@ -326,6 +335,7 @@ pub async fn run(args: &ServeArgs, idleness: Arc<Idleness>) -> anyhow::Result<()
             .then(|| Duration::from_secs(args.event_retention_days.saturating_mul(86_400))),
         clock: clock(args),
         revision_check_interval: args.revision_check_interval,
+        usage_flush_interval: args.flag_usage_flush_interval,
         snapshot_dir: snapshot_dir.clone(),
         geoip: match &args.geoip_db {
             Some(path) => Some(Arc::new(vexil_server::GeoIp::open(path)?)),

@@ -72,6 +72,7 @@ async fn evaluate_one(
     let now = state.settings.clock.now();
     let stored = stored_inputs(&state, &snapshot, &request, distinct_id, now).await;
     let evaluation = snapshot.evaluate(&request, None, &stored, now);
+    state.metrics.count_evaluations(&snapshot, &evaluation);
     match evaluation.get(&key) {
         Some(result) => resolution(&Resolution::from_result(result)),
         None => {
@@ -99,6 +100,7 @@ async fn evaluate_all(
     let now = state.settings.clock.now();
     let stored = stored_inputs(&state, &snapshot, &request, distinct_id, now).await;
     let evaluation = snapshot.evaluate(&request, None, &stored, now);
+    state.metrics.count_evaluations(&snapshot, &evaluation);
     let mut evaluated = evaluation.flags.iter().peekable();
     let mut flags = Vec::with_capacity(snapshot.flags().len());
     // Results come in definition order with inactive flags left out: merge them back in.

@@ -481,6 +481,31 @@ impl Store for FaultyStore {
         self.inner.last_flag_calls(project).await
     }
 
+    async fn add_flag_evaluations(
+        &self,
+        project: ProjectId,
+        counts: &[vexil_store::EvaluationCount],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.inner.add_flag_evaluations(project, counts, at).await
+    }
+
+    async fn last_flag_evaluations(
+        &self,
+        project: ProjectId,
+    ) -> Result<HashMap<String, DateTime<Utc>>> {
+        self.inner.last_flag_evaluations(project).await
+    }
+
+    async fn flag_usage(
+        &self,
+        project: ProjectId,
+        keys: &[&str],
+        since: vexil_store::Day,
+    ) -> Result<Vec<vexil_store::UsageDay>> {
+        self.inner.flag_usage(project, keys, since).await
+    }
+
     async fn flag_calls(
         &self,
         project: ProjectId,

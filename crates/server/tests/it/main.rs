@@ -25,4 +25,5 @@ mod sdk_surface;
 mod stream;
 mod support;
 mod ui;
+mod usage;
 mod user_keys;

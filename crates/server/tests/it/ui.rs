@@ -807,3 +807,75 @@ async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
     assert!(over.body.contains("id=\"filters-error\""), "{}", over.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_list_and_the_flag_page_show_use_per_day() {
+    let settings = || vexil_server::Settings {
+        usage_flush_interval: std::time::Duration::from_secs(3_600),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(settings()).await;
+    let project = app.project.clone();
+    let id = app
+        .put_flag(
+            "used",
+            json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
+        )
+        .await;
+    for user in ["a", "b", "c"] {
+        flags_value(&app, "used", user, json!({})).await;
+    }
+    app.put_flag(
+        "unused",
+        json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
+    )
+    .await;
+    // Two SDK-reported calls (an SDK evaluating locally), through capture.
+    let called = |uuid: &str| {
+        json!({"event": "$feature_flag_called", "distinct_id": "a", "uuid": uuid,
+               "properties": {"$feature_flag": "used", "$feature_flag_response": true}})
+    };
+    let (status, body) = app
+        .post(
+            "/batch/",
+            &json!({"api_key": app.token(), "batch": [
+                called("0190a1b2-0000-7000-8000-000000000001"),
+                called("0190a1b2-0000-7000-8000-000000000002"),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    add_user(&app, "pm@example.com", vec![project.project.id]).await;
+    // The node writes its counts when it stops; the next one shows them.
+    let dir = app.stop_keeping_data().await;
+    let app = TestApp::respawn(dir, project.clone(), settings()).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("pm@example.com", PASSWORD).await;
+    let base = format!("/ui/projects/{}/flags", project.project.id);
+
+    let page = browser.get(&format!("{base}/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("<td id=\"usage-evaluations\">3</td><td id=\"usage-calls\">2</td>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("Last evaluated: <strong id=\"last-evaluated\">just now</strong>"),
+        "{}",
+        page.body
+    );
+    let list = browser.get(&format!("{base}?order=key")).await;
+    assert!(
+        list.body.contains("3 evaluated · 2 reported"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("0 evaluated · 0 reported"),
+        "the unused flag"
+    );
+    app.stop().await;
+}

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
-use super::Db;
-use crate::{FlagCallRecord, NewEvent, ProjectId, Result, StoreError};
+use super::{usage, Db};
+use crate::{Day, FlagCallRecord, NewEvent, ProjectId, Result, StoreError};
 
 pub(super) async fn insert(db: &Db, project: ProjectId, events: &[NewEvent]) -> Result<u64> {
     if events.is_empty() {
@@ -61,7 +61,7 @@ pub(super) async fn insert_one(
         return Ok(false); // a retried delivery: already stored, flag call included
     }
     if let Some(call) = e.flag_call() {
-        sqlx::query(
+        let recorded = sqlx::query(
             "INSERT INTO flag_calls
                  (project_id, event_uuid, flag_key, response, distinct_id, person_id, at)
              VALUES ($1, $2, $3, $4, $5,
@@ -77,7 +77,11 @@ pub(super) async fn insert_one(
         .bind(&e.distinct_id)
         .bind(e.timestamp)
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
+        if recorded > 0 {
+            usage::add_call(conn, project, call.flag_key, Day::of(e.timestamp)).await?;
+        }
     }
     Ok(true)
 }

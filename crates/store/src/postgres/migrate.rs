@@ -42,6 +42,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "user_keys",
         sql: include_str!("migrations/0005_user_keys.sql"),
     },
+    Migration {
+        version: 6,
+        name: "flag_usage",
+        sql: include_str!("migrations/0006_flag_usage.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations across nodes (`"vexil-mg"` as a number).

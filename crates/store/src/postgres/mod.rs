@@ -21,6 +21,7 @@ mod overrides;
 mod persons;
 mod projects;
 mod reach;
+mod usage;
 mod user_keys;
 mod users;
 
@@ -536,6 +537,31 @@ impl Store for PgStore {
 
     async fn last_flag_calls(&self, project: ProjectId) -> Result<HashMap<String, DateTime<Utc>>> {
         events::last_flag_calls(&self.db, project).await
+    }
+
+    async fn add_flag_evaluations(
+        &self,
+        project: ProjectId,
+        counts: &[crate::EvaluationCount],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        usage::add_evaluations(&self.db, project, counts, at).await
+    }
+
+    async fn last_flag_evaluations(
+        &self,
+        project: ProjectId,
+    ) -> Result<HashMap<String, DateTime<Utc>>> {
+        usage::last_evaluations(&self.db, project).await
+    }
+
+    async fn flag_usage(
+        &self,
+        project: ProjectId,
+        keys: &[&str],
+        since: crate::Day,
+    ) -> Result<Vec<crate::UsageDay>> {
+        usage::usage(&self.db, project, keys, since).await
     }
 
     async fn flag_calls(

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use super::{micros, time, Db};
-use crate::{FlagCallRecord, NewEvent, ProjectId, Result, StoreError};
+use super::{micros, time, usage, Db};
+use crate::{Day, FlagCallRecord, NewEvent, ProjectId, Result, StoreError};
 
 pub(super) async fn insert(db: &Db, project: ProjectId, events: &[NewEvent]) -> Result<u64> {
     if events.is_empty() {
@@ -63,7 +63,7 @@ pub(super) async fn insert_one(
         return Ok(false); // a retried delivery: already stored, flag call included
     }
     if let Some(call) = e.flag_call() {
-        sqlx::query(
+        let recorded = sqlx::query(
             "INSERT INTO flag_calls
                  (project_id, event_uuid, flag_key, response, distinct_id, person_id, at)
              VALUES (?, ?, ?, ?, ?,
@@ -81,7 +81,11 @@ pub(super) async fn insert_one(
         .bind(&e.distinct_id)
         .bind(at)
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
+        if recorded > 0 {
+            usage::add_call(conn, project, call.flag_key, Day::of(e.timestamp)).await?;
+        }
     }
     Ok(true)
 }

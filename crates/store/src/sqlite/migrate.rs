@@ -55,6 +55,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "user_keys",
         sql: include_str!("migrations/0008_user_keys.sql"),
     },
+    Migration {
+        version: 9,
+        name: "flag_usage",
+        sql: include_str!("migrations/0009_flag_usage.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

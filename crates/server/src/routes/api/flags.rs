@@ -44,12 +44,21 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// When each flag was last reported called.
-async fn last_called(
+/// When each flag was last called: evaluated by a server (as of the nodes' last usage
+/// write, [`crate::usage`]) or reported by `$feature_flag_called`, whichever is later.
+pub async fn last_called(
     state: &AppState,
     project: ProjectId,
 ) -> Result<std::collections::HashMap<String, chrono::DateTime<Utc>>, ApiError> {
-    Ok(state.store.last_flag_calls(project).await?)
+    let (mut calls, evaluations) = tokio::try_join!(
+        state.store.last_flag_calls(project),
+        state.store.last_flag_evaluations(project),
+    )?;
+    for (key, at) in evaluations {
+        let last = calls.entry(key).or_insert(at);
+        *last = (*last).max(at);
+    }
+    Ok(calls)
 }
 
 async fn flag_response(
@@ -135,7 +144,7 @@ pub struct Selected {
     pub flags: Vec<FeatureFlag>,
     /// How many flags match in all.
     pub total: u64,
-    /// When each flag key was last reported called.
+    /// When each flag key was last called ([`last_called`]).
     pub calls: std::collections::HashMap<String, chrono::DateTime<Utc>>,
 }
 

@@ -13,12 +13,13 @@ use vexil_store::{FeatureFlag, Page, ProjectId};
 use super::super::api::flag_input;
 use super::super::api::flag_list::ListQuery;
 use super::super::api::flag_view::{stored_filters, FlagStatus};
-use super::super::api::flags::{select, update_with};
+use super::super::api::flags::{last_called, select, update_with};
 use super::super::api::to_completion;
 use super::locality::{self, Locality};
 use super::page::{see_other, Frame, UiError};
 use super::session::{UiForm, Viewer};
 use super::test_user;
+use super::usage::{self, ago};
 use crate::extract::Params;
 use crate::state::AppState;
 
@@ -49,6 +50,8 @@ pub async fn list(
     )
     .await?;
     let snapshot = state.snapshot(project.id).await?;
+    let keys: Vec<&str> = selected.flags.iter().map(|f| f.key.as_str()).collect();
+    let weeks = usage::weeks(&state, project.id, &keys, now).await?;
     let param = |name: &str| params.non_empty(name).unwrap_or_default().to_owned();
     let (search, active, kind, order) = (
         param("search"),
@@ -127,7 +130,8 @@ pub async fn list(
                     th scope="col" { "Status" }
                     th scope="col" { "Type" }
                     th scope="col" { "Evaluation" }
-                    th scope="col" { "Last called" }
+                    th scope="col" { "Last evaluated" }
+                    th scope="col" { "Last " (usage::DAYS) " days" }
                 } }
                 tbody {
                     @for flag in &selected.flags {
@@ -140,6 +144,7 @@ pub async fn list(
                             td { (if filters.variants().is_empty() { "Boolean" } else { "Multivariate" }) }
                             td { (locality_badge(&locality::of(&snapshot, &flag.definition(), flag.is_remote_configuration && flag.has_encrypted_payloads), false)) }
                             td { (ago(called, now)) }
+                            td { @if let Some(week) = weeks.get(&flag.key) { (usage::cell(week)) } }
                         }
                     }
                 }
@@ -196,19 +201,6 @@ pub fn locality_badge(locality: &Locality, detailed: bool) -> Markup {
     }
 }
 
-fn ago(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    let Some(at) = at else {
-        return "never".to_owned();
-    };
-    let minutes = (now - at).num_minutes();
-    match minutes {
-        m if m < 1 => "just now".to_owned(),
-        m if m < 60 => format!("{m} min ago"),
-        m if m < 48 * 60 => format!("{} h ago", m / 60),
-        m => format!("{} days ago", m / (24 * 60)),
-    }
-}
-
 /// The viewer's flag `id` of project `project` (deleted flags are not shown).
 async fn load_flag(
     state: &AppState,
@@ -237,8 +229,9 @@ pub async fn detail(
     let (frame, flag) = load_flag(&state, viewer, project, id).await?;
     let snapshot = state.snapshot(flag.project_id).await?;
     let filters = stored_filters(&flag);
-    let calls = state.store.last_flag_calls(flag.project_id).await?;
+    let calls = last_called(&state, flag.project_id).await?;
     let now = Utc::now();
+    let weeks = usage::weeks(&state, flag.project_id, &[flag.key.as_str()], now).await?;
     let base = format!("/ui/projects/{project}/flags/{id}");
     let locality = locality::of(
         &snapshot,
@@ -281,12 +274,14 @@ pub async fn detail(
             h2 id="conditions" { "Release conditions" }
             (conditions(&flag.filters))
         }
+        @if let Some(week) = weeks.get(&flag.key) {
+            (usage::section(week, calls.get(&flag.key).copied(), now))
+        }
         (test_user::section(&base, test.as_ref(), answer.as_ref()))
         section aria-labelledby="meta" {
             h2 id="meta" { "Details" }
             dl class="meta" {
                 dt { "Version" } dd { (flag.version) }
-                dt { "Last called" } dd { (ago(calls.get(&flag.key).copied(), now)) }
                 dt { "Created by" } dd { (flag.created_by.as_deref().unwrap_or("—")) }
                 dt { "Last modified by" } dd { (flag.last_modified_by.as_deref().unwrap_or("—")) }
                 dt { "Updated" } dd { (flag.updated_at.format("%Y-%m-%d %H:%M UTC")) }

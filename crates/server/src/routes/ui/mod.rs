@@ -25,6 +25,7 @@ mod settings;
 mod signin;
 mod suggest;
 mod test_user;
+mod usage;
 
 use axum::routing::get;
 use axum::Router;

@@ -3,7 +3,10 @@
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
 use uuid::Uuid;
-use vexil_store::{FlagCallDetails, FlagCallError, NewEvent, PersonUpdate, ProjectId, StoreError};
+use vexil_store::{
+    Day, EvaluationCount, FlagCallDetails, FlagCallError, NewEvent, PersonUpdate, ProjectId,
+    StoreError, UsageDay,
+};
 
 use super::{props, TestDb};
 
@@ -262,4 +265,79 @@ pub async fn purge_deletes_old_events_and_flag_calls_in_chunks(db: &mut TestDb) 
         assert_eq!(s.insert_events(project, &old[..1]).await.unwrap(), 1);
     }
     assert_eq!(s.purge_events(base(), 3).await.unwrap(), 2);
+}
+
+pub async fn flag_usage_adds_evaluations_and_counts_calls_by_day(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    let today = Day::of(base());
+    let count = |key: &str, day: Day, count: u64| EvaluationCount {
+        flag_key: key.into(),
+        day,
+        count,
+    };
+    // Two nodes add what each counted: the counts sum up.
+    let first = base() + Duration::minutes(1);
+    let second = base() + Duration::minutes(2);
+    s.add_flag_evaluations(p, &[count("beta", today, 3), count("exp", today, 2)], first)
+        .await
+        .unwrap();
+    s.add_flag_evaluations(
+        p,
+        &[count("beta", today, 4), count("beta", today.minus(1), 1)],
+        second,
+    )
+    .await
+    .unwrap();
+    // A late addition stamped earlier does not move the last evaluation back.
+    s.add_flag_evaluations(p, &[count("beta", today, 1)], base())
+        .await
+        .unwrap();
+    // Calls count once per stored event, on the event's day.
+    let call = flag_called("beta", json!(true), 5);
+    let batch = vec![
+        call.clone(),
+        flag_called("beta", json!(false), 6),
+        flag_called("beta", json!(true), -24 * 60),
+    ];
+    assert_eq!(s.insert_events(p, &batch).await.unwrap(), 3);
+    assert_eq!(s.insert_events(p, &[call]).await.unwrap(), 0);
+
+    let usage = s
+        .flag_usage(p, &["beta", "exp", "none"], today.minus(6))
+        .await
+        .unwrap();
+    let day = |key: &str, day: Day, evaluations: u64, calls: u64| UsageDay {
+        flag_key: key.into(),
+        day,
+        evaluations,
+        calls,
+    };
+    assert_eq!(
+        usage,
+        vec![
+            day("beta", today.minus(1), 1, 1),
+            day("beta", today, 8, 2),
+            day("exp", today, 2, 0),
+        ]
+    );
+    assert_eq!(
+        s.flag_usage(p, &["beta"], today).await.unwrap(),
+        vec![day("beta", today, 8, 2)]
+    );
+    assert!(s.flag_usage(p, &[], today).await.unwrap().is_empty());
+
+    let last = s.last_flag_evaluations(p).await.unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last["beta"], second);
+    assert_eq!(last["exp"], first);
+
+    let q = db.project("B").await.project.id;
+    assert!(s.last_flag_evaluations(q).await.unwrap().is_empty());
+    assert!(s.flag_usage(q, &["beta"], today).await.unwrap().is_empty());
+    let err = s
+        .add_flag_evaluations(ProjectId(987_654), &[count("beta", today, 1)], base())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
 }

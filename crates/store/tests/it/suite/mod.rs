@@ -131,6 +131,7 @@ macro_rules! store_suite {
                 flag_calls_come_back_with_their_event_properties,
                 unknown_project_is_not_found,
                 purge_deletes_old_events_and_flag_calls_in_chunks,
+                flag_usage_adds_evaluations_and_counts_calls_by_day,
             ],
             capture: [
                 one_batch_merges_each_person_once,
