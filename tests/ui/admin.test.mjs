@@ -145,8 +145,8 @@ await check("the key works with the management API and is listed there without i
 
 await check("the activity page names the key, and an edit's diff names the user", async () => {
   await page.goto(`${projectUrl}/flags/${flagId}/edit`);
-  const filters = JSON.stringify({ groups: [{ properties: [], rollout_percentage: 0 }] }, null, 2);
-  await page.getByLabel(/^Filters/).fill(filters);
+  // The structured form: the one condition set's rollout from 100 to 0 %.
+  await page.getByLabel("Condition 1 rollout %", { exact: true }).fill("0");
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("heading", { name: flagKey }).waitFor();
   assert(sdkValue(flagKey, "someone") === false, "rollout 0: false");

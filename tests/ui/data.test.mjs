@@ -179,7 +179,9 @@ await check("flags targeting both cohorts answer in /flags through posthog-pytho
     await page.getByRole("button", { name: "Create flag" }).click();
     await page.getByRole("heading", { name: key }).waitFor();
     await page.getByRole("link", { name: "Edit flag" }).click();
-    await page.getByLabel(/Filters \(JSON/).fill(JSON.stringify({ groups: [{ properties: [{ key: "id", type: "cohort", value: Number(cohort) }], rollout_percentage: 100 }] }));
+    // A cohort row in the structured form (the operator follows the row's type).
+    await page.getByLabel("Condition 1 filter 1 type", { exact: true }).selectOption("cohort");
+    await page.getByLabel("Condition 1 filter 1 cohort id", { exact: true }).fill(String(cohort));
     await page.getByRole("button", { name: "Save" }).click();
     await page.getByRole("heading", { name: key }).waitFor();
   }
@@ -242,7 +244,7 @@ await check("find persons by a property value", async () => {
 await check("the live variant sum refuses to submit 90 %", async () => {
   await page.goto(`${projectBase}/flags/new`);
   await page.getByLabel("Key", { exact: true }).fill("ui-sum-refused");
-  await page.getByLabel("Person property").fill("plan");
+  await page.getByLabel("Condition 1 filter 1 key", { exact: true }).fill("plan");
   await page.getByLabel("Variant 1 key").fill("control");
   await page.getByLabel("Variant 1 rollout %").fill("50");
   await page.getByLabel("Variant 2 key").fill("test");

@@ -107,9 +107,9 @@ await check("the editor creates a flag with a property condition and two variant
   await page.getByRole("heading", { name: "New feature flag" }).waitFor();
   await page.getByLabel("Key", { exact: true }).fill(key);
   await page.getByLabel("Name (description)").fill("New checkout");
-  await page.getByLabel("Person property").fill("email");
-  await page.getByLabel("Operator").selectOption("icontains");
-  await page.getByLabel("Value", { exact: true }).fill("@example.com");
+  await page.getByLabel("Condition 1 filter 1 key", { exact: true }).fill("email");
+  await page.getByLabel("Condition 1 filter 1 operator", { exact: true }).selectOption("icontains");
+  await page.getByLabel("Condition 1 filter 1 value", { exact: true }).fill("@example.com");
   await page.getByLabel("Variant 1 key").fill("control");
   await page.getByLabel("Variant 1 rollout %").fill("50");
   await page.getByLabel("Variant 2 key").fill("test");
@@ -224,6 +224,32 @@ await check("an edit saved from a stale second tab shows the conflict, then re-a
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByText("Changed in the first tab").first().waitFor();
   assert(!page.url().endsWith("/edit"), page.url());
+});
+
+await check("the structured form edits an existing flag's conditions; posthog-python sees the result", async () => {
+  await page.goto(`${flagUrl}/edit`);
+  await page.getByLabel("Enabled", { exact: true }).check();
+  await page.getByLabel("Condition 1 filter 1 value", { exact: true }).fill("@vexil.dev");
+  // The spare condition set becomes the second one once it has a filter.
+  await page.getByLabel("Condition 2 filter 1 key", { exact: true }).fill("plan");
+  await page.getByLabel("Condition 2 filter 1 value", { exact: true }).fill("pro");
+  await page.getByLabel("Condition 2 rollout %", { exact: true }).fill("100");
+  await page.getByLabel("Condition 2 variant override", { exact: true }).selectOption("test");
+  const sum = page.locator("#variant-sum");
+  await page.getByLabel("Variant 2 rollout %", { exact: true }).fill("40");
+  assert((await sum.textContent()).includes("must be 100%"), `live sum: ${await sum.textContent()}`);
+  await page.getByLabel("Variant 2 rollout %", { exact: true }).fill("50");
+  await axe(page, "structured editor");
+  await shot("edit");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("heading", { name: key }).waitFor();
+  assert(!page.url().endsWith("/edit"), `saved: ${page.url()}`);
+  const carol = sdkValue(key, "carol", { email: "carol@vexil.dev" });
+  assert(carol === "control" || carol === "test", `carol (condition 1): ${carol}`);
+  const alice = sdkValue(key, "alice", { email: "alice@example.com" });
+  assert(alice === false || alice === null, `alice (no longer matching): ${alice}`);
+  const dave = sdkValue(key, "dave", { email: "dave@elsewhere.org", plan: "pro" });
+  assert(dave === "test", `dave (condition 2, variant override): ${dave}`);
 });
 
 await check("the list searches on the server and is usable at 390 px wide", async () => {

@@ -455,23 +455,67 @@ async fn the_editor_creates_what_flags_serves_and_shows_400s_at_their_field() {
     browser.sign_in("dev@example.com", PASSWORD).await;
     let new = format!("/ui/projects/{project}/flags/new");
     let csrf = browser.get(&new).await.csrf();
+    // What the structured form submits: one condition set with one filter (its spare row and
+    // the spare condition set left blank), two variants (then two blank rows).
     let fields = |key: &'static str, second: &'static str| {
-        vec![
+        let mut fields: Vec<(&'static str, String)> = vec![
             ("csrf", csrf.clone()),
             ("key", key.to_owned()),
             ("name", "Checkout test".to_owned()),
             ("active", "on".to_owned()),
-            ("property_key", "email".to_owned()),
-            ("operator", "icontains".to_owned()),
-            ("property_value", "@example.com".to_owned()),
-            ("rollout", "100".to_owned()),
-            ("variant_key", "control".to_owned()),
-            ("variant_rollout", "50".to_owned()),
-            ("variant_key", "test".to_owned()),
-            ("variant_rollout", second.to_owned()),
-            ("variant_payload", "{\"theme\": \"dark\"}".to_owned()),
+            ("mode", "form".to_owned()),
+            ("aggregation", String::new()),
+        ];
+        for (group, key, operator, value) in [
+            ("0", "email", "icontains", "@example.com"),
+            ("0", "", "exact", ""),
+            ("1", "", "exact", ""),
+        ] {
+            fields.extend([
+                ("row_group", group.to_owned()),
+                ("row_shape", String::new()),
+                ("row_type", "person".to_owned()),
+                ("row_key", key.to_owned()),
+                ("row_operator", operator.to_owned()),
+                ("row_value", value.to_owned()),
+                ("row_group_type", String::new()),
+                ("row_cohort", String::new()),
+            ]);
+        }
+        for (rollout, spare) in [("100", "0"), ("", "1")] {
+            fields.extend([
+                ("group_rollout", rollout.to_owned()),
+                ("group_variant", String::new()),
+                ("group_spare", spare.to_owned()),
+            ]);
+        }
+        for (key, rollout, payload) in [
+            ("control", "50", "{\"theme\": \"dark\"}"),
+            ("test", second, ""),
+            ("", "", ""),
+            ("", "", ""),
+        ] {
+            fields.extend([
+                ("variant_key", key.to_owned()),
+                ("variant_name", String::new()),
+                ("variant_rollout", rollout.to_owned()),
+                ("variant_payload", payload.to_owned()),
+            ]);
+        }
+        fields.extend([
             ("payload", String::new()),
-        ]
+            ("holdout_id", String::new()),
+            ("holdout_exclusion", String::new()),
+        ]);
+        fields
+    };
+    let set = |mut fields: Vec<(&'static str, String)>, name: &str, value: &str| {
+        let at = fields
+            .iter()
+            .position(|(k, v)| *k == name && (name != "variant_payload" || !v.is_empty()))
+            .unwrap();
+        fields[at].1 = value.to_owned();
+        fields
     };
     let post = |fields: Vec<(&'static str, String)>| {
         let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -503,8 +547,7 @@ async fn the_editor_creates_what_flags_serves_and_shows_400s_at_their_field() {
         bad_key.body
     );
     assert!(bad_key.body.contains("aria-invalid=\"true\""));
-    let mut bad_json = fields("checkout-test", "50");
-    bad_json[12].1 = "{oops".to_owned();
+    let bad_json = set(fields("checkout-test", "50"), "variant_payload", "{oops");
     let bad_json = post(bad_json).await;
     assert_eq!(bad_json.status, 400, "{:?}", bad_json.location);
     assert!(
@@ -512,13 +555,14 @@ async fn the_editor_creates_what_flags_serves_and_shows_400s_at_their_field() {
         "{}",
         bad_json.body
     );
-    let mut both = fields("checkout-test", "50");
-    both[13].1 = "1".to_owned();
-    let both = post(both).await;
+    let both = post(set(fields("checkout-test", "50"), "payload", "1")).await;
     assert!(both.body.contains("id=\"payload-error\""), "{}", both.body);
-    let mut forged = fields("checkout-test", "50");
-    forged[0].1 = "forged".to_owned();
-    assert_eq!(post(forged).await.status, 403);
+    assert_eq!(
+        post(set(fields("checkout-test", "50"), "csrf", "forged"))
+            .await
+            .status,
+        403
+    );
     assert!(app
         .store
         .get_flag_by_key(project, "checkout-test")
@@ -705,6 +749,18 @@ async fn save_edit(
     name: &str,
     filters: &str,
 ) -> Page {
+    save_edit_as(app, browser, edit, page, "pricing", name, filters).await
+}
+
+async fn save_edit_as(
+    app: &TestApp,
+    browser: &Browser<'_>,
+    edit: &str,
+    page: &Page,
+    key: &str,
+    name: &str,
+    filters: &str,
+) -> Page {
     let version = page
         .body
         .split("name=\"version\" value=\"")
@@ -718,7 +774,7 @@ async fn save_edit(
     let body = form(&[
         ("csrf", &csrf),
         ("version", &version),
-        ("key", "pricing"),
+        ("key", key),
         ("name", name),
         ("active", "on"),
         ("evaluation_runtime", "all"),
@@ -753,7 +809,8 @@ async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
     let everyone = r#"{"groups": [{"properties": [], "rollout_percentage": 100}]}"#;
     let half = r#"{"groups": [{"properties": [], "rollout_percentage": 50}]}"#;
 
-    let ann_page = ann.get(&edit).await;
+    // The JSON mode (the structured form has its own test).
+    let ann_page = ann.get(&format!("{edit}?mode=json")).await;
     assert_eq!(ann_page.status, 200);
     assert!(
         ann_page
@@ -790,7 +847,7 @@ async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
     assert_eq!(stored.last_modified_by.as_deref(), Some("ann@example.com"));
 
     // Errors at their field: JSON that does not parse, and the API's own 400 on filters.
-    let page = ann.get(&edit).await;
+    let page = ann.get(&format!("{edit}?mode=json")).await;
     let broken = save_edit(&app, &ann, &edit, &page, "x", "{nope").await;
     assert_eq!(broken.status, 400);
     assert!(broken.body.contains("id=\"filters-error\""));
@@ -876,6 +933,192 @@ async fn the_list_and_the_flag_page_show_use_per_day() {
     assert!(
         list.body.contains("0 evaluated · 0 reported"),
         "the unused flag"
+    );
+    app.stop().await;
+}
+
+/// The fields of the structured form for `rows` (`(group, type, key, operator, value)`, each
+/// row stored without a value shape) and `groups` (`(rollout, variant)`), plus `extra`.
+fn structured(
+    page: &Page,
+    rows: &[(&str, &str, &str, &str, &str)],
+    groups: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> String {
+    let version = page
+        .body
+        .split("name=\"version\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = page.csrf();
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("csrf", &csrf),
+        ("version", &version),
+        ("mode", "form"),
+        ("key", "checkout"),
+        ("name", "Checkout"),
+        ("active", "on"),
+        ("evaluation_runtime", "all"),
+        ("evaluation_tags", ""),
+        ("aggregation", ""),
+    ];
+    for (group, kind, key, operator, value) in rows {
+        fields.extend([
+            ("row_group", *group),
+            ("row_shape", ""),
+            ("row_type", *kind),
+            ("row_key", *key),
+            ("row_operator", *operator),
+            ("row_value", *value),
+            ("row_group_type", ""),
+            ("row_cohort", ""),
+        ]);
+    }
+    for (rollout, variant) in groups {
+        fields.extend([("group_rollout", *rollout), ("group_variant", *variant)]);
+    }
+    fields.extend(extra.iter().copied());
+    form(&fields)
+}
+
+#[tokio::test]
+async fn the_structured_form_edits_conditions_and_keeps_what_it_cannot_show() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let id = app
+        .put_flag(
+            "checkout",
+            json!({"groups": [{"properties": [
+                {"key": "email", "type": "person", "operator": "icontains", "value": "@example.com"}
+            ], "rollout_percentage": 100}]}),
+        )
+        .await;
+    add_user(&app, "pm@example.com", vec![project]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("pm@example.com", PASSWORD).await;
+    let edit = format!("/ui/projects/{project}/flags/{id}/edit");
+    let post = |body: String| {
+        browser.send(
+            browser
+                .client
+                .post(app.url(&edit))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+            None,
+        )
+    };
+
+    let page = browser.get(&edit).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Condition 1 filter 1 key"),
+        "the form is shown"
+    );
+    assert!(
+        page.body.contains("value=\"@example.com\""),
+        "{}",
+        page.body
+    );
+
+    assert!(
+        page.body.contains("Condition set 2 (new"),
+        "a spare condition set"
+    );
+
+    // The first set's filter replaced (a list value), and the spare set filled in: added.
+    let saved = post(structured(
+        &page,
+        &[
+            ("0", "person", "plan", "exact", "pro, team"),
+            ("1", "person", "email", "is_set", ""),
+        ],
+        &[("100", ""), ("0", "")],
+        &[("group_spare", "0"), ("group_spare", "1")],
+    ))
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stored = app.store.get_flag(project, id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.filters,
+        json!({"groups": [
+            {"properties": [{"key": "plan", "type": "person", "operator": "exact", "value": ["pro", "team"]}], "rollout_percentage": 100},
+            {"properties": [{"key": "email", "type": "person", "operator": "is_set", "value": "is_set"}], "rollout_percentage": 0},
+        ]})
+    );
+    assert_eq!(
+        flags_value(&app, "checkout", "a", json!({"plan": "team"})).await,
+        json!(true)
+    );
+    assert_eq!(
+        flags_value(
+            &app,
+            "checkout",
+            "b",
+            json!({"plan": "free", "email": "b@x.org"})
+        )
+        .await,
+        json!(false)
+    );
+
+    // The API's 400 is shown at the condition set it names.
+    let page = browser.get(&edit).await;
+    let over = post(structured(
+        &page,
+        &[],
+        &[("150", "")],
+        &[("group_spare", "0")],
+    ))
+    .await;
+    assert_eq!(over.status, 400, "{}", over.body);
+    assert!(
+        over.body.contains("id=\"cond-0-rollout-error\""),
+        "{}",
+        over.body
+    );
+
+    // Filters the form cannot show are edited as JSON, and saving another field keeps them.
+    let negated = json!({"groups": [{"properties": [
+        {"key": "plan", "type": "person", "operator": "exact", "value": ["pro"], "negation": true}
+    ], "rollout_percentage": 100, "aggregation_group_type_index": null}]});
+    let (status, body) = app
+        .api(
+            reqwest::Method::PATCH,
+            &format!("/api/projects/@current/feature_flags/{id}/"),
+            Some(&json!({"filters": negated})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = app
+        .store
+        .get_flag(project, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .filters;
+    let page = browser.get(&edit).await;
+    assert!(page.body.contains("id=\"json-only\""), "{}", page.body);
+    assert!(!page.body.contains("Condition 1 filter 1 key"));
+    let filters_text = serde_json::to_string(&before).unwrap();
+    let renamed = save_edit_as(
+        &app,
+        &browser,
+        &edit,
+        &page,
+        "checkout",
+        "Renamed",
+        &filters_text,
+    )
+    .await;
+    assert_eq!(renamed.status, 303, "{}", renamed.body);
+    let after = app.store.get_flag(project, id).await.unwrap().unwrap();
+    assert_eq!(after.name, "Renamed");
+    assert_eq!(
+        after.filters, before,
+        "nothing the form cannot show was dropped"
     );
     app.stop().await;
 }

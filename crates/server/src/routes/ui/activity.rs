@@ -165,8 +165,8 @@ fn entry_markup(entry: &ActivityEntry, with_flag: bool) -> Markup {
                         @for change in &fields {
                             tr {
                                 th scope="row" { (change.get("field").and_then(Value::as_str).unwrap_or("")) }
-                                td class="before" { pre { (shown(change.get("before").unwrap_or(&Value::Null))) } }
-                                td class="after" { pre { (shown(change.get("after").unwrap_or(&Value::Null))) } }
+                                td class="before" { pre tabindex="0" { (shown(change.get("before").unwrap_or(&Value::Null))) } }
+                                td class="after" { pre tabindex="0" { (shown(change.get("after").unwrap_or(&Value::Null))) } }
                             }
                         }
                     }
@@ -264,8 +264,8 @@ fn entry_markup_body(entry: &ActivityEntry) -> Markup {
                     @for (field, value) in &fields {
                         tr {
                             th scope="row" { (field) }
-                            td { pre { (shown(entry.after.as_ref().and_then(|a| a.get(field)).unwrap_or(&Value::Null))) } }
-                            td { pre { (shown(value)) } }
+                            td { pre tabindex="0" { (shown(entry.after.as_ref().and_then(|a| a.get(field)).unwrap_or(&Value::Null))) } }
+                            td { pre tabindex="0" { (shown(value)) } }
                         }
                     }
                 }

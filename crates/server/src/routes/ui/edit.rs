@@ -1,6 +1,7 @@
 //! Editing a flag: key, name, enabled, experience continuity, evaluation runtime and tags, and
-//! its whole `filters` as JSON (release conditions with every operator, groups, cohorts, flag
-//! dependencies, holdouts, variants, payloads — everything the API accepts), checked as typed.
+//! its `filters` in the structured form of [`release`] (condition sets, variants, payloads,
+//! holdout) — or as JSON, checked as typed, for anything the form cannot show (it is offered
+//! only when it gives the stored filters back unchanged) or when the user asks for it.
 //! The form carries the version it was opened at: a stale save answers the API's 409, shown
 //! with what is stored now next to the edit, and the choice to reload or re-apply the edit.
 
@@ -15,7 +16,9 @@ use super::super::api::flag_input;
 use super::super::api::flags::update_with;
 use super::super::api::to_completion;
 use super::page::{see_other, Frame, UiError};
+use super::release::{self, Offered, Release};
 use super::session::{Fields, UiForm, Viewer};
+use crate::extract::Params;
 use crate::state::AppState;
 
 /// What the user typed, as the form shows it.
@@ -27,13 +30,22 @@ struct Draft {
     continuity: bool,
     runtime: String,
     tags: String,
+    /// The filters as JSON text (the JSON mode).
     filters: String,
+    /// The structured form's state (`None`: the JSON mode).
+    release: Option<Release>,
     version: i64,
 }
 
 impl Draft {
-    fn of(flag: &FeatureFlag) -> Draft {
+    /// The stored flag, in the form when it can show its filters (and `json` is not asked).
+    fn of(flag: &FeatureFlag, json: bool) -> Draft {
         Draft {
+            release: if json {
+                None
+            } else {
+                Release::of(&flag.filters)
+            },
             key: flag.key.clone(),
             name: flag.name.clone(),
             active: flag.active,
@@ -54,17 +66,34 @@ impl Draft {
             runtime: form.text("evaluation_runtime").to_owned(),
             tags: form.text("evaluation_tags").to_owned(),
             filters: form.text("filters").to_owned(),
+            release: (form.text("mode") == "form").then(|| Release::from_form(form)),
             version: form.text("version").parse().unwrap_or(0),
         }
     }
 
-    /// The API's fields, or the field at fault and why.
-    fn api_fields(&self) -> Result<Map<String, Value>, (&'static str, String)> {
-        let filters: Value = serde_json::from_str(&self.filters)
-            .map_err(|e| ("filters", format!("The filters are not valid JSON: {e}.")))?;
-        if !filters.is_object() {
-            return Err(("filters", "The filters must be a JSON object.".to_owned()));
+    /// The filters the draft says, or the field at fault and why.
+    fn filters_value(&self) -> Result<Value, (String, String)> {
+        if let Some(release) = &self.release {
+            return release.filters();
         }
+        let filters: Value = serde_json::from_str(&self.filters).map_err(|e| {
+            (
+                "filters".to_owned(),
+                format!("The filters are not valid JSON: {e}."),
+            )
+        })?;
+        if !filters.is_object() {
+            return Err((
+                "filters".to_owned(),
+                "The filters must be a JSON object.".to_owned(),
+            ));
+        }
+        Ok(filters)
+    }
+
+    /// The API's fields, or the field at fault and why.
+    fn api_fields(&self) -> Result<Map<String, Value>, (String, String)> {
+        let filters = self.filters_value()?;
         let tags: Vec<&str> = self
             .tags
             .split(',')
@@ -87,23 +116,29 @@ impl Draft {
     }
 }
 
-/// Where an API error is shown.
-fn field_of(attr: Option<&str>) -> &'static str {
-    match attr.unwrap_or_default() {
+/// Where an API error is shown: a field of the form (in the structured form, the row or
+/// condition set the `filters` path names).
+fn field_of(attr: Option<&str>, structured: bool) -> String {
+    let attr = attr.unwrap_or_default();
+    let field = match attr {
         "key" => "key",
         "name" => "name",
         "evaluation_runtime" => "evaluation-runtime",
         "evaluation_tags" => "evaluation-tags",
         "ensure_experience_continuity" => "continuity",
+        a if a.starts_with("filters") && structured => {
+            return release::field_of(a).unwrap_or_else(|| "form".to_owned())
+        }
         a if a.starts_with("filters") => "filters",
         _ => "form",
-    }
+    };
+    field.to_owned()
 }
 
 /// A failed save.
 enum Problem {
     /// A field is wrong.
-    Field(&'static str, String),
+    Field(String, String),
     /// The flag changed since the form was opened: what is stored now.
     Stale(String, Box<FeatureFlag>),
 }
@@ -124,15 +159,21 @@ async fn load(
     Ok((frame, flag))
 }
 
-/// `GET /ui/projects/{project}/flags/{id}/edit`.
+/// `GET /ui/projects/{project}/flags/{id}/edit[?mode=json]`.
 pub async fn form(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((project, id)): Path<(i64, i64)>,
+    params: Params,
 ) -> Result<Html<String>, UiError> {
     let (frame, flag) = load(&state, viewer, project, id).await?;
     let title = format!("Edit {}", flag.key);
-    Ok(frame.page(&title, render(&frame, &flag, &Draft::of(&flag), None)))
+    let json = params.non_empty("mode") == Some("json");
+    let offered = Offered::load(&state, flag.project_id, Some(flag.id)).await?;
+    Ok(frame.page(
+        &title,
+        render(&frame, &flag, &Draft::of(&flag, json), None, &offered),
+    ))
 }
 
 /// `POST /ui/projects/{project}/flags/{id}/edit`.
@@ -143,6 +184,9 @@ pub async fn save(
 ) -> Result<Response, UiError> {
     let (frame, flag) = load(&state, form.viewer, project, id).await?;
     let draft = Draft::from_form(&form.fields);
+    let offered = Offered::load(&state, flag.project_id, Some(flag.id)).await?;
+    let title = format!("Edit {}", flag.key);
+    let structured = draft.release.is_some();
     let problem = match draft.api_fields() {
         Err((field, message)) => Problem::Field(field, message),
         Ok(fields) => {
@@ -171,7 +215,7 @@ pub async fn save(
                     Problem::Stale(e.detail, Box::new(stored))
                 }
                 Err(e) if e.status.is_client_error() => {
-                    Problem::Field(field_of(e.attr.as_deref()), e.detail)
+                    Problem::Field(field_of(e.attr.as_deref(), structured), e.detail)
                 }
                 Err(e) => return Err(UiError::Api(e)),
             }
@@ -181,12 +225,20 @@ pub async fn save(
         Problem::Stale(..) => StatusCode::CONFLICT,
         Problem::Field(..) => StatusCode::BAD_REQUEST,
     };
-    let title = format!("Edit {}", flag.key);
-    let page = frame.page(&title, render(&frame, &flag, &draft, Some(&problem)));
+    let page = frame.page(
+        &title,
+        render(&frame, &flag, &draft, Some(&problem), &offered),
+    );
     Ok((status, page).into_response())
 }
 
-fn render(frame: &Frame, flag: &FeatureFlag, draft: &Draft, problem: Option<&Problem>) -> Markup {
+fn render(
+    frame: &Frame,
+    flag: &FeatureFlag,
+    draft: &Draft,
+    problem: Option<&Problem>,
+    offered: &Offered,
+) -> Markup {
     let project = flag.project_id.0;
     let base = format!("/ui/projects/{project}/flags/{}", flag.id);
     let field_error = |field: &str| match problem {
@@ -248,20 +300,35 @@ fn render(frame: &Frame, flag: &FeatureFlag, draft: &Draft, problem: Option<&Pro
             input id="evaluation-tags" name="evaluation_tags" value=(draft.tags)
                 aria-invalid=[invalid("evaluation-tags")] aria-describedby=[described("evaluation-tags")];
             (error("evaluation-tags"))
-            label for="filters" { "Filters (JSON: release conditions, variants, payloads, holdout, …)" }
-            p class="hint" id="filters-hint" {
-                "PostHog's " code { "filters" } " object: " code { "groups" } " (each with "
-                code { "properties" } ", " code { "rollout_percentage" } ", " code { "variant" } "), "
-                code { "multivariate" } ", " code { "payloads" } ", " code { "holdout" } ", "
-                code { "aggregation_group_type_index" } ", " code { "super_groups" } "."
+            @if let Some(release) = &draft.release {
+                @let problem = match problem {
+                    Some(Problem::Field(f, m)) => Some((f.clone(), m.clone())),
+                    _ => None,
+                };
+                (release::render(release, &offered.choices(), problem.as_ref()))
+                p { a href=(format!("{base}/edit?mode=json")) { "Edit the filters as JSON (advanced)" } }
+            } @else {
+                @if Release::of(&flag.filters).is_none() {
+                    p class="hint" id="json-only" { "These filters hold something the form cannot show, so they are edited as JSON here (nothing is dropped)." }
+                } @else {
+                    p { a href=(format!("{base}/edit")) { "Edit the conditions with the form" } }
+                }
+                input type="hidden" name="mode" value="json";
+                label for="filters" { "Filters (JSON: release conditions, variants, payloads, holdout, …)" }
+                p class="hint" id="filters-hint" {
+                    "PostHog's " code { "filters" } " object: " code { "groups" } " (each with "
+                    code { "properties" } ", " code { "rollout_percentage" } ", " code { "variant" } "), "
+                    code { "multivariate" } ", " code { "payloads" } ", " code { "holdout" } ", "
+                    code { "aggregation_group_type_index" } ", " code { "super_groups" } "."
+                }
+                textarea id="filters" name="filters" rows="16" data-json
+                    aria-invalid=[invalid("filters")]
+                    aria-describedby=(format!("filters-hint filters-check{}", if field_error("filters").is_some() { " filters-error" } else { "" })) {
+                    (draft.filters)
+                }
+                p class="hint" id="filters-check" aria-live="polite" {}
+                (error("filters"))
             }
-            textarea id="filters" name="filters" rows="16" data-json
-                aria-invalid=[invalid("filters")]
-                aria-describedby=(format!("filters-hint filters-check{}", if field_error("filters").is_some() { " filters-error" } else { "" })) {
-                (draft.filters)
-            }
-            p class="hint" id="filters-check" aria-live="polite" {}
-            (error("filters"))
             p { button type="submit" { "Save" } }
         }
     }
@@ -269,9 +336,12 @@ fn render(frame: &Frame, flag: &FeatureFlag, draft: &Draft, problem: Option<&Pro
 
 /// The fields where what is stored now differs from the edit.
 fn changes(draft: &Draft, stored: &FeatureFlag) -> Markup {
-    let now = Draft::of(stored);
-    let same_filters =
-        serde_json::from_str::<Value>(&draft.filters).is_ok_and(|mine| mine == stored.filters);
+    let now = Draft::of(stored, true);
+    let mine = draft.filters_value().ok();
+    let same_filters = mine.as_ref() == Some(&stored.filters);
+    let mine_text = mine
+        .map(|m| serde_json::to_string_pretty(&m).unwrap_or_default())
+        .unwrap_or_else(|| draft.filters.clone());
     let rows: Vec<(&str, String, String)> = [
         (
             "Key",
@@ -291,12 +361,7 @@ fn changes(draft: &Draft, stored: &FeatureFlag) -> Markup {
             draft.active.to_string(),
             now.active == draft.active,
         ),
-        (
-            "Filters",
-            now.filters.clone(),
-            draft.filters.clone(),
-            same_filters,
-        ),
+        ("Filters", now.filters.clone(), mine_text, same_filters),
     ]
     .into_iter()
     .filter(|(_, _, _, same)| !same)
@@ -309,7 +374,8 @@ fn changes(draft: &Draft, stored: &FeatureFlag) -> Markup {
             thead { tr { th scope="col" { "Field" } th scope="col" { "Stored now" } th scope="col" { "Your edit" } } }
             tbody {
                 @for (field, stored, mine) in &rows {
-                    tr { th scope="row" { (field) } td { pre { (stored) } } td { pre { (mine) } } }
+                    // Focusable: a long value scrolls inside its cell.
+                    tr { th scope="row" { (field) } td { pre tabindex="0" { (stored) } } td { pre tabindex="0" { (mine) } } }
                 }
             }
         }

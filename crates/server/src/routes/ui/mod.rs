@@ -20,6 +20,7 @@ mod keys;
 mod locality;
 mod page;
 mod persons;
+mod release;
 mod session;
 mod settings;
 mod signin;
