@@ -1337,3 +1337,54 @@ async fn remote_config_payload_by_id_or_key_with_personal_or_secret_key() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cohort_a_flag_uses_cannot_be_deleted() {
+    let app = TestApp::spawn().await;
+    let pro = json!({"properties": {"type": "AND", "values": [
+        {"type": "AND", "values": [{"key": "plan", "type": "person", "operator": "exact", "value": "pro"}]}]}});
+    let (status, cohort) = app
+        .api(
+            Method::POST,
+            COHORTS,
+            Some(&json!({"name": "Pro", "filters": pro})),
+        )
+        .await;
+    assert_eq!(status, 201, "{cohort}");
+    let cohort_id = cohort["id"].clone();
+    let flag = create(
+        &app,
+        "pro-only",
+        with_property(json!({"key": "id", "type": "cohort", "value": cohort_id})),
+    )
+    .await;
+    let cohort_path = format!("{COHORTS}{cohort_id}/");
+    let deleted = json!({"deleted": true});
+    let delete = || app.api(Method::PATCH, &cohort_path, Some(&deleted));
+    let (status, err) = delete().await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["attr"], "deleted");
+    assert!(
+        err["detail"].as_str().unwrap().contains("pro-only"),
+        "{err}"
+    );
+    let (_, list) = app.api(Method::GET, COHORTS, None).await;
+    assert_eq!(list["count"], 1, "still there");
+
+    // Once no live flag uses it, it goes.
+    let (status, _) = app
+        .api(
+            Method::PATCH,
+            &flag_path(&flag),
+            Some(&json!({"deleted": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, gone) = delete().await;
+    assert_eq!(
+        (status, gone["deleted"].clone()),
+        (200, json!(true)),
+        "{gone}"
+    );
+    app.stop().await;
+}

@@ -294,6 +294,9 @@ pub async fn update_with(
     }
     let filters = filters_field(fields)?;
     let writer = state.catalog.writer(state.store.as_ref(), project).await?;
+    if fields.bool_field("deleted")? == Some(true) && !before.deleted {
+        refuse_if_used(&writer, id)?;
+    }
     if let Some(f) = &filters {
         if before.is_static {
             return Err(ApiError::invalid("Static cohorts have no filters.").attr("filters"));
@@ -322,6 +325,26 @@ pub async fn update_with(
     publish(state, writer).await;
     added?;
     Ok(cohort)
+}
+
+/// A cohort live flags target cannot be deleted (PostHog refuses it too): the 409 names them.
+/// Read from the snapshot, which the project's write lock (held) keeps equal to the store.
+fn refuse_if_used(writer: &ProjectWriter<'_>, id: i64) -> Result<(), ApiError> {
+    let snapshot = writer.snapshot();
+    let users: Vec<&str> = snapshot
+        .flags()
+        .iter()
+        .filter(|f| !f.deleted && vexil_store::feed_cohort_references(f).contains(&id))
+        .map(|f| f.key.as_str())
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "This cohort is used by feature flags: {}. Remove it from their release conditions before deleting it.",
+        users.join(", ")
+    ))
+    .attr("deleted"))
 }
 
 /// Removes distinct ids from static cohort `id`; returns how many were members. Held under

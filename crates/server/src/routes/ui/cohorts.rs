@@ -834,14 +834,15 @@ pub async fn confirm_delete(
         h1 { "Delete " (cohort.name) "?" }
         @if users.is_empty() {
             p { "No flag uses this cohort." }
+            form method="post" action=(format!("{base}/delete")) class="confirm" {
+                (frame.csrf())
+                input type="hidden" name="version" value=(cohort.version);
+                button type="submit" class="danger" { "Delete " (cohort.name) }
+                a href=(base) { "Cancel" }
+            }
         } @else {
-            p role="alert" class="error" { "Flags that use it: " (users.join(", ")) ". Once it is deleted, their conditions on it no longer match anyone: change them first." }
-        }
-        form method="post" action=(format!("{base}/delete")) class="confirm" {
-            (frame.csrf())
-            input type="hidden" name="version" value=(cohort.version);
-            button type="submit" class="danger" { "Delete " (cohort.name) }
-            a href=(base) { "Cancel" }
+            p role="alert" class="error" { "Flags that use it: " (users.join(", ")) ". A cohort in use cannot be deleted: remove it from their release conditions first." }
+            p { a href=(base) { "Back to the cohort" } }
         }
     };
     Ok(frame.page(&format!("Delete {}", cohort.name), body))
