@@ -640,15 +640,18 @@ async fn changes_through_one_node_reach_streams_on_the_others() {
     let seen = created.id.clone().unwrap();
     drop(on_b);
 
-    // Two changes while disconnected, each live on B before the next.
+    // Two changes while disconnected, each live on B and C before the next.
     let beta = format!("{FLAGS}{}/", flag["id"]);
     let none = json!({});
     let (status, body) = c
         .api(a, Method::PATCH, &beta, json!({"filters": nobody()}))
         .await;
     assert_eq!(status, 200, "{body}");
-    eventually("the update on B", || async {
+    // Live on both before the next: a node that hears of two changes at once applies them
+    // together and publishes one event for the flag (its state after both).
+    eventually("the update on B and C", || async {
         c.enabled(b, none.clone(), "beta").await == Some(false)
+            && c.enabled(n3, none.clone(), "beta").await == Some(false)
     })
     .await;
     let (status, body) = c
