@@ -95,6 +95,7 @@ pages = {
     "flag page": f"/ui/projects/1/flags/{mid}",
     "flag page + test a user": f"/ui/projects/1/flags/{mid}?distinct_id=alice&properties=%7B%22email%22%3A%22a%40example.com%22%7D",
     "new-flag editor": "/ui/projects/1/flags/new",
+    "edit flag (structured form)": f"/ui/projects/1/flags/{mid}/edit",
     "kill switch confirmation": f"/ui/projects/1/flags/{mid}/disable",
     "project activity (first page)": "/ui/projects/1/activity",
     "project activity (last page)": f"/ui/projects/1/activity?page={max(1, (n + 19) // 20)}",
