@@ -19,6 +19,7 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::access;
@@ -65,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route("/metrics", get(metrics::render));
     }
     let observe = middleware::from_fn_with_state(Arc::clone(&state.metrics), access::observe);
-    router
+    let routes = router
         .route(
             "/_liveness",
             get(health::liveness).fallback(refuse(health::ALLOW, health::REFUSED)),
@@ -81,11 +82,17 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router())
         .route_layer(middleware::from_fn(access::mark_route))
         .fallback(|| async { ApiError::not_found("Route") })
-        .layer(body_limit)
+        .with_state(state);
+    // The layers every request passes wrap the router once instead of each route:
+    // `Router::layer` nests every route's boxed service one level deeper, and each request
+    // clones the whole boxed stack of its route (BENCHMARKS.md, "Instructions per request").
+    let outer = ServiceBuilder::new()
+        // Outermost, so that panics (500s) and shed requests are timed and logged too.
+        .layer(observe)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))
-        // Outermost, so that panics (500s) and shed requests are timed and logged too.
-        .layer(observe)
-        .with_state(state)
+        .layer(body_limit)
+        .service(routes);
+    Router::new().fallback_service(outer)
 }
