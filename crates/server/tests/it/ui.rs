@@ -1122,3 +1122,59 @@ async fn the_structured_form_edits_conditions_and_keeps_what_it_cannot_show() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_person_page_pages_and_searches_every_flag() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let mut first_id = 0;
+    for i in 0..120 {
+        let mut flag = vexil_store::NewFlag::new(
+            format!("flag-{i:03}"),
+            json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
+        );
+        flag.active = i != 115;
+        let id = app.store.create_flag(project, &flag).await.unwrap().id;
+        if i == 0 {
+            first_id = id;
+        }
+    }
+    // On the last page, depending on a flag of the first: evaluated with its dependency.
+    app.put_flag(
+        "zz-needs-flag-000",
+        json!({"groups": [{"properties": [{"key": first_id.to_string(), "type": "flag",
+            "operator": "flag_evaluates_to", "value": true}]}]}),
+    )
+    .await;
+    add_user(&app, "root@example.com", vec![]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("root@example.com", PASSWORD).await;
+    let base = format!("/ui/projects/{project}/persons/view?distinct_id=alice");
+    let on = "<code class=\"value\">true</code>";
+
+    let first = browser.get(&base).await;
+    assert_eq!(first.status, 404, "alice is not stored");
+    assert!(
+        first.body.contains("Showing 1–100 of 121 flags"),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("<code>flag-099</code>"));
+    assert!(!first.body.contains("<code>flag-100</code>"));
+    assert_eq!(first.body.matches(on).count(), 100);
+    assert!(first.body.contains("rel=\"next\"") && !first.body.contains("rel=\"prev\""));
+
+    let last = browser.get(&format!("{base}&offset=100")).await;
+    assert!(last.body.contains("Showing 101–121 of 121 flags"));
+    assert!(last.body.contains("<code>zz-needs-flag-000</code>"));
+    // flag-115 is disabled; the rest, the dependent flag included, are on.
+    assert_eq!(last.body.matches(on).count(), 20);
+    assert!(last.body.contains("rel=\"prev\"") && !last.body.contains("rel=\"next\""));
+
+    let search = browser.get(&format!("{base}&search=FLAG-11")).await;
+    assert!(search.body.contains("Showing 1–10 of 10 flags"));
+    assert_eq!(search.body.matches(on).count(), 9);
+    let none = browser.get(&format!("{base}&search=nope")).await;
+    assert!(none.body.contains("No flag matches."));
+    app.stop().await;
+}

@@ -145,26 +145,15 @@ impl ListQuery {
             && self.order.is_none()
     }
 
-    /// Whether `flag` passes the filters the store did not apply.
+    /// Whether `flag` passes the filters the store did not apply. Its filters are parsed
+    /// only when a filter needs them (the type, or the stale test past its cheap half): a
+    /// sorted or stale list reads every flag of the project.
     pub fn keeps(
         &self,
         flag: &FeatureFlag,
         last_called: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> bool {
-        let filters = stored_filters(flag);
-        if self.active == Some(ActiveFilter::Stale)
-            && FlagStatus::of(flag, &filters, last_called, now) != FlagStatus::Stale
-        {
-            return false;
-        }
-        let multivariate = !filters.variants().is_empty();
-        let kind_ok = match self.kind {
-            None => true,
-            Some(FlagKind::Boolean) => !multivariate,
-            Some(FlagKind::Multivariant) => multivariate,
-            Some(FlagKind::Experiment) => flag.has_experiment,
-        };
         let creator_ok = self
             .created_by_id
             .is_none_or(|id| flag.created_by.is_some() && user_id(flag.project_id) == id);
@@ -179,7 +168,27 @@ impl ListQuery {
             .excluded
             .as_ref()
             .is_none_or(|keys| !keys.contains(&flag.key));
-        kind_ok && creator_ok && tags_ok && runtime_ok && not_excluded
+        if !(creator_ok && tags_ok && runtime_ok && not_excluded) {
+            return false;
+        }
+        if self.active == Some(ActiveFilter::Stale)
+            && (flag.deleted || !FlagStatus::unused(flag, last_called, now))
+        {
+            return false;
+        }
+        let parsed = std::cell::OnceCell::new();
+        let filters = || parsed.get_or_init(|| stored_filters(flag));
+        if self.active == Some(ActiveFilter::Stale)
+            && FlagStatus::of(flag, filters(), last_called, now) != FlagStatus::Stale
+        {
+            return false;
+        }
+        match self.kind {
+            None => true,
+            Some(FlagKind::Boolean) => filters().variants().is_empty(),
+            Some(FlagKind::Multivariant) => !filters().variants().is_empty(),
+            Some(FlagKind::Experiment) => flag.has_experiment,
+        }
     }
 
     /// Sorts by `order` (default newest first); ties newest id first.
@@ -248,5 +257,34 @@ mod tests {
         assert!(ListQuery::parse(&params("search=x&active=true"))
             .unwrap()
             .store_only());
+    }
+
+    #[test]
+    fn stale_keeps_old_unused_fully_rolled_out_flags() {
+        let params = |q: &str| {
+            Params(
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            )
+        };
+        let now = Utc::now();
+        let old = now - chrono::Duration::days(40);
+        let everyone = serde_json::json!({"groups": [{"rollout_percentage": 100}]});
+        let half = serde_json::json!({"groups": [{"rollout_percentage": 50}]});
+        let mut stale = flag(1, "stale", everyone.clone());
+        stale.created_at = old;
+        let fresh = flag(2, "fresh", everyone.clone());
+        let mut partial = flag(3, "partial", half);
+        partial.created_at = old;
+        let q = ListQuery::parse(&params("active=STALE")).unwrap();
+        assert!(q.keeps(&stale, None, now));
+        assert!(!q.keeps(&stale, Some(now), now), "evaluated today");
+        assert!(q.keeps(&stale, Some(old), now));
+        assert!(!q.keeps(&fresh, None, now));
+        assert!(!q.keeps(&partial, None, now));
+        let mut deleted = stale.clone();
+        deleted.deleted = true;
+        assert!(!q.keeps(&deleted, None, now));
     }
 }

@@ -42,15 +42,24 @@ impl FlagStatus {
         if flag.deleted {
             return FlagStatus::Deleted;
         }
-        let cutoff = now - Duration::days(STALE_AFTER_DAYS);
-        let unused = match last_called {
-            Some(at) => at < cutoff,
-            None => flag.created_at < cutoff,
-        };
-        if unused && is_fully_rolled_out(filters) {
+        if Self::unused(flag, last_called, now) && is_fully_rolled_out(filters) {
             FlagStatus::Stale
         } else {
             FlagStatus::Active
+        }
+    }
+
+    /// Whether `flag` went unevaluated for the stale period: the half of [`FlagStatus::of`]'s
+    /// test that needs no parsed filters, so a list can skip parsing flags that fail it.
+    pub fn unused(
+        flag: &FeatureFlag,
+        last_called: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let cutoff = now - Duration::days(STALE_AFTER_DAYS);
+        match last_called {
+            Some(at) => at < cutoff,
+            None => flag.created_at < cutoff,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Persons: find one by distinct id or by a property value, and a person's page — their
 //! properties, distinct ids and static cohorts, and every flag's value, payload and reason for
 //! them from the server's one evaluation path (the same stored inputs as "test a user"), each
-//! linking to that flag's "test a user" explanation.
+//! linking to that flag's "test a user" explanation. The flag table shows
+//! [`FLAGS_PER_PAGE`] flags a page, by key, with a key search; only the page's flags are
+//! evaluated.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,6 +22,9 @@ use crate::state::AppState;
 
 /// Persons a property search shows at most.
 const MAX_FOUND: u32 = 50;
+
+/// Flags per page of a person's flag table (each page evaluates only its own flags).
+pub const FLAGS_PER_PAGE: usize = 100;
 
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -168,25 +173,53 @@ pub async fn view(
         .await?;
     let snapshot = state.snapshot(ProjectId(project)).await?;
     let (stored, error) = stored_for(&state, &snapshot, distinct_id, &Map::new()).await;
-    let request = FlagsRequest {
-        distinct_id: Some(distinct_id.to_owned()),
-        ..FlagsRequest::default()
-    };
-    let now = state.settings.clock.now();
-    let evaluation = snapshot.evaluate(&request, None, &stored, now);
+    let search = params
+        .non_empty("search")
+        .map(str::trim)
+        .unwrap_or_default();
+    let offset = params
+        .non_empty("offset")
+        .and_then(|o| o.parse::<usize>().ok())
+        .unwrap_or(0);
     let cohorts = state
         .store
         .static_cohorts_for(ProjectId(project), distinct_id)
         .await?;
     let mut cohorts: Vec<i64> = cohorts.into_iter().collect();
     cohorts.sort_unstable();
-    let mut flags: Vec<&vexil_engine::FlagDefinition> = snapshot
+    let needle = search.to_lowercase();
+    let mut matching: Vec<&vexil_engine::FlagDefinition> = snapshot
         .flags()
         .iter()
         .map(AsRef::as_ref)
-        .filter(|f| !f.deleted)
+        .filter(|f| !f.deleted && (needle.is_empty() || f.key.to_lowercase().contains(&needle)))
         .collect();
-    flags.sort_by(|a, b| a.key.cmp(&b.key));
+    matching.sort_by(|a, b| a.key.cmp(&b.key));
+    let total = matching.len();
+    let flags: Vec<&vexil_engine::FlagDefinition> = matching
+        .into_iter()
+        .skip(offset)
+        .take(FLAGS_PER_PAGE)
+        .collect();
+    // Only this page's flags (and, through `flag_keys`, their dependencies) are evaluated.
+    let request = FlagsRequest {
+        distinct_id: Some(distinct_id.to_owned()),
+        flag_keys: Some(flags.iter().map(|f| f.key.clone()).collect()),
+        ..FlagsRequest::default()
+    };
+    let now = state.settings.clock.now();
+    let evaluation = snapshot.evaluate(&request, None, &stored, now);
+    let page_link = |offset: usize| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("distinct_id", distinct_id);
+        if !search.is_empty() {
+            q.append_pair("search", search);
+        }
+        q.append_pair("offset", &offset.to_string());
+        format!("/ui/projects/{project}/persons/view?{}#flags", q.finish())
+    };
+    let first = if flags.is_empty() { 0 } else { offset + 1 };
+    let last = offset + flags.len();
     let title = person
         .as_ref()
         .map_or_else(|| distinct_id.to_owned(), display_name);
@@ -208,7 +241,18 @@ pub async fn view(
         }
         section aria-labelledby="flags" {
             h2 id="flags" { "Flags for " code { (distinct_id) } }
-            @if flags.is_empty() { p { "The project has no flag yet." } }
+            form class="filters" method="get" action=(format!("/ui/projects/{project}/persons/view")) role="search" {
+                input type="hidden" name="distinct_id" value=(distinct_id);
+                div {
+                    label for="flag-search" { "Search flag key" }
+                    input id="flag-search" name="search" type="search" value=(search);
+                }
+                button type="submit" { "Search flags" }
+            }
+            p class="count" aria-live="polite" { "Showing " (first) "–" (last) " of " (total) " flags" }
+            @if total == 0 {
+                p { (if search.is_empty() { "The project has no flag yet." } else { "No flag matches." }) }
+            }
             div class="table-wrap" {
                 table {
                     caption class="visually-hidden" { "Every flag's value for this person" }
@@ -237,6 +281,14 @@ pub async fn view(
                             }
                         }
                     }
+                }
+            }
+            nav class="pages" aria-label="Pages of flags" {
+                @if offset > 0 {
+                    a rel="prev" href=(page_link(offset.saturating_sub(FLAGS_PER_PAGE))) { "← Previous" }
+                }
+                @if last < total {
+                    a rel="next" href=(page_link(offset + FLAGS_PER_PAGE)) { "Next →" }
                 }
             }
         }
