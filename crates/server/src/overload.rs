@@ -291,10 +291,16 @@ fn retry_after(wait: Duration) -> u64 {
         .max(1)
 }
 
-/// The paths of the evaluation endpoints (the routes behind [`shed`]).
+/// The paths of `/flags` and `/decide` (mounted behind [`shed`] by the router): one list, so
+/// the connection layer's early refusal and the routes cannot drift apart.
+pub const FLAGS_PATHS: [&str; 4] = ["/flags", "/flags/", "/decide", "/decide/"];
+
+/// The OpenFeature bulk evaluation path; single-flag evaluation is below it (`…/{key}`).
+pub const OFREP_EVALUATE_PATH: &str = "/ofrep/v1/evaluate/flags";
+
+/// Whether `path` is one of the evaluation endpoints.
 fn is_evaluation(path: &str) -> bool {
-    matches!(path, "/flags" | "/flags/" | "/decide" | "/decide/")
-        || path.starts_with("/ofrep/v1/evaluate/")
+    FLAGS_PATHS.contains(&path) || path.starts_with(OFREP_EVALUATE_PATH)
 }
 
 /// Marks a response as a shed request's: counted by the shed metrics, so the access log does

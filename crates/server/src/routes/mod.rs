@@ -38,7 +38,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     // Shedding comes first: past the in-flight cap nothing is read or decoded.
     let shed = middleware::from_fn_with_state(Arc::clone(&state.overload), overload::shed);
-    for path in ["/flags", "/flags/", "/decide", "/decide/"] {
+    for path in overload::FLAGS_PATHS {
         router = router.route(path, flags::methods().layer(shed.clone()));
     }
     for path in [

@@ -18,6 +18,7 @@ use vexil_wire::ofrep::{BulkResponse, EventStream, Failure, Resolution};
 use crate::error::{refuse, ApiError};
 use crate::evaluate::stored_inputs;
 use crate::extract::ofrep::{OfrepBodyError, OfrepCall};
+use crate::overload::OFREP_EVALUATE_PATH;
 use crate::response::json_response;
 use crate::snapshot::RemoteConfig;
 use crate::state::AppState;
@@ -32,9 +33,9 @@ pub fn router() -> Router<AppState> {
             .fallback(refuse(ALLOW, "Use POST to evaluate flags."))
     };
     Router::new()
-        .route("/ofrep/v1/evaluate/flags", methods(post(evaluate_all)))
+        .route(OFREP_EVALUATE_PATH, methods(post(evaluate_all)))
         .route(
-            "/ofrep/v1/evaluate/flags/{key}",
+            &format!("{OFREP_EVALUATE_PATH}/{{key}}"),
             methods(post(evaluate_one)),
         )
 }
