@@ -247,15 +247,169 @@ fn set<T: Clone>(field: &mut T, value: &Option<T>) {
     }
 }
 
-/// Filters of [`crate::Store::list_flags`]. Deleted flags are never listed.
+/// Filters, order and window of [`crate::Store::list_flags`]. Deleted flags are never listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlagQuery {
     /// Case-insensitive substring of the key or the name.
     pub search: Option<String>,
     /// Only active (`Some(true)`) or inactive (`Some(false)`) flags.
     pub active: Option<bool>,
-    /// Window; the order is newest first.
+    /// Only the flags with these ids (`Some(empty)` lists nothing).
+    pub ids: Option<Vec<i64>>,
+    /// The order of the list, applied before the window.
+    pub order: FlagOrder,
+    /// Window into the ordered list.
     pub page: Page,
+}
+
+/// A field a flag list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOrderField {
+    /// The key, byte by byte (keys are ASCII).
+    Key,
+    /// The name, lowercased (Unicode), then compared by code point.
+    Name,
+    /// Creation time.
+    CreatedAt,
+    /// Time of the last change.
+    UpdatedAt,
+    /// Inactive before active.
+    Active,
+    /// The id.
+    Id,
+}
+
+/// The order of a flag list: a field and a direction; ties always put the highest id (the
+/// newest flag) first, whichever the direction, so pages are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagOrder {
+    /// What is compared.
+    pub field: FlagOrderField,
+    /// Largest first.
+    pub descending: bool,
+}
+
+impl FlagOrder {
+    /// `field`, ascending unless `descending`.
+    pub fn new(field: FlagOrderField, descending: bool) -> Self {
+        FlagOrder { field, descending }
+    }
+}
+
+impl Default for FlagOrder {
+    /// Newest first.
+    fn default() -> Self {
+        FlagOrder::new(FlagOrderField::CreatedAt, true)
+    }
+}
+
+/// Compares flag names as [`FlagOrderField::Name`] orders them: lowercased, then by code point.
+/// SQLite registers it as a collation so the database sorts by exactly this rule.
+pub fn compare_names(a: &str, b: &str) -> std::cmp::Ordering {
+    a.to_lowercase().cmp(&b.to_lowercase())
+}
+
+/// When a non-deleted flag was created: what the stale test needs of a flag before its filters
+/// ([`crate::Store::flag_ages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagAge {
+    /// The flag's id.
+    pub id: i64,
+    /// Its key (usage is recorded by key).
+    pub key: String,
+    /// Its creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a keyset page of the activity log starts. Entry ids only grow, so an id is a cursor
+/// that stays valid while entries are added, and a page costs the same at any depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityCursor {
+    /// The newest entries.
+    Newest,
+    /// The newest entries older than (with an id below) this one.
+    Before(i64),
+    /// The oldest entries newer than (with an id above) this one; `After(0)` is the oldest page.
+    After(i64),
+}
+
+/// A keyset page of the activity log, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityPage {
+    /// The entries, newest first.
+    pub items: Vec<ActivityEntry>,
+    /// How many entries the whole log (of the flag or project) holds.
+    pub total: u64,
+    /// Whether newer entries than these exist.
+    pub newer: bool,
+    /// Whether older entries than these exist.
+    pub older: bool,
+}
+
+/// How a backend reads one [`ActivityCursor`] page: the rows past the cursor, in the cursor's
+/// direction, one more than the page so the far side is known without a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ActivityKeyset {
+    /// `id` condition with the cursor's id (`"id < "`, `"id > "`), if any.
+    pub bound: Option<(&'static str, i64)>,
+    /// `ORDER BY id` direction.
+    pub direction: &'static str,
+    /// `id` condition (with the cursor's id) of the entries on the near side of the cursor,
+    /// whose existence the page reports, if any.
+    pub near: Option<(&'static str, i64)>,
+}
+
+impl ActivityCursor {
+    /// The SQL shape of this cursor's page.
+    pub(crate) fn keyset(self) -> ActivityKeyset {
+        match self {
+            ActivityCursor::Newest => ActivityKeyset {
+                bound: None,
+                direction: "DESC",
+                near: None,
+            },
+            ActivityCursor::Before(id) => ActivityKeyset {
+                bound: Some(("id < ", id)),
+                direction: "DESC",
+                near: Some(("id >= ", id)),
+            },
+            ActivityCursor::After(id) => ActivityKeyset {
+                bound: Some(("id > ", id)),
+                direction: "ASC",
+                near: Some(("id <= ", id)),
+            },
+        }
+    }
+
+    /// The page from `rows` (read as [`ActivityCursor::keyset`] says, at most `limit + 1`),
+    /// the log's `total` and whether entries exist on the cursor's near side.
+    pub(crate) fn page(
+        self,
+        mut rows: Vec<ActivityEntry>,
+        limit: u32,
+        total: u64,
+        near: bool,
+    ) -> ActivityPage {
+        let far = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        match self {
+            ActivityCursor::Newest | ActivityCursor::Before(_) => ActivityPage {
+                items: rows,
+                total,
+                newer: near,
+                older: far,
+            },
+            ActivityCursor::After(_) => {
+                rows.reverse();
+                ActivityPage {
+                    items: rows,
+                    total,
+                    newer: far,
+                    older: near,
+                }
+            }
+        }
+    }
 }
 
 /// What an activity-log entry records.

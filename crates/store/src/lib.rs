@@ -68,8 +68,9 @@ pub use error::{Result, StoreError};
 pub use evaluation::EvalInputs;
 pub use event::{FlagCallDetails, FlagCallError, FlagCallRecord, NewEvent, FEATURE_FLAG_CALLED};
 pub use flag::{
-    accept_any, validate_key, ActivityAction, ActivityEntry, EvaluationRuntime, FeatureFlag,
-    FlagCheck, FlagQuery, FlagUpdate, NewFlag, MAX_FLAG_KEY_LEN,
+    accept_any, compare_names, validate_key, ActivityAction, ActivityCursor, ActivityEntry,
+    ActivityPage, EvaluationRuntime, FeatureFlag, FlagAge, FlagCheck, FlagOrder, FlagOrderField,
+    FlagQuery, FlagUpdate, NewFlag, MAX_FLAG_KEY_LEN,
 };
 pub use group::Group;
 pub use keys::{

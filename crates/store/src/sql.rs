@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::{PropertyKey, Result, StoreError, ValueKind};
+use crate::{FlagOrder, FlagOrderField, PropertyKey, Result, StoreError, ValueKind};
 
 /// A stored JSON column.
 pub(crate) fn json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
@@ -19,6 +19,21 @@ pub(crate) fn uuid(text: &str) -> Result<Uuid> {
 /// A count read from SQL (never negative) as `u64`.
 pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// The `ORDER BY` clause of a flag list. `key` and `name` are the backend's expressions that
+/// sort those columns by [`FlagOrderField`]'s rules (the other columns sort alike in both).
+pub(crate) fn flag_order_by(order: FlagOrder, key: &str, name: &str) -> String {
+    let column = match order.field {
+        FlagOrderField::Key => key,
+        FlagOrderField::Name => name,
+        FlagOrderField::CreatedAt => "created_at",
+        FlagOrderField::UpdatedAt => "updated_at",
+        FlagOrderField::Active => "active",
+        FlagOrderField::Id => "id",
+    };
+    let direction = if order.descending { "DESC" } else { "ASC" };
+    format!("{column} {direction}, id DESC")
 }
 
 /// Whether `e` is a unique-constraint violation.

@@ -10,11 +10,12 @@ use vexil_engine::Definitions;
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::watch::{Changes, ChangesSince};
 use crate::{
-    ActivityEntry, Actor, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject,
-    EarlyAccessFeature, EarlyAccessFeatureUpdate, EvalInputs, FeatureFlag, FlagCallRecord,
-    FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey, IssuedUserKey, KeyKind, Listing,
-    NewCohort, NewEarlyAccessFeature, NewEvent, NewFlag, Page, Person, PersonUpdate, Project,
-    ProjectId, Properties, PropertyKey, Result, UserKey,
+    ActivityCursor, ActivityEntry, ActivityPage, Actor, CaptureOutcome, CapturedEvent, Cohort,
+    CohortUpdate, CreatedProject, EarlyAccessFeature, EarlyAccessFeatureUpdate, EvalInputs,
+    FeatureFlag, FlagAge, FlagCallRecord, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType,
+    IssuedKey, IssuedUserKey, KeyKind, Listing, NewCohort, NewEarlyAccessFeature, NewEvent,
+    NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties, PropertyKey, Result,
+    UserKey,
 };
 
 /// Durable storage behind one interface; pick an implementation with [`crate::connect`] and
@@ -209,20 +210,35 @@ pub trait Store: Send + Sync {
     /// The non-deleted flag with this key.
     async fn get_flag_by_key(&self, project: ProjectId, key: &str) -> Result<Option<FeatureFlag>>;
 
-    /// Non-deleted flags matching `query`, newest first.
+    /// Non-deleted flags matching `query`, in its order, one page of them, and how many match.
     async fn list_flags(
         &self,
         project: ProjectId,
         query: &FlagQuery,
     ) -> Result<Listing<FeatureFlag>>;
 
-    /// Activity-log entries of one flag (`Some(id)`) or of all flags, newest first.
+    /// Id, key and creation time of every non-deleted flag, by id: the stale test's first
+    /// half, without reading or parsing filters.
+    async fn flag_ages(&self, project: ProjectId) -> Result<Vec<FlagAge>>;
+
+    /// Activity-log entries of one flag (`Some(id)`) or of all flags, newest first, by offset
+    /// (the management API's numbered pages).
     async fn flag_activity(
         &self,
         project: ProjectId,
         flag: Option<i64>,
         page: Page,
     ) -> Result<Listing<ActivityEntry>>;
+
+    /// Up to `limit` activity-log entries of one flag or of all flags from `cursor`, newest
+    /// first: a keyset page, as cheap deep in the log as at its start.
+    async fn flag_activity_page(
+        &self,
+        project: ProjectId,
+        flag: Option<i64>,
+        cursor: ActivityCursor,
+        limit: u32,
+    ) -> Result<ActivityPage>;
 
     /// One activity-log entry of the project (for a revert).
     async fn activity_entry(&self, project: ProjectId, id: i64) -> Result<Option<ActivityEntry>>;

@@ -270,6 +270,22 @@ impl Store for FaultyStore {
         self.inner.flag_activity(project, flag, page).await
     }
 
+    async fn flag_activity_page(
+        &self,
+        project: ProjectId,
+        flag: Option<i64>,
+        cursor: vexil_store::ActivityCursor,
+        limit: u32,
+    ) -> Result<vexil_store::ActivityPage> {
+        self.inner
+            .flag_activity_page(project, flag, cursor, limit)
+            .await
+    }
+
+    async fn flag_ages(&self, project: ProjectId) -> Result<Vec<vexil_store::FlagAge>> {
+        self.inner.flag_ages(project).await
+    }
+
     async fn activity_entry(&self, project: ProjectId, id: i64) -> Result<Option<ActivityEntry>> {
         self.inner.activity_entry(project, id).await
     }

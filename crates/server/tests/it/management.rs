@@ -1388,3 +1388,129 @@ async fn a_cohort_a_flag_uses_cannot_be_deleted() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_stale_filter_lists_exactly_the_flags_whose_status_is_stale() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let everyone = json!({"groups": [{"properties": [], "rollout_percentage": 100}]});
+    let half = json!({"groups": [{"rollout_percentage": 50}]});
+    let one_variant = json!({"groups": [{"rollout_percentage": 100}],
+        "multivariate": {"variants": [{"key": "a", "rollout_percentage": 100}]}});
+    let flags = [
+        ("old-everyone", &everyone),
+        ("old-half", &half),
+        ("old-one-variant", &one_variant),
+        ("old-deleted", &everyone),
+        ("new-everyone", &everyone),
+        ("evaluated-today", &everyone),
+        ("old-disabled", &everyone),
+    ];
+    for (key, filters) in flags {
+        let mut new = vexil_store::NewFlag::new(key, filters.clone());
+        new.active = key != "old-disabled";
+        let flag = app.store.create_flag(project, &new).await.unwrap();
+        if key == "old-deleted" {
+            app.store
+                .update_flag(
+                    project,
+                    flag.id,
+                    &vexil_store::FlagUpdate::delete(),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    app.state
+        .catalog
+        .refresh(app.store.as_ref(), project)
+        .await
+        .unwrap();
+    // Last evaluated 40 days ago (all but the new flag), and today for one of them.
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(40);
+    let counts = |keys: &[&str], at| {
+        keys.iter()
+            .map(|k| vexil_store::EvaluationCount {
+                flag_key: (*k).to_owned(),
+                day: vexil_store::Day::of(at),
+                count: 1,
+            })
+            .collect::<Vec<_>>()
+    };
+    let old: Vec<&str> = flags
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| *k != "new-everyone")
+        .collect();
+    app.store
+        .add_flag_evaluations(project, &counts(&old, long_ago), long_ago)
+        .await
+        .unwrap();
+    let today = chrono::Utc::now();
+    app.store
+        .add_flag_evaluations(project, &counts(&["evaluated-today"], today), today)
+        .await
+        .unwrap();
+
+    let keys = |page: &Value| -> Vec<String> {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The filter's set is the set whose `status` says STALE (one rule for both).
+    let (_, all) = app
+        .api(Method::GET, &format!("{FLAGS}?order=key"), None)
+        .await;
+    let by_status: Vec<String> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "STALE")
+        .map(|f| f["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        by_status,
+        ["old-disabled", "old-everyone", "old-one-variant"]
+    );
+    let (_, stale) = app
+        .api(
+            Method::GET,
+            &format!("{FLAGS}?active=STALE&order=key"),
+            None,
+        )
+        .await;
+    assert_eq!(keys(&stale), by_status);
+    assert_eq!(stale["count"], 3);
+    // Ordered and paged like any list, and with the filters applied in memory.
+    let (_, page) = app
+        .api(
+            Method::GET,
+            &format!("{FLAGS}?active=STALE&order=-key&limit=1&offset=1"),
+            None,
+        )
+        .await;
+    assert_eq!(keys(&page), ["old-everyone"]);
+    assert_eq!(page["count"], 3);
+    let (_, variants) = app
+        .api(
+            Method::GET,
+            &format!("{FLAGS}?active=STALE&type=multivariant"),
+            None,
+        )
+        .await;
+    assert_eq!(keys(&variants), ["old-one-variant"]);
+    let (_, searched) = app
+        .api(
+            Method::GET,
+            &format!("{FLAGS}?active=stale&search=everyone"),
+            None,
+        )
+        .await;
+    assert_eq!(keys(&searched), ["old-everyone"]);
+    app.stop().await;
+}

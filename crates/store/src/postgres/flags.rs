@@ -11,10 +11,12 @@ use super::{
 };
 use crate::actor::ActorColumns;
 use crate::flag::snapshot;
+use crate::sql::flag_order_by;
 use crate::watch::{self, ChangesSince, ReloadReason, Replay, Revised, MAX_REPLAYED};
 use crate::{
-    ActivityAction, ActivityEntry, Actor, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
-    FlagUpdate, Listing, NewFlag, Page, ProjectId, Result, StoreError,
+    ActivityAction, ActivityCursor, ActivityEntry, ActivityPage, Actor, EvaluationRuntime,
+    FeatureFlag, FlagAge, FlagCheck, FlagQuery, FlagUpdate, Listing, NewFlag, Page, ProjectId,
+    Result, StoreError,
 };
 
 const COLUMNS: &str = "id, project_id, key, name, filters, active, deleted, \
@@ -316,16 +318,25 @@ pub(super) async fn list(
         .map(like_pattern);
     let filter = "project_id = $1 AND NOT deleted
         AND ($2::boolean IS NULL OR active = $2)
-        AND ($3::text IS NULL OR key ILIKE $3 ESCAPE '\\' OR name ILIKE $3 ESCAPE '\\')";
+        AND ($3::text IS NULL OR key ILIKE $3 ESCAPE '\\' OR name ILIKE $3 ESCAPE '\\')
+        AND ($4::bigint[] IS NULL OR id = ANY($4))";
+    // "C": byte order whatever the database's collation (keys and lowered names compare by
+    // code point, as `FlagOrderField` says); `lower` follows the database's character type.
+    let order = flag_order_by(
+        query.order,
+        r#"key COLLATE "C""#,
+        r#"lower(name) COLLATE "C""#,
+    );
 
     let mut conn = db.acquire().await?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM feature_flags WHERE {filter}
-         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+         ORDER BY {order} LIMIT $5 OFFSET $6"
     ))
     .bind(project.0)
     .bind(query.active)
     .bind(&pattern)
+    .bind(&query.ids)
     .bind(i64::from(query.page.limit))
     .bind(i64::from(query.page.offset))
     .fetch_all(&mut *conn)
@@ -336,12 +347,31 @@ pub(super) async fn list(
     .bind(project.0)
     .bind(query.active)
     .bind(&pattern)
+    .bind(&query.ids)
     .fetch_one(&mut *conn)
     .await?;
     Ok(Listing {
         items: rows.iter().map(from_row).collect::<Result<_>>()?,
         total: count(total),
     })
+}
+
+pub(super) async fn ages(db: &Db, project: ProjectId) -> Result<Vec<FlagAge>> {
+    let rows: Vec<(i64, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT id, key, created_at FROM feature_flags
+         WHERE project_id = $1 AND NOT deleted ORDER BY id",
+    )
+    .bind(project.0)
+    .fetch_all(&mut *db.acquire().await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, key, created_at)| FlagAge {
+            id,
+            key,
+            created_at,
+        })
+        .collect())
 }
 
 /// The columns [`activity_from_row`] reads.
@@ -417,6 +447,59 @@ pub(super) async fn activity(
         items: rows.iter().map(activity_from_row).collect::<Result<_>>()?,
         total: count(total),
     })
+}
+
+pub(super) async fn activity_page(
+    db: &Db,
+    project: ProjectId,
+    flag: Option<i64>,
+    cursor: ActivityCursor,
+    limit: u32,
+) -> Result<ActivityPage> {
+    let filter = "project_id = $1 AND ($2::bigint IS NULL OR flag_id = $2)";
+    let keyset = cursor.keyset();
+    let mut conn = db.acquire().await?;
+    let bound = keyset
+        .bound
+        .map_or(String::new(), |(cond, _)| format!(" AND {cond}$4"));
+    let page_sql = format!(
+        "SELECT {ACTIVITY_COLUMNS} FROM flag_activity WHERE {filter}{bound}
+         ORDER BY id {} LIMIT $3",
+        keyset.direction
+    );
+    let mut q = sqlx::query(&page_sql)
+        .bind(project.0)
+        .bind(flag)
+        .bind(i64::from(limit) + 1);
+    if let Some((_, id)) = keyset.bound {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    let near = match keyset.near {
+        None => false,
+        Some((cond, id)) => {
+            sqlx::query_scalar(&format!(
+                "SELECT EXISTS (SELECT 1 FROM flag_activity WHERE {filter} AND {cond}$3)"
+            ))
+            .bind(project.0)
+            .bind(flag)
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM flag_activity WHERE {filter}"
+    ))
+    .bind(project.0)
+    .bind(flag)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows = rows
+        .iter()
+        .map(activity_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(cursor.page(rows, limit, count(total), near))
 }
 
 pub(super) async fn definitions(db: &Db, project: ProjectId) -> Result<Definitions> {

@@ -43,11 +43,11 @@ use crate::sql::{count, is_fk_violation, is_unique_violation, json};
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::watch::{ChangesSince, Revised, LOG_KEPT};
 use crate::{
-    ActivityEntry, Actor, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject,
-    EarlyAccessFeature, EarlyAccessFeatureUpdate, EvalInputs, FeatureFlag, FlagCheck, FlagQuery,
-    FlagUpdate, Group, GroupType, IssuedKey, IssuedUserKey, KeyKind, Listing, NewCohort,
-    NewEarlyAccessFeature, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId,
-    Properties, Result, Store, StoreError, UserKey,
+    ActivityCursor, ActivityEntry, ActivityPage, Actor, CaptureOutcome, CapturedEvent, Cohort,
+    CohortUpdate, CreatedProject, EarlyAccessFeature, EarlyAccessFeatureUpdate, EvalInputs,
+    FeatureFlag, FlagAge, FlagCheck, FlagQuery, FlagUpdate, Group, GroupType, IssuedKey,
+    IssuedUserKey, KeyKind, Listing, NewCohort, NewEarlyAccessFeature, NewEvent, NewFlag, Page,
+    Person, PersonUpdate, Project, ProjectId, Properties, Result, Store, StoreError, UserKey,
 };
 
 /// Connections per node. Writers hold one for a transaction's length; readers briefly.
@@ -337,6 +337,20 @@ impl Store for PgStore {
         page: Page,
     ) -> Result<Listing<ActivityEntry>> {
         flags::activity(&self.db, project, flag, page).await
+    }
+
+    async fn flag_activity_page(
+        &self,
+        project: ProjectId,
+        flag: Option<i64>,
+        cursor: ActivityCursor,
+        limit: u32,
+    ) -> Result<ActivityPage> {
+        flags::activity_page(&self.db, project, flag, cursor, limit).await
+    }
+
+    async fn flag_ages(&self, project: ProjectId) -> Result<Vec<FlagAge>> {
+        flags::ages(&self.db, project).await
     }
 
     async fn activity_entry(&self, project: ProjectId, id: i64) -> Result<Option<ActivityEntry>> {

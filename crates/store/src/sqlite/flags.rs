@@ -12,10 +12,12 @@ use super::{
 };
 use crate::actor::ActorColumns;
 use crate::flag::snapshot;
+use crate::sql::flag_order_by;
 use crate::watch::{self, ChangesSince, ReloadReason, Replay, Revised, MAX_REPLAYED};
 use crate::{
-    ActivityAction, ActivityEntry, Actor, EvaluationRuntime, FeatureFlag, FlagCheck, FlagQuery,
-    FlagUpdate, Listing, NewFlag, Page, ProjectId, Result, StoreError,
+    ActivityAction, ActivityCursor, ActivityEntry, ActivityPage, Actor, EvaluationRuntime,
+    FeatureFlag, FlagAge, FlagCheck, FlagQuery, FlagUpdate, Listing, NewFlag, Page, ProjectId,
+    Result, StoreError,
 };
 
 const COLUMNS: &str = "id, project_id, key, name, filters, active, deleted, \
@@ -297,6 +299,10 @@ fn like_pattern(needle: &str) -> String {
     p
 }
 
+/// The collation [`crate::FlagOrderField::Name`] sorts by: [`crate::compare_names`],
+/// registered on every connection.
+pub(super) const NAME_COLLATION: &str = "vexil_name";
+
 pub(super) async fn list(
     db: &Db,
     project: ProjectId,
@@ -314,6 +320,11 @@ pub(super) async fn list(
     if pattern.is_some() {
         filter.push_str(" AND (key LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')");
     }
+    // One bound JSON array, however many ids (no limit on bound parameters to meet).
+    let ids = query.ids.as_deref().map(|ids| Value::from(ids).to_string());
+    if ids.is_some() {
+        filter.push_str(" AND id IN (SELECT value FROM json_each(?))");
+    }
     // Binds in the order `filter` names them; shared by the page and the count.
     macro_rules! bind_filter {
         ($q:expr) => {{
@@ -324,14 +335,21 @@ pub(super) async fn list(
             if let Some(p) = &pattern {
                 q = q.bind(p).bind(p);
             }
+            if let Some(ids) = &ids {
+                q = q.bind(ids);
+            }
             q
         }};
     }
 
     let mut conn = db.reader.acquire().await?;
+    let order = flag_order_by(
+        query.order,
+        "key",
+        &format!("name COLLATE {NAME_COLLATION}"),
+    );
     let page_sql = format!(
-        "SELECT {COLUMNS} FROM feature_flags WHERE {filter}
-         ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        "SELECT {COLUMNS} FROM feature_flags WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
     );
     let rows = bind_filter!(sqlx::query(&page_sql))
         .bind(i64::from(query.page.limit))
@@ -346,6 +364,25 @@ pub(super) async fn list(
         items: rows.iter().map(from_row).collect::<Result<_>>()?,
         total: count(total),
     })
+}
+
+pub(super) async fn ages(db: &Db, project: ProjectId) -> Result<Vec<FlagAge>> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT id, key, created_at FROM feature_flags
+         WHERE project_id = ? AND deleted = 0 ORDER BY id",
+    )
+    .bind(project.0)
+    .fetch_all(&db.reader)
+    .await?;
+    rows.into_iter()
+        .map(|(id, key, created)| {
+            Ok(FlagAge {
+                id,
+                key,
+                created_at: time(created)?,
+            })
+        })
+        .collect()
 }
 
 /// The columns [`activity_from_row`] reads.
@@ -427,6 +464,61 @@ pub(super) async fn activity(
         items: rows.iter().map(activity_from_row).collect::<Result<_>>()?,
         total: count(total),
     })
+}
+
+pub(super) async fn activity_page(
+    db: &Db,
+    project: ProjectId,
+    flag: Option<i64>,
+    cursor: ActivityCursor,
+    limit: u32,
+) -> Result<ActivityPage> {
+    let filter = if flag.is_some() {
+        "project_id = ? AND flag_id = ?"
+    } else {
+        "project_id = ?"
+    };
+    let keyset = cursor.keyset();
+    let mut conn = db.reader.acquire().await?;
+    let bound = keyset
+        .bound
+        .map_or(String::new(), |(cond, _)| format!(" AND {cond}?"));
+    let page_sql = format!(
+        "SELECT {ACTIVITY_COLUMNS} FROM flag_activity WHERE {filter}{bound}
+         ORDER BY id {} LIMIT ?",
+        keyset.direction
+    );
+    let mut q = sqlx::query(&page_sql).bind(project.0);
+    if let Some(f) = flag {
+        q = q.bind(f);
+    }
+    if let Some((_, id)) = keyset.bound {
+        q = q.bind(id);
+    }
+    let rows = q.bind(i64::from(limit) + 1).fetch_all(&mut *conn).await?;
+    let near = match keyset.near {
+        None => false,
+        Some((cond, id)) => {
+            let sql =
+                format!("SELECT EXISTS (SELECT 1 FROM flag_activity WHERE {filter} AND {cond}?)");
+            let mut q = sqlx::query_scalar(&sql).bind(project.0);
+            if let Some(f) = flag {
+                q = q.bind(f);
+            }
+            q.bind(id).fetch_one(&mut *conn).await?
+        }
+    };
+    let count_sql = format!("SELECT COUNT(*) FROM flag_activity WHERE {filter}");
+    let mut q = sqlx::query_scalar(&count_sql).bind(project.0);
+    if let Some(f) = flag {
+        q = q.bind(f);
+    }
+    let total: i64 = q.fetch_one(&mut *conn).await?;
+    let rows = rows
+        .iter()
+        .map(activity_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(cursor.page(rows, limit, count(total), near))
 }
 
 pub(super) async fn definitions(db: &Db, project: ProjectId) -> Result<Definitions> {

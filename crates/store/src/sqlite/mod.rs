@@ -39,11 +39,12 @@ pub(crate) use crate::sql::{count, is_fk_violation, is_unique_violation, json, u
 use crate::user::{IssuedSession, NewUser, PasswordHash, Session, User, UserId};
 use crate::watch::{ChangesSince, Revised, LOG_KEPT};
 use crate::{
-    ActivityEntry, Actor, CaptureOutcome, CapturedEvent, Cohort, CohortUpdate, CreatedProject,
-    EarlyAccessFeature, EarlyAccessFeatureUpdate, EvalInputs, FeatureFlag, FlagCheck, FlagQuery,
-    FlagUpdate, Group, GroupType, IssuedKey, IssuedUserKey, KeyKind, Listing, NewCohort,
-    NewEarlyAccessFeature, NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId,
-    Properties, Result, Store, StoreError, UserKey,
+    compare_names, ActivityCursor, ActivityEntry, ActivityPage, Actor, CaptureOutcome,
+    CapturedEvent, Cohort, CohortUpdate, CreatedProject, EarlyAccessFeature,
+    EarlyAccessFeatureUpdate, EvalInputs, FeatureFlag, FlagAge, FlagCheck, FlagQuery, FlagUpdate,
+    Group, GroupType, IssuedKey, IssuedUserKey, KeyKind, Listing, NewCohort, NewEarlyAccessFeature,
+    NewEvent, NewFlag, Page, Person, PersonUpdate, Project, ProjectId, Properties, Result, Store,
+    StoreError, UserKey,
 };
 
 /// How long a statement waits for a lock held by another connection or process.
@@ -103,7 +104,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .collation(flags::NAME_COLLATION, compare_names);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -125,7 +127,12 @@ impl SqliteStore {
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT))
+            .connect_with(
+                options
+                    .foreign_keys(true)
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .collation(flags::NAME_COLLATION, compare_names),
+            )
             .await?;
         migrate::run(&pool).await?;
         Ok(SqliteStore {
@@ -340,6 +347,20 @@ impl Store for SqliteStore {
         page: Page,
     ) -> Result<Listing<ActivityEntry>> {
         flags::activity(&self.db, project, flag, page).await
+    }
+
+    async fn flag_activity_page(
+        &self,
+        project: ProjectId,
+        flag: Option<i64>,
+        cursor: ActivityCursor,
+        limit: u32,
+    ) -> Result<ActivityPage> {
+        flags::activity_page(&self.db, project, flag, cursor, limit).await
+    }
+
+    async fn flag_ages(&self, project: ProjectId) -> Result<Vec<FlagAge>> {
+        flags::ages(&self.db, project).await
     }
 
     async fn activity_entry(&self, project: ProjectId, id: i64) -> Result<Option<ActivityEntry>> {

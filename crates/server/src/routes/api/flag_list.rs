@@ -1,11 +1,13 @@
 //! The flag list's query (spec §7): `search`, `active` (`true`/`false`/`STALE`), `type`,
 //! `created_by_id`, `tags`, `evaluation_runtime`, `excluded_properties` and `order`.
 //!
-//! `search` and `active=true|false` with the default order run in the store, page included;
-//! any other filter or order is applied here over the project's whole (non-deleted) list.
+//! `search`, `active=true|false` and every order run in the store, page included; any other
+//! filter is applied here over the project's list as the store orders it. For `STALE` the
+//! store reads whole only the flags that already pass the half of the test that needs no
+//! filters ([`FlagStatus::unused`], over [`vexil_store::Store::flag_ages`]).
 
 use chrono::{DateTime, Utc};
-use vexil_store::{EvaluationRuntime, FeatureFlag};
+use vexil_store::{EvaluationRuntime, FeatureFlag, FlagOrder, FlagOrderField};
 
 use super::flag_view::{stored_filters, FlagStatus};
 use super::keys::user_id;
@@ -32,17 +34,6 @@ pub enum FlagKind {
     Experiment,
 }
 
-/// A sortable field for `?order=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OrderField {
-    Key,
-    Name,
-    CreatedAt,
-    UpdatedAt,
-    Active,
-    Id,
-}
-
 /// The parsed list query.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -60,7 +51,8 @@ pub struct ListQuery {
     pub evaluation_runtime: Option<EvaluationRuntime>,
     /// Flag keys to leave out.
     pub excluded: Option<Vec<String>>,
-    order: Option<(OrderField, bool)>,
+    /// `?order=` (default newest first), applied by the store.
+    pub order: FlagOrder,
 }
 
 fn json_list(params: &Params, name: &str) -> Result<Option<Vec<String>>, ApiError> {
@@ -90,22 +82,25 @@ impl ListQuery {
             Some("experiment") => Some(FlagKind::Experiment),
             _ => None,
         };
-        let order = params.non_empty("order").and_then(|o| {
-            let (desc, name) = match o.strip_prefix('-') {
-                Some(rest) => (true, rest),
-                None => (false, o),
-            };
-            let field = match name {
-                "key" => OrderField::Key,
-                "name" => OrderField::Name,
-                "created_at" => OrderField::CreatedAt,
-                "updated_at" => OrderField::UpdatedAt,
-                "active" => OrderField::Active,
-                "id" => OrderField::Id,
-                _ => return None,
-            };
-            Some((field, desc))
-        });
+        let order = params
+            .non_empty("order")
+            .and_then(|o| {
+                let (desc, name) = match o.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, o),
+                };
+                let field = match name {
+                    "key" => FlagOrderField::Key,
+                    "name" => FlagOrderField::Name,
+                    "created_at" => FlagOrderField::CreatedAt,
+                    "updated_at" => FlagOrderField::UpdatedAt,
+                    "active" => FlagOrderField::Active,
+                    "id" => FlagOrderField::Id,
+                    _ => return None,
+                };
+                Some(FlagOrder::new(field, desc))
+            })
+            .unwrap_or_default();
         let created_by_id = match params.non_empty("created_by_id") {
             None => None,
             Some(v) => Some(v.parse::<i64>().map_err(|_| {
@@ -142,12 +137,15 @@ impl ListQuery {
             && self.tags.is_none()
             && self.evaluation_runtime.is_none()
             && self.excluded.is_none()
-            && self.order.is_none()
+    }
+
+    /// Whether the list keeps only stale flags.
+    pub fn stale(&self) -> bool {
+        self.active == Some(ActiveFilter::Stale)
     }
 
     /// Whether `flag` passes the filters the store did not apply. Its filters are parsed
-    /// only when a filter needs them (the type, or the stale test past its cheap half): a
-    /// sorted or stale list reads every flag of the project.
+    /// only when a filter needs them (the type, or the stale test past its cheap half).
     pub fn keeps(
         &self,
         flag: &FeatureFlag,
@@ -172,7 +170,7 @@ impl ListQuery {
             return false;
         }
         if self.active == Some(ActiveFilter::Stale)
-            && (flag.deleted || !FlagStatus::unused(flag, last_called, now))
+            && (flag.deleted || !FlagStatus::unused(flag.created_at, last_called, now))
         {
             return false;
         }
@@ -190,35 +188,12 @@ impl ListQuery {
             Some(FlagKind::Experiment) => flag.has_experiment,
         }
     }
-
-    /// Sorts by `order` (default newest first); ties newest id first.
-    pub fn sort(&self, flags: &mut [FeatureFlag]) {
-        let Some((field, desc)) = self.order else {
-            return; // the store's order already is newest first
-        };
-        flags.sort_by(|a, b| {
-            let ord = match field {
-                OrderField::Key => a.key.cmp(&b.key),
-                OrderField::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
-                OrderField::CreatedAt => a.created_at.cmp(&b.created_at),
-                OrderField::UpdatedAt => a.updated_at.cmp(&b.updated_at),
-                OrderField::Active => a.active.cmp(&b.active),
-                OrderField::Id => a.id.cmp(&b.id),
-            };
-            let ord = if desc { ord.reverse() } else { ord };
-            ord.then_with(|| b.id.cmp(&a.id))
-        });
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
-
-    fn keys(flags: &[FeatureFlag]) -> Vec<&str> {
-        flags.iter().map(|f| f.key.as_str()).collect()
-    }
 
     fn flag(id: i64, key: &str, filters: Value) -> FeatureFlag {
         let mut new = vexil_store::NewFlag::new(key, filters);
@@ -239,7 +214,7 @@ mod tests {
         };
         let boolean = serde_json::json!({"groups": [{"rollout_percentage": 10}]});
         let mv = serde_json::json!({"groups": [{}], "multivariate": {"variants": [{"key": "a", "rollout_percentage": 100}]}});
-        let mut flags = vec![
+        let flags = [
             flag(1, "b", boolean.clone()),
             flag(2, "a", mv),
             flag(3, "c", boolean),
@@ -249,10 +224,13 @@ mod tests {
         assert!(!q.store_only());
         let kept: Vec<_> = flags.iter().filter(|f| q.keeps(f, None, now)).collect();
         assert_eq!(kept.len(), 1);
-        let q = ListQuery::parse(&params("order=key&excluded_properties=[\"c\"]")).unwrap();
-        q.sort(&mut flags);
-        assert_eq!(keys(&flags), ["a", "b", "c"]);
+        let q = ListQuery::parse(&params("order=-key&excluded_properties=[\"c\"]")).unwrap();
+        assert_eq!(q.order, FlagOrder::new(FlagOrderField::Key, true));
         assert!(!q.keeps(&flags[2], None, now));
+        assert!(q.keeps(&flags[0], None, now));
+        let q = ListQuery::parse(&params("order=nope")).unwrap();
+        assert_eq!(q.order, FlagOrder::default(), "unknown orders are ignored");
+        assert!(q.store_only());
         assert!(ListQuery::parse(&params("tags=nope")).is_err());
         assert!(ListQuery::parse(&params("search=x&active=true"))
             .unwrap()

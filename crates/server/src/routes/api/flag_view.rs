@@ -42,24 +42,25 @@ impl FlagStatus {
         if flag.deleted {
             return FlagStatus::Deleted;
         }
-        if Self::unused(flag, last_called, now) && is_fully_rolled_out(filters) {
+        if Self::unused(flag.created_at, last_called, now) && is_fully_rolled_out(filters) {
             FlagStatus::Stale
         } else {
             FlagStatus::Active
         }
     }
 
-    /// Whether `flag` went unevaluated for the stale period: the half of [`FlagStatus::of`]'s
-    /// test that needs no parsed filters, so a list can skip parsing flags that fail it.
+    /// Whether a flag created at `created_at` went unevaluated for the stale period: the half
+    /// of [`FlagStatus::of`]'s test that needs neither the flag's row nor its filters, so a
+    /// list can leave out flags that fail it before reading them.
     pub fn unused(
-        flag: &FeatureFlag,
+        created_at: DateTime<Utc>,
         last_called: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> bool {
         let cutoff = now - Duration::days(STALE_AFTER_DAYS);
         match last_called {
             Some(at) => at < cutoff,
-            None => flag.created_at < cutoff,
+            None => created_at < cutoff,
         }
     }
 }

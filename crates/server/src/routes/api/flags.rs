@@ -15,7 +15,7 @@ use vexil_store::{Actor, FeatureFlag, FlagQuery, Page, ProjectId, StoreError};
 
 use super::flag_input::{self, FlagWrite};
 use super::flag_list::ListQuery;
-use super::flag_view::flag_json;
+use super::flag_view::{flag_json, FlagStatus};
 use super::paging::{offset_envelope, offset_page, Links};
 use super::to_completion;
 use crate::error::ApiError;
@@ -149,8 +149,9 @@ pub struct Selected {
 }
 
 /// The flags of `project` matching `query`, in its order, one `page` of them: the list of the
-/// API and of the web UI. Filters the store applies run there, page included; the others run
-/// here over the project's whole list.
+/// API and of the web UI. The store filters, orders and pages; the filters it cannot apply run
+/// here over its ordered list. For `STALE`, only the flags the store's ages show unused for
+/// the stale period are read (the rest cannot be stale), then tested whole.
 pub async fn select(
     state: &AppState,
     project: ProjectId,
@@ -159,9 +160,22 @@ pub async fn select(
     now: chrono::DateTime<Utc>,
 ) -> Result<Selected, ApiError> {
     let calls = last_called(state, project).await?;
+    let ids = if query.stale() {
+        let ages = state.store.flag_ages(project).await?;
+        Some(
+            ages.into_iter()
+                .filter(|f| FlagStatus::unused(f.created_at, calls.get(&f.key).copied(), now))
+                .map(|f| f.id)
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        None
+    };
     let store_query = |page| FlagQuery {
         search: query.search.clone(),
         active: query.store_active(),
+        ids: ids.clone(),
+        order: query.order,
         page,
     };
     let (flags, total) = if query.store_only() {
@@ -173,11 +187,10 @@ pub async fn select(
             .list_flags(project, &store_query(Page::new(u32::MAX, 0)))
             .await?
             .items;
-        let mut kept: Vec<FeatureFlag> = all
+        let kept: Vec<FeatureFlag> = all
             .into_iter()
             .filter(|f| query.keeps(f, calls.get(&f.key).copied(), now))
             .collect();
-        query.sort(&mut kept);
         let total = kept.len() as u64;
         let window = kept
             .into_iter()

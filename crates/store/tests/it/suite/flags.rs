@@ -3,8 +3,9 @@
 use serde_json::json;
 use vexil_engine::{evaluate, CompiledProject, Context, FlagValue};
 use vexil_store::{
-    ActivityAction, Actor, EvaluationRuntime, FeatureFlag, FlagQuery, FlagUpdate, KeyRef,
-    NewCohort, NewFlag, Page, ProjectId, StoreError, UserId,
+    ActivityAction, ActivityCursor, Actor, EvaluationRuntime, FeatureFlag, FlagAge, FlagOrder,
+    FlagOrderField, FlagQuery, FlagUpdate, KeyRef, NewCohort, NewFlag, Page, ProjectId, StoreError,
+    UserId,
 };
 
 use super::{everyone, props, TestDb};
@@ -477,7 +478,7 @@ pub async fn list_pages_and_searches(db: &mut TestDb) {
     let search = |text: &str, active: Option<bool>| FlagQuery {
         search: Some(text.into()),
         active,
-        page: Page::default(),
+        ..FlagQuery::default()
     };
     let found = s.list_flags(p, &search("Beta", None)).await.unwrap();
     let mut keys: Vec<_> = found.items.iter().map(|f| f.key.clone()).collect();
@@ -706,4 +707,283 @@ pub async fn rejected_writes_change_nothing(db: &mut TestDb) {
         .await
         .unwrap();
     assert_eq!(log.total, 1, "only the creation is logged");
+}
+
+/// The list's order as [`FlagOrder`] documents it, computed here from the flags themselves.
+fn reference_order(flags: &mut [FeatureFlag], order: FlagOrder) {
+    flags.sort_by(|a, b| {
+        let ord = match order.field {
+            FlagOrderField::Key => a.key.cmp(&b.key),
+            FlagOrderField::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+            FlagOrderField::CreatedAt => a.created_at.cmp(&b.created_at),
+            FlagOrderField::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+            FlagOrderField::Active => a.active.cmp(&b.active),
+            FlagOrderField::Id => a.id.cmp(&b.id),
+        };
+        let ord = if order.descending { ord.reverse() } else { ord };
+        ord.then_with(|| b.id.cmp(&a.id))
+    });
+}
+
+pub async fn list_orders_pages_and_ids(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    // Keys whose byte order differs from a natural-language collation (case, `-`, `_`), names
+    // equal but for case, non-ASCII names, and ties on `active`.
+    let rows = [
+        ("b-two", "beta", true),
+        ("B_one", "Beta", false),
+        ("a", "Éclair", true),
+        ("Zed", "eclair", true),
+        ("b_two", "zulu", false),
+        ("_x", "Zulu", true),
+        ("9", "", true),
+        ("bTwo", "ärger", false),
+    ];
+    for (key, name, active) in rows {
+        let mut f = NewFlag::new(key, everyone());
+        f.name = name.into();
+        f.active = active;
+        s.create_flag(p, &f).await.unwrap();
+    }
+    // Updated in another order than created; one deleted flag is never listed.
+    let all = s.list_flags(p, &FlagQuery::default()).await.unwrap().items;
+    for f in all.iter().step_by(3) {
+        let rename = FlagUpdate {
+            name: Some(format!("{} again", f.name)),
+            ..FlagUpdate::default()
+        };
+        s.update_flag(p, f.id, &rename, None, None).await.unwrap();
+    }
+    let gone = s
+        .create_flag(p, &NewFlag::new("gone", everyone()))
+        .await
+        .unwrap();
+    s.update_flag(p, gone.id, &FlagUpdate::delete(), None, None)
+        .await
+        .unwrap();
+    let live = s.list_flags(p, &FlagQuery::default()).await.unwrap().items;
+    assert_eq!(live.len(), rows.len());
+
+    let keys = |flags: &[FeatureFlag]| flags.iter().map(|f| f.key.clone()).collect::<Vec<_>>();
+    let fields = [
+        FlagOrderField::Key,
+        FlagOrderField::Name,
+        FlagOrderField::CreatedAt,
+        FlagOrderField::UpdatedAt,
+        FlagOrderField::Active,
+        FlagOrderField::Id,
+    ];
+    for field in fields {
+        for descending in [false, true] {
+            let order = FlagOrder::new(field, descending);
+            let mut expected = live.clone();
+            reference_order(&mut expected, order);
+            let query = |page: Page| FlagQuery {
+                order,
+                page,
+                ..FlagQuery::default()
+            };
+            let whole = s.list_flags(p, &query(Page::default())).await.unwrap();
+            assert_eq!(keys(&whole.items), keys(&expected), "{order:?}");
+            assert_eq!(whole.total, rows.len() as u64);
+            // Pages of 3 put together give the same list; past the end, nothing (same total).
+            let mut paged = Vec::new();
+            for offset in (0..rows.len() as u32).step_by(3) {
+                let page = s.list_flags(p, &query(Page::new(3, offset))).await.unwrap();
+                assert_eq!(page.total, rows.len() as u64);
+                paged.extend(page.items);
+            }
+            assert_eq!(keys(&paged), keys(&expected), "{order:?} paged");
+            let past = s.list_flags(p, &query(Page::new(3, 100))).await.unwrap();
+            assert!(past.items.is_empty());
+            assert_eq!(past.total, rows.len() as u64);
+        }
+    }
+
+    // `ids` restricts the list before the order, the page and the count, with the other filters.
+    let some: Vec<i64> = live.iter().take(5).map(|f| f.id).collect();
+    let by_key = FlagOrder::new(FlagOrderField::Key, false);
+    let mut expected: Vec<FeatureFlag> = live.iter().take(5).cloned().collect();
+    reference_order(&mut expected, by_key);
+    let query = FlagQuery {
+        ids: Some(some.clone()),
+        order: by_key,
+        page: Page::new(2, 1),
+        ..FlagQuery::default()
+    };
+    let found = s.list_flags(p, &query).await.unwrap();
+    assert_eq!(found.total, 5);
+    assert_eq!(keys(&found.items), keys(&expected[1..3]));
+    let active_only = FlagQuery {
+        active: Some(true),
+        page: Page::default(),
+        ..query.clone()
+    };
+    let found = s.list_flags(p, &active_only).await.unwrap();
+    let active: Vec<_> = expected.iter().filter(|f| f.active).cloned().collect();
+    assert_eq!(keys(&found.items), keys(&active));
+    let none = FlagQuery {
+        ids: Some(Vec::new()),
+        ..FlagQuery::default()
+    };
+    let found = s.list_flags(p, &none).await.unwrap();
+    assert!(found.items.is_empty());
+    assert_eq!(found.total, 0);
+    let deleted_id = FlagQuery {
+        ids: Some(vec![gone.id]),
+        ..FlagQuery::default()
+    };
+    assert_eq!(s.list_flags(p, &deleted_id).await.unwrap().total, 0);
+    let other = db.project("B").await.project.id;
+    let elsewhere = FlagQuery {
+        ids: Some(some),
+        ..FlagQuery::default()
+    };
+    assert_eq!(s.list_flags(other, &elsewhere).await.unwrap().total, 0);
+}
+
+pub async fn flag_ages_are_the_live_flags(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    let a = s
+        .create_flag(p, &NewFlag::new("a", everyone()))
+        .await
+        .unwrap();
+    let b = s
+        .create_flag(p, &NewFlag::new("b", everyone()))
+        .await
+        .unwrap();
+    let c = s
+        .create_flag(p, &NewFlag::new("c", everyone()))
+        .await
+        .unwrap();
+    s.update_flag(p, b.id, &FlagUpdate::delete(), None, None)
+        .await
+        .unwrap();
+    let other = db.project("B").await.project.id;
+    s.create_flag(other, &NewFlag::new("a", everyone()))
+        .await
+        .unwrap();
+    let ages = s.flag_ages(p).await.unwrap();
+    let expected: Vec<FlagAge> = [&a, &c]
+        .iter()
+        .map(|f| FlagAge {
+            id: f.id,
+            key: f.key.clone(),
+            created_at: f.created_at,
+        })
+        .collect();
+    assert_eq!(ages, expected);
+}
+
+pub async fn activity_pages_by_keyset(db: &mut TestDb) {
+    let p = db.project("A").await.project.id;
+    let s = &*db.store;
+    let a = s
+        .create_flag(p, &NewFlag::new("a", everyone()))
+        .await
+        .unwrap();
+    let b = s
+        .create_flag(p, &NewFlag::new("b", everyone()))
+        .await
+        .unwrap();
+    for i in 0..4 {
+        let rename = |flag: &str| FlagUpdate {
+            name: Some(format!("{flag} {i}")),
+            ..FlagUpdate::default()
+        };
+        s.update_flag(p, a.id, &rename("a"), None, None)
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            s.update_flag(p, b.id, &rename("b"), None, None)
+                .await
+                .unwrap();
+        }
+    }
+    let other = db.project("B").await.project.id;
+    s.create_flag(other, &NewFlag::new("a", everyone()))
+        .await
+        .unwrap();
+    let ids = |items: &[vexil_store::ActivityEntry]| items.iter().map(|e| e.id).collect::<Vec<_>>();
+
+    for flag in [None, Some(a.id)] {
+        // The offset pages' whole log, newest first, is what the keyset walks give.
+        let log = s.flag_activity(p, flag, Page::new(100, 0)).await.unwrap();
+        let all = ids(&log.items);
+        assert!(all.len() >= 5);
+        let limit = 2u32;
+
+        // Newest to oldest by `Before`.
+        let mut walked = Vec::new();
+        let mut cursor = ActivityCursor::Newest;
+        let mut pages = 0;
+        loop {
+            let page = s.flag_activity_page(p, flag, cursor, limit).await.unwrap();
+            assert_eq!(page.total, all.len() as u64);
+            assert!(page.items.len() <= limit as usize);
+            assert_eq!(page.newer, pages > 0, "{flag:?} page {pages}");
+            walked.extend(ids(&page.items));
+            assert_eq!(
+                page.older,
+                walked.len() < all.len(),
+                "{flag:?} page {pages}"
+            );
+            pages += 1;
+            let Some(last) = page.items.last() else { break };
+            if !page.older {
+                break;
+            }
+            cursor = ActivityCursor::Before(last.id);
+        }
+        assert_eq!(walked, all, "{flag:?} newest to oldest");
+
+        // Oldest to newest by `After`, each page still newest first.
+        let mut walked = Vec::new();
+        let mut cursor = ActivityCursor::After(0);
+        loop {
+            let page = s.flag_activity_page(p, flag, cursor, limit).await.unwrap();
+            let mut page_ids = ids(&page.items);
+            assert!(page_ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+            assert_eq!(page.older, !walked.is_empty(), "{flag:?}");
+            page_ids.extend(walked);
+            walked = page_ids;
+            assert_eq!(page.newer, walked.len() < all.len(), "{flag:?}");
+            let Some(first) = page.items.first() else {
+                break;
+            };
+            if !page.newer {
+                break;
+            }
+            cursor = ActivityCursor::After(first.id);
+        }
+        assert_eq!(walked, all, "{flag:?} oldest to newest");
+
+        // Past either end: nothing, and the other side is known to be there.
+        let oldest = *all.last().unwrap();
+        let past = s
+            .flag_activity_page(p, flag, ActivityCursor::Before(oldest), limit)
+            .await
+            .unwrap();
+        assert!(past.items.is_empty() && past.newer && !past.older);
+        let newest = all[0];
+        let past = s
+            .flag_activity_page(p, flag, ActivityCursor::After(newest), limit)
+            .await
+            .unwrap();
+        assert!(past.items.is_empty() && past.older && !past.newer);
+        // A cursor between pages: the page right after it.
+        let mid = s
+            .flag_activity_page(p, flag, ActivityCursor::Before(all[1]), limit)
+            .await
+            .unwrap();
+        assert_eq!(ids(&mid.items), all[2..4].to_vec());
+        assert!(mid.newer && mid.older == (all.len() > 4));
+    }
+    let none = s
+        .flag_activity_page(other, Some(a.id), ActivityCursor::Newest, 10)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty() && none.total == 0 && !none.newer && !none.older);
 }
