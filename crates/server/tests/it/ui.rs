@@ -1178,3 +1178,112 @@ async fn the_person_page_pages_and_searches_every_flag() {
     assert!(none.body.contains("No flag matches."));
     app.stop().await;
 }
+
+/// The entry ids an activity page shows, in its order.
+fn entry_ids(page: &Page) -> Vec<i64> {
+    page.body
+        .split("id=\"entry-")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+/// The `href` of the page's link with `rel`.
+fn rel_link(page: &Page, rel: &str) -> Option<String> {
+    let at = page.body.find(&format!("rel=\"{rel}\""))?;
+    let start = page.body[..at].rfind("href=\"")? + "href=\"".len();
+    let end = start + page.body[start..].find('"')?;
+    Some(page.body[start..end].replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn the_activity_log_pages_by_entry_id_both_ways() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let everyone = json!({"groups": [{"properties": [], "rollout_percentage": 100}]});
+    let flag = app
+        .store
+        .create_flag(
+            project,
+            &vexil_store::NewFlag::new("paged", everyone.clone()),
+        )
+        .await
+        .unwrap();
+    for i in 0..45 {
+        let rename = vexil_store::FlagUpdate {
+            name: Some(format!("name {i}")),
+            ..Default::default()
+        };
+        app.store
+            .update_flag(project, flag.id, &rename, None, None)
+            .await
+            .unwrap();
+        if i == 10 {
+            app.store
+                .create_flag(
+                    project,
+                    &vexil_store::NewFlag::new("other", everyone.clone()),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    add_user(&app, "root@example.com", vec![]).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("root@example.com", PASSWORD).await;
+
+    for (base, count) in [
+        (
+            format!("/ui/projects/{project}/flags/{}/activity", flag.id),
+            46,
+        ),
+        (format!("/ui/projects/{project}/activity"), 47),
+    ] {
+        let all: Vec<i64> = app
+            .store
+            .flag_activity(
+                project,
+                base.contains("/flags/").then_some(flag.id),
+                vexil_store::Page::new(100, 0),
+            )
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(all.len(), count);
+        // Older, page after page, to the end: every entry once, newest first.
+        let first = browser.get(&base).await;
+        assert_eq!(first.status, 200);
+        assert!(
+            first.body.contains(&format!("{count} changes")),
+            "{}",
+            first.body
+        );
+        assert!(rel_link(&first, "prev").is_none());
+        let mut walked = entry_ids(&first);
+        let mut page = first;
+        let mut pages = vec![walked.clone()];
+        while let Some(older) = rel_link(&page, "next") {
+            assert!(pages.len() < 3, "{base}: more pages than entries");
+            page = browser.get(&older).await;
+            assert!(rel_link(&page, "prev").is_some(), "a later page links back");
+            pages.push(entry_ids(&page));
+            walked.extend(entry_ids(&page));
+        }
+        assert_eq!(walked, all, "{base}");
+        assert_eq!(pages.len(), 3);
+        // Newer from the last page gives the middle page again, then the first.
+        let newer = browser.get(&rel_link(&page, "prev").unwrap()).await;
+        assert_eq!(entry_ids(&newer), pages[1]);
+        let newest = browser.get(&rel_link(&newer, "prev").unwrap()).await;
+        assert_eq!(entry_ids(&newest), pages[0]);
+        assert!(rel_link(&newest, "prev").is_none());
+        // The oldest page: the 20 oldest entries, newest first, nothing older.
+        let oldest = browser.get(&format!("{base}?after=0")).await;
+        assert_eq!(entry_ids(&oldest), all[count - 20..].to_vec());
+        assert!(rel_link(&oldest, "next").is_none() && rel_link(&oldest, "prev").is_some());
+    }
+    app.stop().await;
+}

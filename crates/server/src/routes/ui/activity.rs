@@ -1,4 +1,5 @@
-//! The activity log in the UI: per project and per flag, newest first, paged; each entry with
+//! The activity log in the UI: per project and per flag, newest first, paged by keyset (an
+//! entry id as the cursor, so a deep page costs what the first does); each entry with
 //! who (the user, and which of their keys) and when, the changed fields before and after, and
 //! a one-click revert (confirmed, CSRF-checked) that writes a *new* version restoring the
 //! entry's "before" through the API's update path — so a flag changed since the entry is the
@@ -9,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::{Map, Value};
-use vexil_store::{ActivityAction, ActivityEntry, Actor, Page, ProjectId};
+use vexil_store::{ActivityAction, ActivityCursor, ActivityEntry, Actor, ProjectId};
 
 use super::super::api::activity::changes;
 use super::super::api::flag_input::{self, EDITABLE};
@@ -24,7 +25,7 @@ use crate::state::AppState;
 /// Entries per page.
 pub const PAGE_SIZE: u32 = 20;
 
-/// `GET /ui/projects/{project}/activity?page=`.
+/// `GET /ui/projects/{project}/activity?before=|after=`.
 pub async fn project_log(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -35,7 +36,7 @@ pub async fn project_log(
     log_page(&state, &frame, None, &params).await
 }
 
-/// `GET /ui/projects/{project}/flags/{id}/activity?page=`.
+/// `GET /ui/projects/{project}/flags/{id}/activity?before=|after=`.
 pub async fn flag_log(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -58,25 +59,19 @@ async fn log_page(
     params: &Params,
 ) -> Result<Html<String>, UiError> {
     let project = frame.project()?.id;
-    let page = params
-        .non_empty("page")
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
-    let offset = (page - 1).saturating_mul(PAGE_SIZE);
     let listing = state
         .store
-        .flag_activity(
+        .flag_activity_page(
             project,
             flag.as_ref().map(|(id, _)| *id),
-            Page::new(PAGE_SIZE, offset),
+            cursor(params),
+            PAGE_SIZE,
         )
         .await?;
     let base = match &flag {
         Some((id, _)) => format!("/ui/projects/{project}/flags/{id}/activity"),
         None => format!("/ui/projects/{project}/activity"),
     };
-    let pages = listing.total.div_ceil(u64::from(PAGE_SIZE)).max(1);
     let title = match &flag {
         Some((_, key)) => format!("Activity of {key}"),
         None => "Activity".to_owned(),
@@ -97,15 +92,35 @@ async fn log_page(
                 li id=(format!("entry-{}", entry.id)) { (entry_markup(entry, flag.is_none())) }
             }
         }
-        @if pages > 1 {
+        @if listing.newer || listing.older {
             nav class="pages" aria-label="Pages" {
-                @if page > 1 { a href=(format!("{base}?page={}", page - 1)) rel="prev" { "← Newer" } }
-                span { "Page " (page) " of " (pages) }
-                @if u64::from(page) < pages { a href=(format!("{base}?page={}", page + 1)) rel="next" { "Older →" } }
+                @if listing.newer {
+                    a href=(base) { "⇤ Newest" }
+                    @if let Some(first) = listing.items.first() {
+                        a href=(format!("{base}?after={}", first.id)) rel="prev" { "← Newer" }
+                    }
+                }
+                @if listing.older {
+                    @if let Some(last) = listing.items.last() {
+                        a href=(format!("{base}?before={}", last.id)) rel="next" { "Older →" }
+                    }
+                    a href=(format!("{base}?after=0")) { "Oldest ⇥" }
+                }
             }
         }
     };
     Ok(frame.page(&title, body))
+}
+
+/// The page's cursor: `?before=ID` (older than an entry), `?after=ID` (newer than one; `0`
+/// is the oldest page), else the newest entries.
+fn cursor(params: &Params) -> ActivityCursor {
+    let id = |name| params.non_empty(name).and_then(|v| v.parse::<i64>().ok());
+    match (id("before"), id("after")) {
+        (Some(before), _) => ActivityCursor::Before(before),
+        (None, Some(after)) => ActivityCursor::After(after),
+        (None, None) => ActivityCursor::Newest,
+    }
 }
 
 /// Who made the change, for people.
