@@ -47,6 +47,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "flag_usage",
         sql: include_str!("migrations/0006_flag_usage.sql"),
     },
+    Migration {
+        version: 7,
+        name: "activity_by_project",
+        sql: include_str!("migrations/0007_activity_by_project.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations across nodes (`"vexil-mg"` as a number).

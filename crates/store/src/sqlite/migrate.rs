@@ -60,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "flag_usage",
         sql: include_str!("migrations/0009_flag_usage.sql"),
     },
+    Migration {
+        version: 10,
+        name: "activity_by_project",
+        sql: include_str!("migrations/0010_activity_by_project.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

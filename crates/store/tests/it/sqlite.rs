@@ -229,3 +229,33 @@ async fn two_stores_on_one_file_agree_on_versions() {
     let seen = other.get_flag(p, flag.id).await.unwrap().unwrap();
     assert_eq!(seen.version, 2);
 }
+
+#[tokio::test]
+async fn activity_keyset_pages_read_an_index_in_order() {
+    let db = setup().await;
+    let pool = SqlitePool::connect(&db.url).await.unwrap();
+    // The shapes of the project-wide keyset pages (`flags::activity_page`): an index range in
+    // id order, never every entry of the project sorted in a temporary b-tree.
+    for (bound, direction) in [
+        ("", "DESC"),
+        (" AND id < 10", "DESC"),
+        (" AND id > 10", "ASC"),
+    ] {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT id, before, after FROM flag_activity
+             WHERE project_id = 1{bound} ORDER BY id {direction} LIMIT 21"
+        );
+        let plan: Vec<String> = sqlx::query(&sql)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        assert!(
+            plan.iter().all(|step| !step.contains("TEMP B-TREE")),
+            "{bound} {direction}: {plan:?}"
+        );
+    }
+    pool.close().await;
+}
