@@ -875,6 +875,8 @@ pub async fn flag_ages_are_the_live_flags(db: &mut TestDb) {
         })
         .collect();
     assert_eq!(ages, expected);
+    let empty = db.project("C").await.project.id;
+    assert!(db.store.flag_ages(empty).await.unwrap().is_empty());
 }
 
 pub async fn activity_pages_by_keyset(db: &mut TestDb) {
