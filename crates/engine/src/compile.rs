@@ -5,8 +5,9 @@
 //! resolved to indices, dependency order sorted, cycles found. A flag that cannot be compiled
 //! becomes a per-flag defect (it evaluates as `failed`); it never fails the project.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -206,6 +207,22 @@ pub struct CompiledFlag {
     runtime: EvaluationRuntime,
     evaluation_tags: Vec<Box<str>>,
     pub(crate) body: FlagBody,
+    /// See [`CompiledFlag::memo`].
+    memo: Memo,
+}
+
+/// A caller's value derived from one compiled flag, made on first use.
+#[derive(Default)]
+struct Memo(OnceLock<Box<dyn Any + Send + Sync>>);
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Memo(set)"
+        } else {
+            "Memo(unset)"
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -432,6 +449,30 @@ impl CompiledFlag {
     pub fn has_missing_dependency(&self) -> bool {
         matches!(self.body, FlagBody::MissingDependency)
     }
+
+    /// The stored payloads, by `"true"` or variant key (none for a flag that cannot be
+    /// evaluated). A result's [`crate::FlagResult::payload`] is one of these values.
+    pub fn payloads(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let payloads = match &self.body {
+            FlagBody::Rules(rules) => Some(&rules.payloads),
+            _ => None,
+        };
+        payloads
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (&**key, value))
+    }
+
+    /// A value derived from this flag alone (e.g. its serialised response parts), made by
+    /// `make` on the first call and kept for as long as the flag is: an incremental recompile
+    /// shares unchanged flags, so their memos survive it, and a recompiled flag starts empty.
+    /// One type per process: `None` when another type's value already occupies the memo.
+    pub fn memo<T: Any + Send + Sync>(&self, make: impl FnOnce(&CompiledFlag) -> T) -> Option<&T> {
+        self.memo
+            .0
+            .get_or_init(|| Box::new(make(self)))
+            .downcast_ref()
+    }
 }
 
 impl CompiledProject {
@@ -655,6 +696,7 @@ pub(crate) fn compile_flag(
             .map(|t| t.as_str().into())
             .collect(),
         body,
+        memo: Memo::default(),
     }
 }
 
@@ -671,6 +713,7 @@ impl CompiledFlag {
             runtime: self.runtime,
             evaluation_tags: self.evaluation_tags.clone(),
             body,
+            memo: Memo::default(),
         }
     }
 

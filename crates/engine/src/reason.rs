@@ -68,6 +68,42 @@ impl ErrorCode {
 }
 
 impl ReasonCode {
+    /// Every code.
+    pub const ALL: [ReasonCode; 13] = [
+        ReasonCode::SuperConditionValue,
+        ReasonCode::HoldoutConditionValue,
+        ReasonCode::ConditionMatch,
+        ReasonCode::OutOfRolloutBound,
+        ReasonCode::NoConditionMatch,
+        ReasonCode::NoGroupType,
+        ReasonCode::FlagDisabled,
+        ReasonCode::MissingDependency,
+        ReasonCode::Error(ErrorCode::FlagDataParsingError),
+        ReasonCode::Error(ErrorCode::CohortCycle),
+        ReasonCode::Error(ErrorCode::HashKeyOverrideError),
+        ReasonCode::Error(ErrorCode::DatabaseError),
+        ReasonCode::Error(ErrorCode::Timeout),
+    ];
+
+    /// This code's position in [`ReasonCode::ALL`] (for tables indexed by code).
+    pub const fn index(self) -> usize {
+        match self {
+            ReasonCode::SuperConditionValue => 0,
+            ReasonCode::HoldoutConditionValue => 1,
+            ReasonCode::ConditionMatch => 2,
+            ReasonCode::OutOfRolloutBound => 3,
+            ReasonCode::NoConditionMatch => 4,
+            ReasonCode::NoGroupType => 5,
+            ReasonCode::FlagDisabled => 6,
+            ReasonCode::MissingDependency => 7,
+            ReasonCode::Error(ErrorCode::FlagDataParsingError) => 8,
+            ReasonCode::Error(ErrorCode::CohortCycle) => 9,
+            ReasonCode::Error(ErrorCode::HashKeyOverrideError) => 10,
+            ReasonCode::Error(ErrorCode::DatabaseError) => 11,
+            ReasonCode::Error(ErrorCode::Timeout) => 12,
+        }
+    }
+
     /// Wire code, e.g. `condition_match`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -121,6 +157,24 @@ pub enum ReasonDetail {
     GroupsNotEvaluated,
     /// A behavioral cohort could not be evaluated (no behavioral data source).
     CohortNotEvaluated,
+}
+
+impl ReasonDetail {
+    /// Every detail.
+    pub const ALL: [ReasonDetail; 3] = [
+        ReasonDetail::None,
+        ReasonDetail::GroupsNotEvaluated,
+        ReasonDetail::CohortNotEvaluated,
+    ];
+
+    /// This detail's position in [`ReasonDetail::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            ReasonDetail::None => 0,
+            ReasonDetail::GroupsNotEvaluated => 1,
+            ReasonDetail::CohortNotEvaluated => 2,
+        }
+    }
 }
 
 /// `reason` of one flag result.
@@ -199,6 +253,21 @@ impl Serialize for ReasonDescription {
         match self.static_text() {
             Some(text) => s.serialize_str(text),
             None => s.collect_str(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ReasonCode, ReasonDetail};
+
+    #[test]
+    fn every_code_and_detail_is_listed_once_at_its_index() {
+        for (i, code) in ReasonCode::ALL.into_iter().enumerate() {
+            assert_eq!(code.index(), i, "{code}");
+        }
+        for (i, detail) in ReasonDetail::ALL.into_iter().enumerate() {
+            assert_eq!(detail.index(), i, "{detail:?}");
         }
     }
 }

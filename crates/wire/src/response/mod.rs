@@ -6,6 +6,7 @@
 
 mod config;
 mod error_body;
+mod parts;
 mod writer;
 
 use serde::ser::{SerializeMap, SerializeSeq};

@@ -1,11 +1,18 @@
 //! A direct JSON writer for the hot `/flags?v=2` and `/flags?v=4` (typed records) bodies:
 //! byte-identical to serialising [`FlagsResponse`] with serde_json (tested), without serde's
 //! per-field machinery. Other shapes and bodies with config fields go through serde.
+//!
+//! What does not depend on the request is serialised once and copied: each flag's key, metadata
+//! and payloads ([`RecordParts`], kept in the compiled flag's memo) and each reason's code and
+//! description ([`ReasonParts`], once per process).
+
+use std::sync::LazyLock;
 
 use serde_json::Value;
-use vexil_engine::FlagResult;
+use vexil_engine::{FlagResult, Reason, ReasonCode, ReasonDetail};
 
-use super::{FlagRecord, FlagsResponse, RecordReason, TypedRecord, TypedValue};
+use super::parts::RecordParts;
+use super::{FlagRecord, FlagsResponse, TypedRecord, TypedValue};
 use crate::request::ResponseShape;
 
 impl FlagsResponse<'_, '_> {
@@ -26,12 +33,19 @@ impl FlagsResponse<'_, '_> {
             if i > 0 {
                 out.push(b',');
             }
-            push_str(out, r.key())?;
-            out.push(b':');
+            let made;
+            let parts = match r.flag.memo(RecordParts::new) {
+                Some(parts) => parts,
+                // The memo holds another caller's value: make the parts for this record only.
+                None => {
+                    made = RecordParts::new(r.flag);
+                    &made
+                }
+            };
             if typed {
-                push_typed_record(out, r)?;
+                push_typed_record(out, r, parts);
             } else {
-                push_record(out, r)?;
+                push_record(out, r, parts);
             }
         }
         out.push(b'}');
@@ -41,7 +55,7 @@ impl FlagsResponse<'_, '_> {
         }
         if let Some(id) = env.request_id {
             out.extend_from_slice(b",\"requestId\":");
-            push_str(out, id)?;
+            push_str(out, id);
         }
         if let Some(at) = env.evaluated_at {
             out.extend_from_slice(b",\"evaluatedAt\":");
@@ -55,106 +69,126 @@ impl FlagsResponse<'_, '_> {
     }
 }
 
-/// One record, in [`FlagRecord`]'s field order.
-fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>) -> Result<(), serde_json::Error> {
+/// `"key":` and one record, in [`FlagRecord`]'s field order.
+fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>, parts: &RecordParts) {
     let rec = FlagRecord::from_result(r);
-    out.extend_from_slice(b"{\"key\":");
-    push_str(out, rec.key)?;
+    out.extend_from_slice(&parts.head);
     out.extend_from_slice(b",\"enabled\":");
     push_bool(out, rec.enabled);
     out.extend_from_slice(b",\"variant\":");
     match rec.variant {
-        Some(v) => push_str(out, v)?,
+        Some(v) => push_str(out, v),
         None => out.extend_from_slice(b"null"),
     }
     if rec.failed {
         out.extend_from_slice(b",\"failed\":true");
     }
-    push_reason(out, &rec.reason)?;
-    out.extend_from_slice(b",\"metadata\":{\"id\":");
-    out.extend_from_slice(itoa::Buffer::new().format(rec.metadata.id).as_bytes());
-    out.extend_from_slice(b",\"version\":");
-    out.extend_from_slice(itoa::Buffer::new().format(rec.metadata.version).as_bytes());
-    out.extend_from_slice(b",\"description\":");
-    match rec.metadata.description {
-        Some(d) => push_str(out, d)?,
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"payload\":");
-    match rec.metadata.payload {
-        Some(p) => push_value(out, p)?,
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"has_experiment\":");
-    push_bool(out, rec.metadata.has_experiment);
+    push_reason(out, &r.reason);
+    out.extend_from_slice(&parts.metadata_v2);
+    push_payload(out, rec.metadata.payload, parts);
+    out.extend_from_slice(parts.has_experiment);
     out.extend_from_slice(b"}}");
-    Ok(())
 }
 
-/// One typed record, in [`TypedRecord`]'s field order.
-fn push_typed_record(out: &mut Vec<u8>, r: &FlagResult<'_>) -> Result<(), serde_json::Error> {
+/// `"key":` and one typed record, in [`TypedRecord`]'s field order.
+fn push_typed_record(out: &mut Vec<u8>, r: &FlagResult<'_>, parts: &RecordParts) {
     let rec = TypedRecord::from_result(r);
-    out.extend_from_slice(b"{\"key\":");
-    push_str(out, rec.key)?;
+    out.extend_from_slice(&parts.head);
     out.extend_from_slice(b",\"value\":");
     match rec.value {
         Some(TypedValue::Enabled(b)) => push_bool(out, b),
-        Some(TypedValue::Variant(v)) => push_str(out, v)?,
+        Some(TypedValue::Variant(v)) => push_str(out, v),
         None => out.extend_from_slice(b"null"),
     }
     if rec.failed {
         out.extend_from_slice(b",\"failed\":true");
     }
-    push_reason(out, &rec.reason)?;
-    let m = &rec.metadata;
-    out.extend_from_slice(b",\"metadata\":{\"id\":");
-    out.extend_from_slice(itoa::Buffer::new().format(m.id).as_bytes());
-    out.extend_from_slice(b",\"version\":");
-    out.extend_from_slice(itoa::Buffer::new().format(m.version).as_bytes());
-    out.extend_from_slice(b",\"config_version\":");
-    out.extend_from_slice(itoa::Buffer::new().format(m.config_version).as_bytes());
-    out.extend_from_slice(b",\"description\":");
-    match m.description {
-        Some(d) => push_str(out, d)?,
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"payload\":");
-    match m.payload {
-        Some(p) => push_value(out, p)?,
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"has_experiment\":");
-    push_bool(out, m.has_experiment);
-    if let Some(v) = m.variant_key {
+    push_reason(out, &r.reason);
+    out.extend_from_slice(&parts.metadata_v3);
+    push_payload(out, rec.metadata.payload, parts);
+    out.extend_from_slice(parts.has_experiment);
+    if let Some(v) = rec.metadata.variant_key {
         out.extend_from_slice(b",\"variant_key\":");
-        push_str(out, v)?;
+        push_str(out, v);
     }
     out.extend_from_slice(b"}}");
-    Ok(())
+}
+
+/// A record's payload: the flag's pre-serialised one, `null` when there is none.
+fn push_payload(out: &mut Vec<u8>, payload: Option<&Value>, parts: &RecordParts) {
+    match payload {
+        None => out.extend_from_slice(b"null"),
+        Some(p) => match parts.payload(p) {
+            Some(json) => out.extend_from_slice(json),
+            None => push_value(out, p),
+        },
+    }
 }
 
 /// `,"reason":{…}` of either record.
-fn push_reason(out: &mut Vec<u8>, reason: &RecordReason) -> Result<(), serde_json::Error> {
-    out.extend_from_slice(b",\"reason\":{\"code\":");
-    push_str(out, reason.code.as_str())?;
-    out.extend_from_slice(b",\"condition_index\":");
+fn push_reason(out: &mut Vec<u8>, reason: &Reason) {
+    let parts = ReasonParts::of(reason);
+    out.extend_from_slice(&parts.head);
     match reason.condition_index {
         Some(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"description\":");
-    match reason.description.static_text() {
-        Some(text) => push_str(out, text)?,
-        // The one formatted description: "Matched condition set N" (N = index + 1).
-        None => {
-            out.extend_from_slice(b"\"Matched condition set ");
-            let n = reason.condition_index.unwrap_or(0) + 1;
-            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            out.push(b'"');
-        }
+    match &parts.tail {
+        Some(tail) => out.extend_from_slice(tail),
+        None => push_matched_condition(out, reason),
     }
-    out.push(b'}');
-    Ok(())
+}
+
+/// `,"description":"Matched condition set N"}`: the one formatted description (N = index + 1).
+fn push_matched_condition(out: &mut Vec<u8>, reason: &Reason) {
+    out.extend_from_slice(b",\"description\":\"Matched condition set ");
+    let n = reason.condition_index.unwrap_or(0) + 1;
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+/// A reason's JSON around its condition index, escaped once per process.
+struct ReasonParts {
+    /// `,"reason":{"code":"…","condition_index":`
+    head: Box<[u8]>,
+    /// `,"description":"…"}`; `None` when the description counts the condition.
+    tail: Option<Box<[u8]>>,
+}
+
+impl ReasonParts {
+    /// The parts of every code and detail, at `code.index() * details + detail.index()`.
+    fn all() -> Box<[ReasonParts]> {
+        let mut all = Vec::new();
+        for code in ReasonCode::ALL {
+            for detail in ReasonDetail::ALL {
+                let mut head = b",\"reason\":{\"code\":".to_vec();
+                push_str(&mut head, code.as_str());
+                head.extend_from_slice(b",\"condition_index\":");
+                let reason = Reason {
+                    code,
+                    condition_index: None,
+                    detail,
+                };
+                let tail = reason.description().static_text().map(|text| {
+                    let mut tail = b",\"description\":".to_vec();
+                    push_str(&mut tail, text);
+                    tail.push(b'}');
+                    tail.into_boxed_slice()
+                });
+                all.push(ReasonParts {
+                    head: head.into_boxed_slice(),
+                    tail,
+                });
+            }
+        }
+        all.into_boxed_slice()
+    }
+
+    fn of(reason: &Reason) -> &'static ReasonParts {
+        static ALL: LazyLock<Box<[ReasonParts]>> = LazyLock::new(ReasonParts::all);
+        // In bounds: `index` numbers every code and detail of the `ALL` lists (engine test).
+        &ALL[reason.code.index() * ReasonDetail::ALL.len() + reason.detail.index()]
+    }
 }
 
 fn push_bool(out: &mut Vec<u8>, b: bool) {
@@ -177,7 +211,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 /// A JSON string, escaped exactly as serde_json escapes it (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
 /// `\t`, other controls as `\u00xx`): unescaped runs are copied whole, and the common
 /// all-clean string is found eight bytes at a time.
-fn push_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+pub(super) fn push_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
@@ -210,7 +244,6 @@ fn push_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
-    Ok(())
 }
 
 /// How many leading bytes need no escaping, checked a word at a time (stops at the first word
@@ -238,10 +271,13 @@ fn clean_prefix(bytes: &[u8]) -> usize {
     i
 }
 
-fn push_value(out: &mut Vec<u8>, v: &Value) -> Result<(), serde_json::Error> {
+/// A JSON value, compact, as serde_json writes it.
+pub(super) fn push_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::String(s) => push_str(out, s),
-        other => serde_json::to_writer(&mut *out, other),
+        // `Value`'s `Display` is serde_json's compact writer (and cannot fail: map keys are
+        // strings, numbers finite).
+        other => out.extend_from_slice(other.to_string().as_bytes()),
     }
 }
 
@@ -267,7 +303,7 @@ mod tests {
         }
         for s in cases {
             let mut ours = Vec::new();
-            push_str(&mut ours, &s).unwrap();
+            push_str(&mut ours, &s);
             assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{s:?}");
         }
     }

@@ -1,4 +1,5 @@
-//! The direct `/flags?v=2` writer is byte-identical to serde serialisation, for any flags.
+//! The direct `/flags?v=2` writer is byte-identical to serde serialisation, for any flags, also
+//! when it writes from the record parts an earlier response left in each flag's memo.
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -23,8 +24,8 @@ fn payload() -> impl Strategy<Value = Value> {
 }
 
 fn flag() -> impl Strategy<Value = Value> {
-    (text(), text(), payload(), 0u8..4, any::<bool>(), -5i64..100_000)
-        .prop_map(|(key, variant, payload, kind, experiment, id)| {
+    (text(), text(), payload(), payload(), 0u8..8, any::<bool>(), -5i64..100_000)
+        .prop_map(|(key, variant, payload, other_payload, kind, experiment, id)| {
             let filters = match kind {
                 // Enabled boolean with a payload.
                 0 => json!({"groups": [{}], "payloads": {"true": payload}}),
@@ -32,6 +33,17 @@ fn flag() -> impl Strategy<Value = Value> {
                 1 => json!({"groups": [{"variant": variant}],
                             "multivariate": {"variants": [{"key": variant, "rollout_percentage": 100}]},
                             "payloads": {variant: payload}}),
+                // Two variants, each with its payload: users get either.
+                4 => json!({"groups": [{}],
+                            "multivariate": {"variants": [{"key": "a", "rollout_percentage": 50},
+                                                          {"key": "b", "rollout_percentage": 50}]},
+                            "payloads": {"a": payload, "b": other_payload, "true": "unused"}}),
+                // Half the users out of the rollout.
+                5 => json!({"groups": [{"rollout_percentage": 50}], "payloads": {"true": payload}}),
+                // A group flag: no group sent.
+                6 => json!({"aggregation_group_type_index": 0, "groups": [{}]}),
+                // The second condition matches ("Matched condition set 2").
+                7 => json!({"groups": [{"properties": [{"key": "x", "value": "nope"}]}, {}]}),
                 // Disabled by targeting.
                 2 => json!({"groups": [{"properties": [{"key": "x", "value": "nope"}]}]}),
                 // Broken: failed record.
@@ -56,7 +68,6 @@ proptest! {
     ) {
         let defs: Definitions = serde_json::from_value(json!({"flags": flags})).unwrap();
         let project = CompiledProject::compile(&defs);
-        let eval = evaluate(&project, &Context::new("user", chrono::DateTime::UNIX_EPOCH));
         let config_fields = ConfigFields::Minimal;
         let envelope = Envelope {
             request_id: request_id.as_deref(),
@@ -65,12 +76,45 @@ proptest! {
             minimal_flag_called_events: minimal,
             config: config.then_some(&config_fields),
         };
-        for shape in [ResponseShape::FlagsV3, ResponseShape::FlagsV2, ResponseShape::FlagsV1, ResponseShape::DecideV1, ResponseShape::DecideV2] {
-            let body = FlagsResponse::new(shape, &eval, envelope);
-            let mut direct = Vec::new();
-            body.write_json(&mut direct).unwrap();
-            let serde = serde_json::to_vec(&body).unwrap();
-            prop_assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&serde));
+        // Later users are written from the parts the first one's response memoised.
+        for user in ["user", "u2", "u3", "u4"] {
+            let eval = evaluate(&project, &Context::new(user, chrono::DateTime::UNIX_EPOCH));
+            for shape in [ResponseShape::FlagsV3, ResponseShape::FlagsV2, ResponseShape::FlagsV1, ResponseShape::DecideV1, ResponseShape::DecideV2] {
+                let body = FlagsResponse::new(shape, &eval, envelope);
+                let mut direct = Vec::new();
+                body.write_json(&mut direct).unwrap();
+                let serde = serde_json::to_vec(&body).unwrap();
+                prop_assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&serde));
+            }
         }
+    }
+}
+
+/// A flag whose memo another caller filled first is still written right (its parts are made
+/// for the record instead).
+#[test]
+fn direct_writer_without_the_memo_matches_serde() {
+    let defs: Definitions = serde_json::from_value(json!({"flags": [
+        {"id": 1, "key": "with-payload", "active": true,
+         "filters": {"groups": [{}], "payloads": {"true": {"a": 1}}}},
+    ]}))
+    .unwrap();
+    let project = CompiledProject::compile(&defs);
+    for flag in project.flags() {
+        assert_eq!(
+            flag.memo(|_| "another caller's value"),
+            Some(&"another caller's value")
+        );
+    }
+    let eval = evaluate(
+        &project,
+        &Context::new("user", chrono::DateTime::UNIX_EPOCH),
+    );
+    for shape in [ResponseShape::FlagsV2, ResponseShape::FlagsV3] {
+        let body = FlagsResponse::new(shape, &eval, Envelope::default());
+        let mut direct = Vec::new();
+        body.write_json(&mut direct).unwrap();
+        assert_eq!(direct, serde_json::to_vec(&body).unwrap());
+        assert!(String::from_utf8_lossy(&direct).contains(r#""payload":{"a":1}"#));
     }
 }
