@@ -5,7 +5,8 @@
 //! Only `CompiledProject::compile` is timed; the `Definitions` are deserialized once before.
 //! Dropping the compiled project is excluded too (`iter_with_large_drop`). `with_flag_10k` times
 //! the incremental path a flag write takes: the same project with one flag changed
-//! (`CompiledProject::with_flag`).
+//! (`CompiledProject::with_flag`); `with_flag_10k_new_key` the same with a changed flag that reads
+//! a property key no other flag reads.
 //!
 //! Run: `cargo bench -p vexil-bench --bench compile -- --warm-up-time 1 --measurement-time 3`.
 
@@ -42,6 +43,13 @@ fn compile(c: &mut Criterion) {
     group.sample_size(50);
     group.bench_function("with_flag_10k", |b| {
         b.iter_with_large_drop(|| project.with_flag(black_box(changed.clone())))
+    });
+    // A flag reading a key no other flag reads: the project's key table grows.
+    let mut new_key = changed.clone();
+    new_key.filters = serde_json::json!({"groups": [{"properties": [
+        {"key": "never-read-before", "operator": "is_set"}], "rollout_percentage": 42}]});
+    group.bench_function("with_flag_10k_new_key", |b| {
+        b.iter_with_large_drop(|| project.with_flag(black_box(new_key.clone())))
     });
     group.finish();
 }

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::behavior::{self, Behaviors, CountRule, LeafError};
-use crate::compile::{parse_operator, DefinitionError, PropertyKey, Source};
+use crate::compile::{parse_operator, DefinitionError};
 use crate::graph;
+use crate::keys::{KeyTable, PropertyKey, Source};
 use crate::limits::{Exceeded, MAX_COHORT_CRITERIA, MAX_COHORT_DEPTH};
 use crate::model::{PropertyFilter, PropertyGroup};
 use crate::property::{MatchOptions, OperatorError, Test};
@@ -20,6 +21,8 @@ pub(crate) struct CohortSet {
     pub(crate) by_id: HashMap<i64, usize>,
     /// What the behavioural leaves count.
     pub(crate) behaviors: Behaviors,
+    /// The property keys the cohorts read (a project's flags add theirs to a copy).
+    pub(crate) keys: KeyTable,
 }
 
 #[derive(Debug)]
@@ -91,6 +94,7 @@ impl CohortSet {
             cohorts: Vec::with_capacity(ids.len()),
             by_id,
             behaviors: Behaviors::default(),
+            keys: KeyTable::default(),
         };
         for (_, def) in &ids {
             let root = match PropertyGroup::parse(def) {
@@ -176,7 +180,7 @@ impl CohortSet {
                     OperatorError::WrongFilterType(_) => Unparseable,
                 })?;
                 Leaf::Property {
-                    key: PropertyKey::new(&f.key, Source::Person),
+                    key: self.keys.key(&f.key, Source::Person),
                     test,
                 }
             }

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::cohort::{self, CohortSet};
 use crate::graph;
+use crate::keys::{KeyTable, PropertyKey, Source};
 use crate::limits::{Exceeded, MAX_CONDITIONS, MAX_VARIANTS};
 use crate::model::{Condition, Definitions, Filters, FlagDefinition, PropertyFilter};
 use crate::property::{MatchOptions, Operator, OperatorError, Test};
@@ -51,6 +52,8 @@ pub struct CompiledProject {
     pub(crate) group_types: BTreeMap<i64, Box<str>>,
     /// Whether any flag reads another (otherwise evaluation order is definition order).
     pub(crate) has_dependencies: bool,
+    /// The property keys the flags and cohorts read, by id.
+    pub(crate) keys: KeyTable,
     requirements: Arc<Requirements>,
     /// What the project was compiled from, for incremental updates.
     pub(crate) sources: Sources,
@@ -99,8 +102,8 @@ impl Requirements {
         }
         self.cohorts |= !c.cohorts.is_empty();
         for f in &c.filters {
-            if let ConditionFilter::Property { source, key, .. } = f {
-                match source {
+            if let ConditionFilter::Property { key, .. } = f {
+                match key.source {
                     Source::Person => add(&mut self.person_keys, &key.name),
                     Source::Group(index) => {
                         if let Some(index) = index.or(c.aggregation) {
@@ -287,7 +290,6 @@ pub(crate) struct CompiledCondition {
 #[derive(Debug)]
 pub(crate) enum ConditionFilter {
     Property {
-        source: Source,
         key: PropertyKey,
         test: Test,
     },
@@ -299,105 +301,11 @@ pub(crate) enum ConditionFilter {
     Never,
 }
 
-/// Which property map a filter reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
-    Person,
-    Group(Option<i64>),
-}
-
 #[derive(Debug)]
 pub(crate) enum FlagExpect {
     Enabled,
     Disabled,
     Variant(Box<str>),
-}
-
-/// A property key with the value it falls back to when absent.
-#[derive(Debug, Clone)]
-pub(crate) struct PropertyKey {
-    pub(crate) name: Box<str>,
-    pub(crate) fallback: Fallback,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Fallback {
-    None,
-    /// `$initial_<x>` back-filled from `<x>`.
-    Initial(Box<str>),
-    /// `distinct_id` is always present on persons.
-    DistinctId,
-    /// `$group_key` is always present on groups.
-    GroupKey,
-}
-
-/// Keys whose `$initial_*` counterparts are back-filled when absent.
-const INITIAL_BACKFILL: &[&str] = &[
-    "$browser",
-    "$browser_version",
-    "$os",
-    "$os_version",
-    "$device_type",
-    "$current_url",
-    "$pathname",
-    "$referrer",
-    "$referring_domain",
-    "$screen_height",
-    "$screen_width",
-    "$viewport_height",
-    "$viewport_width",
-    "$raw_user_agent",
-    "$app_build",
-    "$app_name",
-    "$app_namespace",
-    "$app_version",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "gclid",
-    "gad_source",
-    "gclsrc",
-    "dclid",
-    "gbraid",
-    "wbraid",
-    "fbclid",
-    "msclkid",
-    "twclid",
-    "li_fat_id",
-    "mc_cid",
-    "igshid",
-    "ttclid",
-    "rdt_cid",
-    "epik",
-    "qclid",
-    "sccid",
-    "irclid",
-    "_kx",
-];
-
-impl PropertyKey {
-    pub(crate) fn new(name: &str, source: Source) -> Self {
-        let fallback = match source {
-            Source::Group(_) if name == "$group_key" => Fallback::GroupKey,
-            Source::Group(_) => Fallback::None,
-            Source::Person if name == "distinct_id" => Fallback::DistinctId,
-            Source::Person => name
-                .strip_prefix("$initial_")
-                .and_then(|rest| {
-                    INITIAL_BACKFILL.iter().find(|base| {
-                        base.strip_prefix('$').unwrap_or(base) == rest
-                            && (base.starts_with('$') || !rest.is_empty())
-                    })
-                })
-                .map_or(Fallback::None, |base| Fallback::Initial((*base).into())),
-        };
-        PropertyKey {
-            name: name.into(),
-            fallback,
-        }
-    }
 }
 
 impl CompiledFlag {
@@ -520,9 +428,10 @@ impl CompiledProject {
             by_key: &by_key,
             by_id: &by_id,
         };
+        let mut keys = cohorts.keys.clone();
         let compiled = live
             .iter()
-            .map(|def| Arc::new(compile_flag(def, opts, &resolver, &cohorts)))
+            .map(|def| Arc::new(compile_flag(def, opts, &resolver, &cohorts, &mut keys)))
             .collect();
         let sources = Sources {
             defs,
@@ -538,6 +447,7 @@ impl CompiledProject {
             Arc::new(by_key),
             cohorts,
             group_types,
+            keys,
             sources,
             None,
         )
@@ -546,12 +456,14 @@ impl CompiledProject {
     /// The project-wide passes over compiled flags: dependency order (marking flags whose
     /// dependencies are missing, cyclic or broken) and the stored-data requirements.
     /// `previous` is a project these flags differ from only at one index, when known: its
-    /// results are reused where that one change cannot affect them.
+    /// results are reused where that one change cannot affect them. `keys` holds every key
+    /// `compiled` reads.
     pub(crate) fn assemble(
         compiled: Vec<Arc<CompiledFlag>>,
         by_key: Arc<HashMap<Box<str>, usize>>,
         cohorts: Arc<CohortSet>,
         group_types: BTreeMap<i64, Box<str>>,
+        keys: KeyTable,
         mut sources: Sources,
         previous: Option<(&CompiledProject, usize)>,
     ) -> CompiledProject {
@@ -610,6 +522,7 @@ impl CompiledProject {
             cohorts,
             group_types,
             has_dependencies,
+            keys,
             requirements,
             sources,
         }
@@ -668,13 +581,15 @@ pub(crate) fn index<'a>(
 }
 
 /// Compiles one flag; an uncompilable one becomes a defect.
+/// The property keys it reads are added to `keys`.
 pub(crate) fn compile_flag(
     def: &FlagDefinition,
     opts: MatchOptions,
     resolver: &Resolver<'_>,
     cohorts: &CohortSet,
+    keys: &mut KeyTable,
 ) -> CompiledFlag {
-    let body = match compile_rules(def, opts, resolver, cohorts) {
+    let body = match compile_rules(def, opts, resolver, cohorts, keys) {
         Ok(rules) => FlagBody::Rules(Box::new(rules)),
         Err((code, e)) => FlagBody::Defect(code, e),
     };
@@ -771,6 +686,7 @@ pub(crate) fn check_compiles(
         MatchOptions::default(),
         &resolver,
         &CohortSet::default(),
+        &mut KeyTable::default(),
     )
     .map(|_| ())
     .map_err(|(_, e)| e)
@@ -781,9 +697,10 @@ fn compile_rules(
     opts: MatchOptions,
     resolver: &Resolver<'_>,
     cohorts: &CohortSet,
+    keys: &mut KeyTable,
 ) -> Result<FlagRules, Defect> {
     let filters = Filters::parse(&def.filters).map_err(|e| (ErrorCode::FlagDataParsingError, e))?;
-    compile_filters(def, &filters, opts, resolver, cohorts)
+    compile_filters(def, &filters, opts, resolver, cohorts, keys)
 }
 
 fn compile_filters(
@@ -792,6 +709,7 @@ fn compile_filters(
     opts: MatchOptions,
     resolver: &Resolver<'_>,
     cohorts: &CohortSet,
+    keys: &mut KeyTable,
 ) -> Result<FlagRules, Defect> {
     if let Some(v) = filters.version {
         if v != 1 {
@@ -836,6 +754,7 @@ fn compile_filters(
         opts,
         resolver,
         cohorts,
+        keys,
         variants: &variants,
         flag_aggregation: filters.aggregation_group_type_index,
         deps: &mut deps,
@@ -918,6 +837,7 @@ struct ConditionCompiler<'a> {
     opts: MatchOptions,
     resolver: &'a Resolver<'a>,
     cohorts: &'a CohortSet,
+    keys: &'a mut KeyTable,
     variants: &'a [(Box<str>, f64)],
     flag_aggregation: Option<i64>,
     deps: &'a mut Vec<usize>,
@@ -962,8 +882,7 @@ impl ConditionCompiler<'_> {
                         parsing(format!("{fpath}.{field}"), e.to_string())
                     })?;
                     filters.push(ConditionFilter::Property {
-                        source,
-                        key: PropertyKey::new(&f.key, source),
+                        key: self.keys.key(&f.key, source),
                         test,
                     });
                 }

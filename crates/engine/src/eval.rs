@@ -4,27 +4,29 @@
 //! conditions in stored order, first match wins. Within a condition, property and flag filters
 //! short-circuit in stored order, cohort filters are checked after them, then the rollout.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 
 use serde_json::Value;
 
 use crate::cohort::{CohortDefect, Leaf, Node, Target};
 use crate::compile::{
-    CompiledCondition, CompiledProject, ConditionFilter, Enrollment, Fallback, FlagBody,
-    FlagExpect, FlagRules, Holdout, PropertyKey, Source,
+    CompiledCondition, CompiledProject, ConditionFilter, Enrollment, FlagBody, FlagExpect,
+    FlagRules, Holdout,
 };
 use crate::context::{lookup_layers, Context, GroupKey};
 use crate::hash::{hash01, in_rollout};
+use crate::keys::{PropertyKey, Values};
 use crate::outcome::{Evaluation, FlagResult, FlagValue};
 use crate::reason::{ErrorCode, Reason, ReasonCode, ReasonDetail};
 
 /// Evaluates every active flag (or only `ctx.flag_keys`) for one request.
 ///
-/// Allocates the result vector (and, for projects with flag dependencies or a `flag_keys`
-/// selection, one scratch vector); never anything per flag.
+/// Allocates the result vector, the property values' slots when a filter reads a property (each
+/// distinct key is looked up once) and, for projects with flag dependencies or a `flag_keys`
+/// selection, one scratch vector; never anything per flag.
 pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluation<'p> {
     let mut cohort_memo = Vec::new();
+    let mut values = Values::new(project.keys.len());
     let mut errors = false;
     let included = |i: usize| {
         let flag = &project.flags[i];
@@ -44,6 +46,7 @@ pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluati
                 ctx,
                 deps: &[],
                 cohort_memo: &mut cohort_memo,
+                values: &mut values,
                 needs_stored: Cell::new(false),
             };
             let (value, reason, payload) = eval.outcome(&flag.body);
@@ -73,6 +76,7 @@ pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluati
             ctx,
             deps: &slots,
             cohort_memo: &mut cohort_memo,
+            values: &mut values,
             needs_stored: Cell::new(false),
         };
         let outcome = eval.outcome(&project.flags[i].body);
@@ -138,6 +142,8 @@ struct FlagEval<'e, 'p, 'c> {
     /// Outcomes of flags evaluated so far (empty when the project has no dependencies).
     deps: &'e [Option<Outcome<'p>>],
     cohort_memo: &'e mut Vec<u8>,
+    /// Property values of this request, shared by every flag.
+    values: &'e mut Values<'c>,
     /// Set when, with stored data unavailable, the flag being evaluated read something only
     /// stored data could supply (see [`Context::stored_unavailable`]).
     needs_stored: Cell<bool>,
@@ -299,9 +305,9 @@ impl<'p> FlagEval<'_, 'p, '_> {
     fn condition(&mut self, rules: &'p FlagRules, cond: &'p CompiledCondition) -> CondOutcome {
         for filter in &cond.filters {
             let ok = match filter {
-                ConditionFilter::Property { source, key, test } => {
-                    let value = self.property(*source, cond.aggregation, key);
-                    test.matches(value.as_deref(), self.ctx.now)
+                ConditionFilter::Property { key, test } => {
+                    let now = self.ctx.now;
+                    test.matches(self.property(key), now)
                 }
                 ConditionFilter::Flag { dep, expect } => {
                     match (expect, self.dependency_value(*dep)) {
@@ -401,8 +407,8 @@ impl<'p> FlagEval<'_, 'p, '_> {
             Node::Leaf { leaf, negate } => {
                 let hit = match leaf {
                     Leaf::Property { key, test } => {
-                        let value = self.property(Source::Person, None, key);
-                        test.matches(value.as_deref(), self.ctx.now)
+                        let now = self.ctx.now;
+                        test.matches(self.property(key), now)
                     }
                     Leaf::Cohort(target) => match self.cohort(*target) {
                         NOT_EVALUATED => return None,
@@ -516,53 +522,13 @@ impl<'p> FlagEval<'_, 'p, '_> {
         value
     }
 
-    fn property(
-        &self,
-        source: Source,
-        aggregation: Option<i64>,
-        key: &'p PropertyKey,
-    ) -> Option<Cow<'_, Value>> {
-        match source {
-            Source::Person => {
-                if let Some(v) = self.person_value(&key.name) {
-                    return Some(Cow::Borrowed(v));
-                }
-                match &key.fallback {
-                    Fallback::Initial(base) => self.person_value(base).map(Cow::Borrowed),
-                    Fallback::DistinctId => {
-                        Some(Cow::Owned(Value::String(self.ctx.distinct_id.to_owned())))
-                    }
-                    _ => None,
-                }
-            }
-            Source::Group(index) => {
-                let index = index.or(aggregation)?;
-                let name = self.project.group_types.get(&index)?;
-                fn layer<'m>(
-                    m: Option<&'m serde_json::Map<String, Value>>,
-                    name: &str,
-                ) -> Option<&'m serde_json::Map<String, Value>> {
-                    m.and_then(|m| m.get(name)).and_then(Value::as_object)
-                }
-                if let Some(v) = lookup_layers(
-                    layer(self.ctx.group_properties, name),
-                    layer(self.ctx.stored_group_properties, name),
-                    &key.name,
-                ) {
-                    return Some(Cow::Borrowed(v));
-                }
-                if &*key.name != "$group_key" {
-                    self.missing_from_request();
-                }
-                match key.fallback {
-                    Fallback::GroupKey => self
-                        .ctx
-                        .group_key(name)
-                        .map(|k| Cow::Owned(Value::String(k.with_str(str::to_owned)))),
-                    _ => None,
-                }
-            }
+    /// A filter's property value (looked up once per request, see [`Values`]).
+    fn property(&mut self, key: &PropertyKey) -> Option<&Value> {
+        let resolved = self.values.get(key, self.ctx, &self.project.group_types);
+        if resolved.missing && self.ctx.stored_unavailable.is_some() {
+            self.needs_stored.set(true);
         }
+        resolved.value
     }
 }
 

@@ -5,8 +5,9 @@
 //! definitions (a property test holds it to that): the changed flag is compiled again, and when
 //! flags are added, removed or re-keyed, so are the flags that read other flags (their compiled
 //! form holds flag indices and resolved references). Every other compiled flag is shared with
-//! the previous revision. The project-wide passes (dependency order, stored-data requirements)
-//! are cheap and always redone.
+//! the previous revision, and so is the table of property keys ([`crate::keys::KeyTable`]), which
+//! recompiled flags only extend: the ids shared flags hold stay valid. The project-wide passes
+//! (dependency order, stored-data requirements) are cheap and always redone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -124,7 +125,14 @@ impl CompiledProject {
                 by_id: &s.by_id,
             };
             let mut compiled = s.compiled.clone();
-            compiled[i] = Arc::new(compile_flag(&defs[i], s.opts, &resolver, &self.cohorts));
+            let mut keys = self.keys.clone();
+            compiled[i] = Arc::new(compile_flag(
+                &defs[i],
+                s.opts,
+                &resolver,
+                &self.cohorts,
+                &mut keys,
+            ));
             let sources = Sources {
                 defs,
                 compiled: Vec::new(),
@@ -139,6 +147,7 @@ impl CompiledProject {
                 Arc::clone(&self.by_key),
                 Arc::clone(&self.cohorts),
                 self.group_types.clone(),
+                keys,
                 sources,
                 Some((self, i)),
             );
@@ -161,12 +170,20 @@ impl CompiledProject {
             },
             Change::Removed(c) => Some(if i < c { i } else { i + 1 }),
         };
+        // Kept flags read keys of this table; recompiled ones may add to it.
+        let mut keys = self.keys.clone();
         let compiled = defs
             .iter()
             .enumerate()
             .map(|(i, def)| match previous(i).map(|p| &s.compiled[p]) {
                 Some(kept) if !kept.reads_flags() => Arc::clone(kept),
-                _ => Arc::new(compile_flag(def, s.opts, &resolver, &self.cohorts)),
+                _ => Arc::new(compile_flag(
+                    def,
+                    s.opts,
+                    &resolver,
+                    &self.cohorts,
+                    &mut keys,
+                )),
             })
             .collect();
         let sources = Sources {
@@ -183,6 +200,7 @@ impl CompiledProject {
             Arc::new(by_key),
             Arc::clone(&self.cohorts),
             self.group_types.clone(),
+            keys,
             sources,
             None,
         )

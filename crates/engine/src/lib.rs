@@ -40,6 +40,7 @@ mod eval;
 mod graph;
 pub mod hash;
 mod incremental;
+mod keys;
 pub mod limits;
 pub mod model;
 mod outcome;

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod incremental;
+mod keys;
 mod limits;
 mod properties;
 mod rules;
