@@ -21,9 +21,10 @@ use crate::reason::{ErrorCode, Reason, ReasonCode, ReasonDetail};
 
 /// Evaluates every active flag (or only `ctx.flag_keys`) for one request.
 ///
-/// Allocates the result vector, the property values' slots when a filter reads a property (each
-/// distinct key is looked up once) and, for projects with flag dependencies or a `flag_keys`
-/// selection, one scratch vector; never anything per flag.
+/// Allocates the result vector and, for projects with flag dependencies or a `flag_keys`
+/// selection, one scratch vector; never anything per flag. Each distinct property key is looked
+/// up once per call, into slots held inline (a project reading more than 16 keys allocates one
+/// vector of slots for the rest; a `distinct_id` or `$group_key` fallback builds its value once).
 pub fn evaluate<'p>(project: &'p CompiledProject, ctx: &Context<'_>) -> Evaluation<'p> {
     let mut cohort_memo = Vec::new();
     let mut values = Values::new(project.keys.len());
