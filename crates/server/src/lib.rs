@@ -67,7 +67,7 @@ pub use overload::{Idleness, OverloadLimits, Rate};
 pub use routes::router;
 pub use saved::{LastKnown, SavedInfo};
 pub use state::{
-    AppState, Settings, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION,
+    AppState, Settings, SharedState, DEFAULT_ACCESS_LOG_SAMPLE_RATE, DEFAULT_EVENT_RETENTION,
     DEFAULT_REVISION_CHECK_INTERVAL, DEFAULT_USAGE_FLUSH_INTERVAL,
 };
 pub use streams::{StreamLimits, DEFAULT_STREAM_REPLAY};

@@ -132,9 +132,21 @@ impl Default for Settings {
     }
 }
 
-/// Everything handlers share.
+/// Everything handlers share, behind one `Arc`: axum clones the state for every extractor and
+/// middleware of every request, and one reference count is all such a clone should cost.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct SharedState {
     /// Durable storage.
     pub store: Arc<dyn Store>,
     /// Compiled definitions of every project.
@@ -240,7 +252,7 @@ impl AppState {
             },
         );
         let overrides = OverrideWriter::start(Arc::clone(&store));
-        Ok(AppState {
+        Ok(AppState(Arc::new(SharedState {
             overrides,
             bodies: Arc::new(Bodies::new(
                 settings.max_flags_body_bytes,
@@ -258,7 +270,7 @@ impl AppState {
             verified_keys,
             salts: Arc::new(crate::cookieless::Salts::new(settings.redis.clone())),
             settings: Arc::new(settings),
-        })
+        })))
         .inspect(|state| {
             if state.last_known.serving().is_some() {
                 tokio::spawn(crate::saved::recover(state.clone()));
