@@ -30,6 +30,8 @@ struct Seen {
     stored_failed_while_down: AtomicU64,
     /// Requests answered while the database was down.
     while_down: AtomicU64,
+    /// The node each load worker is waiting on, by worker.
+    in_flight: Mutex<HashMap<usize, String>>,
 }
 
 /// A `vexil serve` on the test's PostgreSQL, saving its definitions in `snapshots`.
@@ -213,8 +215,12 @@ async fn nodes_serve_flags_while_postgres_is_down_and_recover() {
             while !stop.load(Ordering::Acquire) {
                 i += 1;
                 let addr = {
+                    // Noted as in flight under the rotation's lock, so that a node taken out of
+                    // the rotation has every request that picked it noted.
                     let nodes = nodes.lock().unwrap();
-                    nodes[i % nodes.len()].clone()
+                    let addr = nodes[i % nodes.len()].clone();
+                    seen.in_flight.lock().unwrap().insert(worker, addr.clone());
+                    addr
                 };
                 let user = i % USERS;
                 // Half the requests carry the person property: no stored data needed.
@@ -225,6 +231,7 @@ async fn nodes_serve_flags_while_postgres_is_down_and_recover() {
                 }
                 let now = phase.load(Ordering::Acquire);
                 let answer = flags(&client, &addr, &request).await;
+                seen.in_flight.lock().unwrap().remove(&worker);
                 // Up throughout only if it still is: the stop may land mid-request.
                 let now = now.max(phase.load(Ordering::Acquire));
                 seen.requests.fetch_add(1, Ordering::Relaxed);
@@ -344,8 +351,22 @@ async fn nodes_serve_flags_while_postgres_is_down_and_recover() {
 
     // Node c restarts while the database is down: it serves what it saved and says so.
     // Drained first, as a load balancer would: requests cut by the kill are not the point.
+    // A worker may have picked c just before it left the rotation: wait until none waits on it.
     nodes.lock().unwrap().retain(|n| *n != c.addr);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let drained = Instant::now();
+    while seen
+        .in_flight
+        .lock()
+        .unwrap()
+        .values()
+        .any(|a| *a == c.addr)
+    {
+        assert!(
+            drained.elapsed() < Duration::from_secs(30),
+            "requests to c never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drop(c);
     let restarted_at = Instant::now();
     c = node(&pg.url, dirs[2].path());
