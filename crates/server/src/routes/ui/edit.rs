@@ -143,22 +143,6 @@ enum Problem {
     Stale(String, Box<FeatureFlag>),
 }
 
-async fn load(
-    state: &AppState,
-    viewer: Viewer,
-    project: i64,
-    id: i64,
-) -> Result<(Frame, FeatureFlag), UiError> {
-    let frame = Frame::load(state, viewer, Some(ProjectId(project))).await?;
-    let flag = state
-        .store
-        .get_flag(ProjectId(project), id)
-        .await?
-        .filter(|f| !f.deleted)
-        .ok_or(UiError::NotFound)?;
-    Ok((frame, flag))
-}
-
 /// `GET /ui/projects/{project}/flags/{id}/edit[?mode=json]`.
 pub async fn form(
     State(state): State<AppState>,
@@ -166,7 +150,7 @@ pub async fn form(
     Path((project, id)): Path<(i64, i64)>,
     params: Params,
 ) -> Result<Html<String>, UiError> {
-    let (frame, flag) = load(&state, viewer, project, id).await?;
+    let (frame, flag) = Frame::load_with_flag(&state, viewer, ProjectId(project), id).await?;
     let title = format!("Edit {}", flag.key);
     let json = params.non_empty("mode") == Some("json");
     let offered = Offered::load(&state, flag.project_id, Some(flag.id)).await?;
@@ -182,7 +166,7 @@ pub async fn save(
     Path((project, id)): Path<(i64, i64)>,
     form: UiForm,
 ) -> Result<Response, UiError> {
-    let (frame, flag) = load(&state, form.viewer, project, id).await?;
+    let (frame, flag) = Frame::load_with_flag(&state, form.viewer, ProjectId(project), id).await?;
     let draft = Draft::from_form(&form.fields);
     let offered = Offered::load(&state, flag.project_id, Some(flag.id)).await?;
     let title = format!("Edit {}", flag.key);

@@ -201,23 +201,6 @@ pub fn locality_badge(locality: &Locality, detailed: bool) -> Markup {
     }
 }
 
-/// The viewer's flag `id` of project `project` (deleted flags are not shown).
-async fn load_flag(
-    state: &AppState,
-    viewer: Viewer,
-    project: i64,
-    id: i64,
-) -> Result<(Frame, FeatureFlag), UiError> {
-    let frame = Frame::load(state, viewer, Some(ProjectId(project))).await?;
-    let flag = state
-        .store
-        .get_flag(ProjectId(project), id)
-        .await?
-        .filter(|f| !f.deleted)
-        .ok_or(UiError::NotFound)?;
-    Ok((frame, flag))
-}
-
 /// `GET /ui/projects/{project}/flags/{id}[?distinct_id=…]`: the flag, and the "test a user"
 /// answer when a distinct id is given.
 pub async fn detail(
@@ -226,7 +209,7 @@ pub async fn detail(
     Path((project, id)): Path<(i64, i64)>,
     params: Params,
 ) -> Result<Html<String>, UiError> {
-    let (frame, flag) = load_flag(&state, viewer, project, id).await?;
+    let (frame, flag) = Frame::load_with_flag(&state, viewer, ProjectId(project), id).await?;
     let snapshot = state.snapshot(flag.project_id).await?;
     let filters = stored_filters(&flag);
     let calls = last_called(&state, flag.project_id).await?;
@@ -385,7 +368,7 @@ pub async fn confirm_disable(
     viewer: Viewer,
     Path((project, id)): Path<(i64, i64)>,
 ) -> Result<Html<String>, UiError> {
-    let (frame, flag) = load_flag(&state, viewer, project, id).await?;
+    let (frame, flag) = Frame::load_with_flag(&state, viewer, ProjectId(project), id).await?;
     let base = format!("/ui/projects/{project}/flags/{id}");
     let body = html! {
         h1 { "Disable " code { (flag.key) } "?" }
@@ -409,7 +392,7 @@ pub async fn set_active(
     form: UiForm,
     active: bool,
 ) -> Result<Response, UiError> {
-    let (frame, flag) = load_flag(&state, form.viewer, project, id).await?;
+    let (frame, flag) = Frame::load_with_flag(&state, form.viewer, ProjectId(project), id).await?;
     let mut fields = Map::new();
     fields.insert("active".into(), Value::Bool(active));
     let write = flag_input::parse(&fields, false)?;

@@ -4,7 +4,7 @@
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
-use vexil_store::{Access, Project, ProjectId, StoreError};
+use vexil_store::{Access, FeatureFlag, Project, ProjectId, StoreError};
 
 use super::assets;
 use super::session::{Viewer, CSRF_FIELD};
@@ -112,6 +112,24 @@ impl Frame {
             projects,
             current,
         })
+    }
+
+    /// The viewer's frame in `project` and that project's flag `id`: [`UiError::NotFound`]
+    /// when the viewer does not belong to the project or the flag is absent or deleted.
+    pub async fn load_with_flag(
+        state: &AppState,
+        viewer: Viewer,
+        project: ProjectId,
+        id: i64,
+    ) -> Result<(Frame, FeatureFlag), UiError> {
+        let frame = Frame::load(state, viewer, Some(project)).await?;
+        let flag = state
+            .store
+            .get_flag(project, id)
+            .await?
+            .filter(|f| !f.deleted)
+            .ok_or(UiError::NotFound)?;
+        Ok((frame, flag))
     }
 
     /// The current project (pages that have one).
