@@ -54,7 +54,7 @@ trap cleanup EXIT
 
 retry() { "$@" || { echo "ui: retrying: $*" >&2; sleep 3; "$@"; }; }
 say "installing playwright-core and axe-core (tests/ui/package.json) and posthog (Python)"
-cp tests/ui/package.json tests/ui/*.test.mjs "$tmp/"
+cp tests/ui/package.json tests/ui/harness.mjs tests/ui/*.test.mjs "$tmp/"
 (cd "$tmp" && retry npm install -q --no-audit --no-fund >/dev/null) || die "npm install failed"
 python3 -m venv "$tmp/venv" || die "python3 -m venv failed"
 # The posthog version compat.sh pins (tests/compat/clients.json).

@@ -4,63 +4,7 @@
 // project settings (rotating a key refuses the old one at once; SDK snippets). axe-core on every
 // new page at 1280 and 390 px; no console errors. Run by scripts/ui.sh with the same
 // environment as ui.test.mjs. Ends with "ui/admin: N passed, M failed".
-import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
-
-const require = createRequire(import.meta.url);
-const axePath = require.resolve("axe-core/axe.min.js");
-const host = process.env.VEXIL_HOST;
-const token = process.env.VEXIL_TOKEN;
-const password = process.env.VEXIL_ADMIN_PASSWORD;
-const shots = process.env.UI_SCREENSHOTS;
-
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(e && e.stack || e).split("\n").slice(0, 6).join("\n     ")}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-/** axe-core at 1280 px and at 390 px (no serious or critical violation, no sideways scroll). */
-async function axeBoth(page, label) {
-  for (const width of [1280, 390]) {
-    await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
-    await page.addScriptTag({ path: axePath });
-    const result = await page.evaluate(async () => {
-      // eslint-disable-next-line no-undef
-      const r = await axe.run(document, { resultTypes: ["violations"] });
-      return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 3) }));
-    });
-    const serious = result.filter((v) => v.impact === "serious" || v.impact === "critical");
-    assert(serious.length === 0, `${label} at ${width} px: axe violations ${JSON.stringify(serious)}`);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert(overflow <= 0, `${label} at ${width} px: horizontal overflow of ${overflow}px`);
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
-
-/** The flag's value for one person through the published posthog-python SDK. */
-function sdkValue(key, distinctId) {
-  const script = `
-import json, sys
-from posthog import Posthog
-client = Posthog(sys.argv[1], host=sys.argv[2], disable_geoip=True)
-print(json.dumps(client.get_feature_flag(sys.argv[3], sys.argv[4])))
-client.shutdown()
-`;
-  const out = execFileSync(process.env.UI_PYTHON, ["-W", "ignore::DeprecationWarning", "-c", script, token, host, key, distinctId], { encoding: "utf8" });
-  return JSON.parse(out.trim().split("\n").pop());
-}
+import { assert, axeBothWidths, check, finish, host, openBrowser, password, sdkValue, token } from "./harness.mjs";
 
 /** A management-API call with a bearer key. */
 async function api(method, path, key, body) {
@@ -73,23 +17,7 @@ async function api(method, path, key, body) {
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ["--no-sandbox"] });
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: host });
-const problems = [];
-const external = [];
-function watch(page) {
-  page.on("console", (m) => {
-    // A page answered 4xx on purpose (the 409 view) is logged by Chromium as an error too.
-    const own = m.location().url === page.url() && m.text().startsWith("Failed to load resource");
-    if (m.type() === "error" && !own) problems.push(`${page.url()}: ${m.text()} (${m.location().url})`);
-  });
-  page.on("pageerror", (e) => problems.push(`${page.url()}: ${e.message}`));
-  page.on("request", (r) => { if (!r.url().startsWith(host) && !r.url().startsWith("data:")) external.push(r.url()); });
-}
-context.on("page", watch);
-const page = await context.newPage();
-const shot = async (name) => { if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true }); };
+const { browser, page, problems, external, shot } = await openBrowser({ clipboard: true });
 const flagKey = "admin-rollout";
 let projectUrl = "";
 let userKey = "";
@@ -107,7 +35,7 @@ await check("sign in", async () => {
 await check("a personal key is created in the UI and shown once, with a copy button", async () => {
   await page.getByRole("link", { name: "API keys" }).click();
   await page.getByRole("heading", { name: "Personal API keys" }).waitFor();
-  await axeBoth(page, "keys page");
+  await axeBothWidths(page, "keys page");
   await page.getByLabel("Label").fill("ci deploys");
   await page.getByRole("button", { name: "Create key" }).click();
   await page.locator("#new-key").waitFor();
@@ -116,7 +44,7 @@ await check("a personal key is created in the UI and shown once, with a copy but
   await page.getByRole("button", { name: "Copy" }).click();
   await page.getByRole("button", { name: "Copied ✓" }).waitFor();
   assert((await page.evaluate(() => navigator.clipboard.readText())) === userKey, "copied to the clipboard");
-  await axeBoth(page, "keys page with a new key");
+  await axeBothWidths(page, "keys page with a new key");
   await shot("keys");
   await page.goto(`${host}/ui/keys`);
   const listed = await page.locator("ul.cards").textContent();
@@ -158,19 +86,19 @@ await check("the activity page names the key, and an edit's diff names the user"
   assert(text.includes("filters") && text.includes('"rollout_percentage": 100') && text.includes('"rollout_percentage": 0'), `diff: ${text}`);
   const created = await page.locator("ol.activity > li").last().textContent();
   assert(created.includes("with the key") && created.includes("ci deploys"), `the key is named: ${created}`);
-  await axeBoth(page, "flag activity");
+  await axeBothWidths(page, "flag activity");
   await shot("activity");
   await page.goto(`${projectUrl}/activity`);
   await page.getByRole("heading", { name: "Activity", exact: true }).waitFor();
   assert((await page.locator("ol.activity").textContent()).includes(flagKey), "the project log lists the flag");
-  await axeBoth(page, "project activity");
+  await axeBothWidths(page, "project activity");
 });
 
 await check("revert asks for confirmation, writes a new version and /flags follows", async () => {
   await page.goto(`${projectUrl}/flags/${flagId}/activity`);
   await page.locator("ol.activity > li").first().getByRole("link", { name: /^Revert/ }).click();
   await page.getByRole("heading", { name: `Revert this change to ${flagKey}?` }).waitFor();
-  await axeBoth(page, "revert confirmation");
+  await axeBothWidths(page, "revert confirmation");
   await page.getByRole("button", { name: "Revert", exact: true }).click();
   await page.getByRole("heading", { name: `Activity of ${flagKey}` }).waitFor();
   assert(sdkValue(flagKey, "someone") === true, "reverted: true again");
@@ -187,7 +115,7 @@ await check("reverting an entry of a flag changed since shows the 409 view and w
   await page.locator("#conflict").waitFor();
   const text = await page.locator("#conflict").textContent();
   assert(text.includes("version 3"), `the conflict says what is stored: ${text}`);
-  await axeBoth(page, "revert conflict");
+  await axeBothWidths(page, "revert conflict");
   assert(sdkValue(flagKey, "someone") === true, "nothing was written");
   const log = await api("GET", `/api/projects/@current/feature_flags/${flagId}/activity/`, userKey);
   assert(log.body.total_count === 3, `still 3 entries: ${log.body.total_count}`);
@@ -197,7 +125,7 @@ await check("a revoked key is refused by the API at once", async () => {
   await page.goto(`${host}/ui/keys`);
   await page.getByRole("link", { name: "Revoke ci deploys" }).click();
   await page.getByRole("heading", { name: /Revoke the key/ }).waitFor();
-  await axeBoth(page, "revoke confirmation");
+  await axeBothWidths(page, "revoke confirmation");
   await page.getByRole("button", { name: "Revoke ci deploys" }).click();
   await page.getByText("You have no keys.").waitFor();
   const after = await api("GET", "/api/projects/@current/feature_flags/", userKey);
@@ -212,13 +140,13 @@ await check("settings: token with copy, SDK snippets with this host; rotating re
     const code = await page.locator(`#${id}`).textContent();
     assert(code.includes(token) && code.includes(host), `${id}: ${code}`);
   }
-  await axeBoth(page, "settings");
+  await axeBothWidths(page, "settings");
   await shot("settings");
   const rotate = async () => {
     await page.goto(`${projectUrl}/settings`);
     await page.getByRole("link", { name: "Rotate project secret key" }).click();
     await page.getByRole("heading", { name: "Rotate the project secret key?" }).waitFor();
-    await axeBoth(page, "rotate confirmation");
+    await axeBothWidths(page, "rotate confirmation");
     await page.getByRole("button", { name: "Rotate project secret key" }).click();
     await page.locator("#issued-key").waitFor();
     return page.getByLabel("The new key").inputValue();
@@ -228,7 +156,7 @@ await check("settings: token with copy, SDK snippets with this host; rotating re
   assert(first.startsWith("phs_"), first);
   assert((await feed(first)) === 200, "the new secret key reads the feed");
   const second = await rotate();
-  await axeBoth(page, "settings with the new key shown");
+  await axeBothWidths(page, "settings with the new key shown");
   assert((await feed(first)) === 401, "the old one is refused at once");
   assert((await feed(second)) === 200, "the newest works");
 });
@@ -239,5 +167,4 @@ await check("no console errors and no request left the server", async () => {
 });
 
 await browser.close();
-console.log(`ui/admin: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish("ui/admin");

@@ -4,81 +4,9 @@
 // distinct id and by property with every flag's value, the variant sum refusing 90 %, axe-core
 // at 1280 px and 390 px on every new page. Run by scripts/ui.sh (same environment as
 // ui.test.mjs); ends with "ui: N passed, M failed".
-import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { assert, axe, axeBothWidths, check, finish, host, openBrowser, password, python, sdkValue } from "./harness.mjs";
 
-const require = createRequire(import.meta.url);
-const axePath = require.resolve("axe-core/axe.min.js");
-const host = process.env.VEXIL_HOST;
-const token = process.env.VEXIL_TOKEN;
-const password = process.env.VEXIL_ADMIN_PASSWORD;
-const shots = process.env.UI_SCREENSHOTS;
-
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(e && e.stack || e).split("\n").slice(0, 6).join("\n     ")}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-async function axe(page, label) {
-  await page.addScriptTag({ path: axePath });
-  const result = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ["violations"] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 3) }));
-  });
-  const serious = result.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert(serious.length === 0, `${label}: axe violations ${JSON.stringify(serious)}`);
-}
-
-/** Runs a posthog-python snippet with (token, host, ...args); returns its last printed line. */
-function python(script, ...args) {
-  const out = execFileSync(process.env.UI_PYTHON, ["-W", "ignore::DeprecationWarning", "-c", script, token, host, ...args], { encoding: "utf8" });
-  return out.trim().split("\n").pop();
-}
-function sdkValue(key, distinctId, properties = {}) {
-  return JSON.parse(python(`
-import json, sys
-from posthog import Posthog
-client = Posthog(sys.argv[1], host=sys.argv[2], disable_geoip=True)
-print(json.dumps(client.get_feature_flag(sys.argv[3], sys.argv[4], person_properties=json.loads(sys.argv[5]))))
-client.shutdown()
-`, key, distinctId, JSON.stringify(properties)));
-}
-
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ["--no-sandbox"] });
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const problems = [];
-const page = await context.newPage();
-page.on("console", (m) => {
-  const own = m.location().url === page.url() && m.text().startsWith("Failed to load resource");
-  if (m.type() === "error" && !own) problems.push(`${page.url()}: ${m.text()}`);
-});
-page.on("pageerror", (e) => problems.push(`${page.url()}: ${e.message}`));
-const shot = async (name) => { if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true }); };
-/** axe at 1280 px, then at 390 px with no horizontal overflow. */
-async function bothWidths(label) {
-  await axe(page, `${label} at 1280 px`);
-  await page.setViewportSize({ width: 390, height: 844 });
-  try {
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert(overflow <= 0, `${label}: horizontal overflow of ${overflow}px at 390 px`);
-    await axe(page, `${label} at 390 px`);
-  } finally {
-    await page.setViewportSize({ width: 1280, height: 900 });
-  }
-}
+const { browser, page, problems, external, shot } = await openBrowser();
 
 let projectBase = "";
 let proCohort = "";
@@ -136,7 +64,7 @@ await check("a property cohort from the structured editor (key suggestions from 
   proCohort = page.url().split("/").pop().split(/[?#]/)[0];
   assert(/^\d+$/.test(proCohort), page.url());
   assert((await page.getByLabel("Row 1 value (or N)").inputValue()) === "pro", "the row reads back");
-  await bothWidths("cohort page");
+  await axeBothWidths(page, "cohort page");
 });
 
 await check("a behavioural cohort: performed an event at least N times in a window", async () => {
@@ -169,7 +97,7 @@ await check("a static cohort from a CSV upload: a bad line is reported by number
   betaCohort = page.url().split("/").pop().split(/[?#]/)[0];
   await page.getByRole("heading", { name: "Members (2)" }).waitFor();
   await shot("cohort-static");
-  await bothWidths("static cohort page");
+  await axeBothWidths(page, "static cohort page");
 });
 
 await check("flags targeting both cohorts answer in /flags through posthog-python", async () => {
@@ -208,7 +136,7 @@ await check("the cohort list searches by name", async () => {
   await page.goto(`${projectBase}/cohorts`);
   await page.getByText("Showing 1–3 of 3 cohorts").waitFor();
   await shot("cohorts");
-  await bothWidths("cohort list");
+  await axeBothWidths(page, "cohort list");
 });
 
 await check("find a person by distinct id: properties, ids and every flag's value with an explanation link", async () => {
@@ -221,7 +149,7 @@ await check("find a person by distinct id: properties, ids and every flag's valu
   assert(text.includes("true") && text.includes("condition_match"), text);
   assert((await page.locator("td", { hasText: "seats" }).count()) === 1, "properties shown");
   await shot("person");
-  await bothWidths("person page");
+  await axeBothWidths(page, "person page");
   await row.getByRole("link", { name: "Explain ui-pro-cohort for this person" }).click();
   await page.locator(".answer").waitFor();
   assert((await page.locator(".answer").textContent()).includes("condition_match"), "the flag's explanation");
@@ -238,7 +166,7 @@ await check("find persons by a property value", async () => {
   await page.getByLabel("Value", { exact: true }).fill("12");
   await page.getByRole("button", { name: "Find by property" }).click();
   await page.getByText("1 found").waitFor();
-  await bothWidths("person search");
+  await axeBothWidths(page, "person search");
 });
 
 await check("the live variant sum refuses to submit 90 %", async () => {
@@ -269,10 +197,10 @@ await check("deleting a cohort asks first and names the flags that use it", asyn
   await page.getByText("Showing 1–2 of 2 cohorts").waitFor();
 });
 
-await check("no console errors on the new pages", async () => {
-  assert(problems.length === 0, problems.join("; "));
+await check("no console errors on the new pages and no request left the server", async () => {
+  assert(problems.length === 0, `console: ${problems.join("; ")}`);
+  assert(external.length === 0, `external requests: ${external.join(", ")}`);
 });
 
 await browser.close();
-console.log(`ui: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish("ui");

@@ -1,82 +1,10 @@
 // The web UI in a real browser: headless Chromium driven by playwright-core against a live
 // `vexil serve`, axe-core injected on every page, and the published posthog-python SDK checking
-// what the UI wrote. Run by scripts/ui.sh, which provides:
-//   VEXIL_HOST, VEXIL_TOKEN, VEXIL_ADMIN_PASSWORD   the server and the first start's credentials
-//   CHROMIUM                                        the browser executable
-//   UI_PYTHON                                       a python with posthog installed
-//   UI_SCREENSHOTS                                  optional: directory to write screenshots into
-// Prints one line per check and ends with "ui: N passed, M failed".
-import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+// what the UI wrote. Run by scripts/ui.sh (its environment: harness.mjs). Prints one line per
+// check and ends with "ui: N passed, M failed".
+import { assert, axe, check, finish, host, openBrowser, password, sdkValue } from "./harness.mjs";
 
-const require = createRequire(import.meta.url);
-const axePath = require.resolve("axe-core/axe.min.js");
-const host = process.env.VEXIL_HOST;
-const token = process.env.VEXIL_TOKEN;
-const password = process.env.VEXIL_ADMIN_PASSWORD;
-const shots = process.env.UI_SCREENSHOTS;
-
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(e && e.stack || e).split("\n").slice(0, 6).join("\n     ")}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-/** Runs axe-core on the page; throws on any serious or critical violation. */
-async function axe(page, label) {
-  await page.addScriptTag({ path: axePath });
-  const result = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ["violations"] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 3) }));
-  });
-  const serious = result.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert(serious.length === 0, `${label}: axe violations ${JSON.stringify(serious)}`);
-  return result;
-}
-
-/** The flag's value for one person through the published posthog-python SDK. */
-function sdkValue(key, distinctId, properties) {
-  const script = `
-import json, sys
-from posthog import Posthog
-client = Posthog(sys.argv[1], host=sys.argv[2], disable_geoip=True)
-value = client.get_feature_flag(sys.argv[3], sys.argv[4], person_properties=json.loads(sys.argv[5]))
-print(json.dumps(value))
-client.shutdown()
-`;
-  const out = execFileSync(process.env.UI_PYTHON, ["-W", "ignore::DeprecationWarning", "-c", script, token, host, key, distinctId, JSON.stringify(properties)], { encoding: "utf8" });
-  return JSON.parse(out.trim().split("\n").pop());
-}
-
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ["--no-sandbox"] });
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const problems = [];
-const external = [];
-context.on("page", (p) => watch(p));
-function watch(page) {
-  page.on("console", (m) => {
-    // The document's own status (a re-rendered form answered 400/401, which the checks assert)
-    // is logged by Chromium as an error too: that is not a page error.
-    const own = m.location().url === page.url() && m.text().startsWith("Failed to load resource");
-    if (m.type() === "error" && !own) problems.push(`${page.url()}: ${m.text()} (${m.location().url})`);
-  });
-  page.on("pageerror", (e) => problems.push(`${page.url()}: ${e.message}`));
-  page.on("request", (r) => { if (!r.url().startsWith(host) && !r.url().startsWith("data:")) external.push(r.url()); });
-}
-const page = await context.newPage();
-const shot = async (name) => { if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true }); };
+const { browser, context, page, problems, external, shot } = await openBrowser();
 const key = "ui-checkout";
 let flagUrl = "";
 
@@ -282,5 +210,4 @@ await check("no console errors and no request left the server", async () => {
 });
 
 await browser.close();
-console.log(`ui: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish("ui");
