@@ -88,32 +88,7 @@ async fn the_continuity_override_write_is_off_the_request_path() {
         .await
         .unwrap();
     let variant = |body: &Value| body["flags"]["sticky"]["variant"].clone();
-    let (_, own) = app
-        .post(
-            "/flags?v=2",
-            &json!({"token": app.token(), "distinct_id": "user-1"}),
-        )
-        .await;
-    let mut anon = None;
-    for i in 0..200 {
-        let id = format!("anon-{i}");
-        let (_, body) = app
-            .post(
-                "/flags?v=2",
-                &json!({"token": app.token(), "distinct_id": id}),
-            )
-            .await;
-        if variant(&body) != variant(&own) {
-            anon = Some((id, variant(&body)));
-            break;
-        }
-    }
-    let (anon, anon_variant) = anon.expect("some anonymous id lands in another bucket");
-    app.store
-        .apply_person_update(project, &anon, &vexil_store::PersonUpdate::default())
-        .await
-        .unwrap();
-    app.store.identify(project, "user-1", &anon).await.unwrap();
+    let (anon, anon_variant) = app.identify_from_another_bucket("user-1", variant).await;
 
     // The override write takes far longer than the lookup deadline.
     faults

@@ -227,33 +227,8 @@ async fn experience_continuity_keeps_the_anonymous_bucket_after_identify() {
             rec["variant"].clone()
         }
     };
-    // Find an anonymous id whose bucket differs from the identified user's own bucket.
-    let (_, own) = app
-        .post(
-            "/flags?v=2",
-            &json!({"token": app.token(), "distinct_id": "user-1"}),
-        )
-        .await;
-    let mut anon = None;
-    for i in 0..200 {
-        let id = format!("anon-{i}");
-        let (_, body) = app
-            .post(
-                "/flags?v=2",
-                &json!({"token": app.token(), "distinct_id": id}),
-            )
-            .await;
-        if value(&body) != value(&own) {
-            anon = Some((id, value(&body)));
-            break;
-        }
-    }
-    let (anon, anon_value) = anon.expect("some anonymous id lands in another bucket");
-    app.store
-        .apply_person_update(project, &anon, &vexil_store::PersonUpdate::default())
-        .await
-        .unwrap();
-    app.store.identify(project, "user-1", &anon).await.unwrap();
+    // An anonymous id whose bucket differs from the identified user's own bucket.
+    let (anon, anon_value) = app.identify_from_another_bucket("user-1", value).await;
     let (_, body) = app
         .post(
             "/flags?v=2",

@@ -117,6 +117,41 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Experience continuity's setup: an anonymous distinct id whose `value` of the
+    /// `/flags?v=2` answer differs from `identified`'s, stored as a person and then identified
+    /// as `identified`. Returns the anonymous id and its value.
+    pub async fn identify_from_another_bucket(
+        &self,
+        identified: &str,
+        value: impl Fn(&Value) -> Value,
+    ) -> (String, Value) {
+        let project = self.project.project.id;
+        let flags = |id: String| {
+            let body = serde_json::json!({"token": self.token(), "distinct_id": id});
+            async move { self.post("/flags?v=2", &body).await.1 }
+        };
+        let own = value(&flags(identified.to_owned()).await);
+        let mut anon = None;
+        for i in 0..200 {
+            let id = format!("anon-{i}");
+            let theirs = value(&flags(id.clone()).await);
+            if theirs != own {
+                anon = Some((id, theirs));
+                break;
+            }
+        }
+        let (anon, anon_value) = anon.expect("some anonymous id lands in another bucket");
+        self.store
+            .apply_person_update(project, &anon, &vexil_store::PersonUpdate::default())
+            .await
+            .unwrap();
+        self.store
+            .identify(project, identified, &anon)
+            .await
+            .unwrap();
+        (anon, anon_value)
+    }
+
     /// POST raw bytes with the given headers; returns (status, body as JSON or Null).
     pub async fn post_bytes(
         &self,
