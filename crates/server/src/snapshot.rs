@@ -350,25 +350,19 @@ impl ProjectSnapshot {
         for (index, name) in &other.group_type_mapping {
             mapping.entry(index.clone()).or_insert_with(|| name.clone());
         }
-        (mapping != self.group_type_mapping).then(|| ProjectSnapshot {
-            project: self.project.clone(),
-            caught_up_to: self.caught_up_to,
-            compiled: self.compiled.with_group_types(&mapping),
-            revision: self.revision,
-            flags: Arc::clone(&self.flags),
-            cohort_ids: Arc::clone(&self.cohort_ids),
-            cohort_versions: Arc::clone(&self.cohort_versions),
-            remote_configs: Arc::clone(&self.remote_configs),
-            group_type_mapping: mapping,
-            feed: OnceLock::new(),
-            counters: OnceLock::new(),
-        })
+        (mapping != self.group_type_mapping).then(|| self.with_group_type_mapping(mapping))
     }
 
     /// This snapshot with group type `index` named `name`.
     fn with_group_type(&self, index: i64, name: &str) -> ProjectSnapshot {
         let mut mapping = self.group_type_mapping.clone();
         mapping.insert(index.to_string(), name.to_owned());
+        self.with_group_type_mapping(mapping)
+    }
+
+    /// This snapshot with another group type mapping (nothing is recompiled: flags refer to
+    /// group types by index); the feed is rebuilt on first read.
+    fn with_group_type_mapping(&self, mapping: BTreeMap<String, String>) -> ProjectSnapshot {
         ProjectSnapshot {
             project: self.project.clone(),
             caught_up_to: self.caught_up_to,
