@@ -17,10 +17,8 @@ use sqlx::{Connection, PgConnection};
 
 #[path = "support/pg.rs"]
 mod pg;
-#[path = "support/sse.rs"]
-mod sse;
 
-use sse::Sse;
+use vexil_testkit::sse::Sse;
 
 const FLAGS: &str = "/api/projects/@current/feature_flags/";
 const COHORTS: &str = "/api/projects/@current/cohorts/";

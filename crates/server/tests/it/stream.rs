@@ -9,108 +9,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use vexil_server::{Settings, StreamLimits};
 
+use vexil_testkit::sse::{Event, Sse};
+
 use crate::support::TestApp;
 
 const FLAGS: &str = "/api/projects/@current/feature_flags/";
 const COHORTS: &str = "/api/projects/@current/cohorts/";
-
-/// One server-sent event as a client sees it.
-#[derive(Debug, Clone, PartialEq)]
-struct Event {
-    event: String,
-    id: Option<String>,
-    data: String,
-}
-
-impl Event {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap()
-    }
-}
-
-/// An open stream, parsed line by line as the SSE spec says.
-struct Sse {
-    response: reqwest::Response,
-    buffer: String,
-    /// Comment lines seen so far.
-    comments: Vec<String>,
-}
-
-impl Sse {
-    async fn open(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut request = app.client.get(app.url(path));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "text/event-stream",
-            "{path}"
-        );
-        Sse {
-            response,
-            buffer: String::new(),
-            comments: Vec::new(),
-        }
-    }
-
-    /// The next event (comments are recorded and skipped), waiting at most 10 s.
-    async fn next(&mut self) -> Event {
-        tokio::time::timeout(Duration::from_secs(10), self.read())
-            .await
-            .expect("no event within 10 s")
-    }
-
-    /// Whether an event arrives within `wait`.
-    async fn quiet_for(&mut self, wait: Duration) -> Option<Event> {
-        tokio::time::timeout(wait, self.read()).await.ok()
-    }
-
-    async fn read(&mut self) -> Event {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = Event {
-                    event: "message".into(),
-                    id: None,
-                    data: String::new(),
-                };
-                let mut has_data = false;
-                for line in block.lines() {
-                    if let Some(comment) = line.strip_prefix(':') {
-                        self.comments.push(comment.trim().to_owned());
-                    } else if let Some((field, value)) = line.split_once(": ") {
-                        match field {
-                            "event" => event.event = value.to_owned(),
-                            "id" => event.id = Some(value.to_owned()),
-                            "data" => {
-                                if has_data {
-                                    event.data.push('\n');
-                                }
-                                event.data.push_str(value);
-                                has_data = true;
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                if has_data {
-                    return event;
-                }
-                continue;
-            }
-            let chunk = self
-                .response
-                .chunk()
-                .await
-                .unwrap()
-                .expect("the stream ended");
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-}
 
 fn definitions_stream(app: &TestApp) -> String {
     format!("/flags/definitions/stream?token={}", app.token())
@@ -180,12 +84,12 @@ async fn definitions_stream_sends_the_payload_then_each_change_and_replays_what_
     let (etag, body) = definitions(&app).await;
 
     let mut stream = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app))],
     )
     .await;
-    assert_eq!(stream.response.headers()["etag"], etag.as_str());
+    assert_eq!(stream.headers()["etag"], etag.as_str());
     let payload = stream.next().await;
     assert_full_payload(&payload, &etag, &body);
     let connected_at: i64 = payload.id.clone().unwrap().parse().unwrap();
@@ -231,8 +135,8 @@ async fn definitions_stream_sends_the_payload_then_each_change_and_replays_what_
     // Reconnecting with Last-Event-ID: exactly those three, in order, then live again.
     let last = seen.to_string();
     let mut stream = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app)), ("last-event-id", &last)],
     )
     .await;
@@ -273,8 +177,8 @@ async fn definitions_stream_sends_the_payload_then_each_change_and_replays_what_
     // The latest id: nothing to replay. No id: the full payload.
     let latest = live.id.unwrap();
     let mut stream = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app)), ("last-event-id", &latest)],
     )
     .await;
@@ -282,8 +186,8 @@ async fn definitions_stream_sends_the_payload_then_each_change_and_replays_what_
     let (etag_now, body_now_2) = definitions(&app).await;
     assert_ne!(body_now, body_now_2);
     let mut fresh = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app))],
     )
     .await;
@@ -301,8 +205,8 @@ async fn a_last_event_id_older_than_the_replay_ring_gets_the_full_payload() {
     })
     .await;
     let mut stream = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app))],
     )
     .await;
@@ -315,8 +219,8 @@ async fn a_last_event_id_older_than_the_replay_ring_gets_the_full_payload() {
     let (etag, body) = definitions(&app).await;
     // The ring holds the last two: from the first change on, they replay.
     let mut replayed = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app)), ("last-event-id", &ids[0])],
     )
     .await;
@@ -327,8 +231,8 @@ async fn a_last_event_id_older_than_the_replay_ring_gets_the_full_payload() {
     assert_eq!(keys, [json!("b"), json!("c")]);
     // From before the first change: too old, the full payload instead.
     let mut full = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app)), ("last-event-id", &start)],
     )
     .await;
@@ -347,8 +251,8 @@ async fn idle_streams_get_heartbeats_and_shutdown_ends_them() {
     })
     .await;
     let mut stream = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &secret(&app))],
     )
     .await;
@@ -378,7 +282,7 @@ async fn idle_streams_get_heartbeats_and_shutdown_ends_them() {
         .await
         .expect("shutdown waited for the stream");
     let rest = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(_chunk) = stream.response.chunk().await.ok().flatten() {}
+        stream.until_closed().await;
     })
     .await;
     assert!(rest.is_ok(), "the stream did not end");
@@ -434,8 +338,8 @@ async fn streams_need_the_definitions_keys_and_are_capped() {
     // The personal key works too (as for /flags/definitions).
     let personal = format!("Bearer {}", app.personal_key());
     let mut open = Sse::open(
-        &app,
-        &definitions_stream(&app),
+        &app.client,
+        &app.url(&definitions_stream(&app)),
         &[("authorization", &personal)],
     )
     .await;
@@ -494,7 +398,7 @@ async fn ofrep_bulk_responses_advertise_a_stream_of_refetch_evaluation_events() 
     assert_eq!(uri, format!("/ofrep/v1/stream?token={}", app.token()));
 
     // The provider connects to origin + requestUri, without headers (as EventSource does).
-    let mut stream = Sse::open(&app, &uri, &[]).await;
+    let mut stream = Sse::open(&app.client, &app.url(&uri), &[]).await;
     patch_flag(&app, id, json!({"active": false})).await;
     let event = stream.next().await;
     let (etag, _) = definitions(&app).await;
@@ -512,20 +416,25 @@ async fn ofrep_bulk_responses_advertise_a_stream_of_refetch_evaluation_events() 
     // Two changes missed: one refetchEvaluation (the latest) on reconnect, none without news.
     patch_flag(&app, id, json!({"active": true})).await;
     create_flag(&app, "other").await;
-    let mut stream = Sse::open(&app, &uri, &[("last-event-id", &seen)]).await;
+    let mut stream = Sse::open(&app.client, &app.url(&uri), &[("last-event-id", &seen)]).await;
     let resumed = stream.next().await;
     assert_eq!(resumed.json()["type"], "refetchEvaluation");
     assert!(stream.quiet_for(Duration::from_millis(300)).await.is_none());
     let mut idle = Sse::open(
-        &app,
-        &uri,
+        &app.client,
+        &app.url(&uri),
         &[("last-event-id", resumed.id.as_deref().unwrap())],
     )
     .await;
     assert!(idle.quiet_for(Duration::from_millis(300)).await.is_none());
     // The token may come in a header instead.
     let auth = format!("Bearer {}", app.token());
-    let mut by_header = Sse::open(&app, "/ofrep/v1/stream", &[("authorization", &auth)]).await;
+    let mut by_header = Sse::open(
+        &app.client,
+        &app.url("/ofrep/v1/stream"),
+        &[("authorization", &auth)],
+    )
+    .await;
     create_flag(&app, "third").await;
     assert_eq!(by_header.next().await.json()["type"], "refetchEvaluation");
 }
