@@ -788,39 +788,31 @@ mod tests {
         let mut f = vec![("mode".to_owned(), "form".to_owned())];
         let mut push = |k: &str, v: &str| f.push((k.to_owned(), v.to_owned()));
         push("aggregation", &r.aggregation);
+        let spare = Row {
+            kind: "person".into(),
+            operator: "exact".into(),
+            ..Row::default()
+        };
+        let push_row = |push: &mut dyn FnMut(&str, &str), g: usize, row: &Row| {
+            push("row_group", &g.to_string());
+            push("row_shape", &row.shape);
+            push("row_type", &row.kind);
+            push("row_key", &row.key);
+            push("row_operator", &row.operator);
+            push("row_value", &row.value);
+            push("row_group_type", &row.group_type);
+            push("row_cohort", &row.cohort);
+        };
         for (g, group) in r.groups.iter().enumerate() {
-            let spare = Row {
-                kind: "person".into(),
-                operator: "exact".into(),
-                ..Row::default()
-            };
             for row in group.rows.iter().chain([&spare]) {
-                push("row_group", &g.to_string());
-                push("row_shape", &row.shape);
-                push("row_type", &row.kind);
-                push("row_key", &row.key);
-                push("row_operator", &row.operator);
-                push("row_value", &row.value);
-                push("row_group_type", &row.group_type);
-                push("row_cohort", &row.cohort);
+                push_row(&mut push, g, row);
             }
             push("group_rollout", &group.rollout);
             push("group_variant", &group.variant);
             push("group_spare", "0");
         }
-        // The spare condition set, left blank.
-        push("row_group", &r.groups.len().to_string());
-        for name in [
-            "row_shape",
-            "row_key",
-            "row_value",
-            "row_group_type",
-            "row_cohort",
-        ] {
-            push(name, "");
-        }
-        push("row_type", "person");
-        push("row_operator", "exact");
+        // The spare condition set, left blank: one spare row.
+        push_row(&mut push, r.groups.len(), &spare);
         push("group_rollout", "");
         push("group_variant", "");
         push("group_spare", "1");
