@@ -36,6 +36,16 @@ impl Page {
         rest[..rest.find('"').unwrap()].to_owned()
     }
 
+    /// The version an edit form carries (its optimistic-concurrency token).
+    fn version(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"version\" value=\"")
+            .expect("an edit form with a version");
+        let rest = &self.body[at + "name=\"version\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
     fn cookie(&self, name: &str) -> Option<String> {
         self.set_cookies
             .iter()
@@ -742,18 +752,16 @@ async fn assets_are_embedded_and_cached() {
 
 /// Saves the edit form of `page` (its CSRF token and version) with `name` and `filters`.
 async fn save_edit(
-    app: &TestApp,
     browser: &Browser<'_>,
     edit: &str,
     page: &Page,
     name: &str,
     filters: &str,
 ) -> Page {
-    save_edit_as(app, browser, edit, page, "pricing", name, filters).await
+    save_edit_as(browser, edit, page, "pricing", name, filters).await
 }
 
 async fn save_edit_as(
-    app: &TestApp,
     browser: &Browser<'_>,
     edit: &str,
     page: &Page,
@@ -761,32 +769,23 @@ async fn save_edit_as(
     name: &str,
     filters: &str,
 ) -> Page {
-    let version = page
-        .body
-        .split("name=\"version\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let version = page.version();
     let csrf = page.csrf();
-    let body = form(&[
-        ("csrf", &csrf),
-        ("version", &version),
-        ("key", key),
-        ("name", name),
-        ("active", "on"),
-        ("evaluation_runtime", "all"),
-        ("evaluation_tags", ""),
-        ("filters", filters),
-    ]);
-    let req = browser
-        .client
-        .post(app.url(edit))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    browser.send(req, None).await
+    browser
+        .post(
+            edit,
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("key", key),
+                ("name", name),
+                ("active", "on"),
+                ("evaluation_runtime", "all"),
+                ("evaluation_tags", ""),
+                ("filters", filters),
+            ],
+        )
+        .await
 }
 
 #[tokio::test]
@@ -819,10 +818,10 @@ async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
         "the stored filters"
     );
     let bob_page = bob.get(&edit).await;
-    let bob_saved = save_edit(&app, &bob, &edit, &bob_page, "Bob's name", everyone).await;
+    let bob_saved = save_edit(&bob, &edit, &bob_page, "Bob's name", everyone).await;
     assert_eq!(bob_saved.status, 303, "{}", bob_saved.body);
 
-    let stale = save_edit(&app, &ann, &edit, &ann_page, "Ann's name", half).await;
+    let stale = save_edit(&ann, &edit, &ann_page, "Ann's name", half).await;
     assert_eq!(stale.status, 409, "{}", stale.body);
     assert!(stale
         .body
@@ -839,7 +838,7 @@ async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
     );
 
     // Re-apply: the conflict page's form carries the stored version.
-    let reapplied = save_edit(&app, &ann, &edit, &stale, "Ann's name", half).await;
+    let reapplied = save_edit(&ann, &edit, &stale, "Ann's name", half).await;
     assert_eq!(reapplied.status, 303, "{}", reapplied.body);
     let stored = app.store.get_flag(project, id).await.unwrap().unwrap();
     assert_eq!(stored.name, "Ann's name");
@@ -848,11 +847,10 @@ async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
 
     // Errors at their field: JSON that does not parse, and the API's own 400 on filters.
     let page = ann.get(&format!("{edit}?mode=json")).await;
-    let broken = save_edit(&app, &ann, &edit, &page, "x", "{nope").await;
+    let broken = save_edit(&ann, &edit, &page, "x", "{nope").await;
     assert_eq!(broken.status, 400);
     assert!(broken.body.contains("id=\"filters-error\""));
     let over = save_edit(
-        &app,
         &ann,
         &edit,
         &page,
@@ -945,15 +943,7 @@ fn structured(
     groups: &[(&str, &str)],
     extra: &[(&str, &str)],
 ) -> String {
-    let version = page
-        .body
-        .split("name=\"version\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let version = page.version();
     let csrf = page.csrf();
     let mut fields: Vec<(&str, &str)> = vec![
         ("csrf", &csrf),
@@ -1103,16 +1093,7 @@ async fn the_structured_form_edits_conditions_and_keeps_what_it_cannot_show() {
     assert!(page.body.contains("id=\"json-only\""), "{}", page.body);
     assert!(!page.body.contains("Condition 1 filter 1 key"));
     let filters_text = serde_json::to_string(&before).unwrap();
-    let renamed = save_edit_as(
-        &app,
-        &browser,
-        &edit,
-        &page,
-        "checkout",
-        "Renamed",
-        &filters_text,
-    )
-    .await;
+    let renamed = save_edit_as(&browser, &edit, &page, "checkout", "Renamed", &filters_text).await;
     assert_eq!(renamed.status, 303, "{}", renamed.body);
     let after = app.store.get_flag(project, id).await.unwrap().unwrap();
     assert_eq!(after.name, "Renamed");
