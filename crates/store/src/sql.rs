@@ -46,6 +46,18 @@ pub(crate) fn is_fk_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
+/// For `map_err` on a write whose foreign key names `entity`: a violation means the `entity` is
+/// missing (`NotFound`); any other error is passed on.
+pub(crate) fn or_missing(entity: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| {
+        if is_fk_violation(&e) {
+            StoreError::NotFound { entity }
+        } else {
+            e.into()
+        }
+    }
+}
+
 /// Property keys from `(group type index, key, backend type name, count)` rows: one entry per
 /// key and source with the most common type's kind and the total count, most common first.
 pub(crate) fn property_keys(rows: Vec<(Option<i64>, String, String, u64)>) -> Vec<PropertyKey> {

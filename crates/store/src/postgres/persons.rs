@@ -126,13 +126,7 @@ pub(super) async fn create(
     .bind(created_at)
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| {
-        if super::is_fk_violation(&e) {
-            StoreError::NotFound { entity: "project" }
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(crate::sql::or_missing("project"))?;
     for d in distinct_ids {
         attach(conn, project, id, d).await?;
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::{bump_revision, count, is_fk_violation, json, micros, time, Db};
+use super::{bump_revision, count, json, micros, time, Db};
 use crate::Revised;
 use crate::{Cohort, CohortUpdate, Listing, NewCohort, Page, ProjectId, Result, StoreError};
 
@@ -48,13 +48,7 @@ pub(super) async fn create(db: &Db, project: ProjectId, new: &NewCohort) -> Resu
     .bind(micros(cohort.updated_at))
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| {
-        if is_fk_violation(&e) {
-            StoreError::NotFound { entity: "project" }
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(crate::sql::or_missing("project"))?;
     bump_revision(&mut tx, project, Revised::Cohort(cohort.id)).await?;
     tx.commit().await?;
     Ok(cohort)

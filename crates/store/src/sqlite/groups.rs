@@ -61,13 +61,7 @@ pub(super) async fn save(
     .bind(micros(now))
     .execute(&mut *conn)
     .await
-    .map_err(|e| {
-        if super::is_fk_violation(&e) {
-            StoreError::NotFound { entity: "project" }
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(crate::sql::or_missing("project"))?;
     Ok(())
 }
 

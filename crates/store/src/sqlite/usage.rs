@@ -8,7 +8,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{micros, placeholders, time, Db};
 use crate::usage::{fold, Source};
-use crate::{Day, EvaluationCount, ProjectId, Result, StoreError, UsageDay};
+use crate::{Day, EvaluationCount, ProjectId, Result, UsageDay};
 
 /// Counts one stored `$feature_flag_called` call on its day (inside the event's transaction).
 pub(super) async fn add_call(
@@ -41,13 +41,7 @@ async fn add(
     .bind(count)
     .execute(&mut *conn)
     .await
-    .map_err(|e| {
-        if super::is_fk_violation(&e) {
-            StoreError::NotFound { entity: "project" }
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(crate::sql::or_missing("project"))?;
     Ok(())
 }
 
