@@ -788,6 +788,58 @@ async fn save_edit_as(
         .await
 }
 
+/// The edit form carries the fields beside the filters: experience continuity, evaluation
+/// runtime and evaluation tags are stored as sent, and what the form shows is what is stored.
+#[tokio::test]
+async fn the_edit_form_sets_continuity_runtime_and_tags() {
+    let app = TestApp::spawn().await;
+    let project = app.project.project.id;
+    let id = app
+        .put_flag(
+            "pricing",
+            json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
+        )
+        .await;
+    add_user(&app, "ann@example.com", vec![project]).await;
+    let mut ann = Browser::new(&app);
+    ann.sign_in("ann@example.com", PASSWORD).await;
+    let edit = format!("/ui/projects/{project}/flags/{id}/edit");
+    let page = ann.get(&format!("{edit}?mode=json")).await;
+    let (csrf, version) = (page.csrf(), page.version());
+    let saved = ann
+        .post(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("key", "pricing"),
+                ("name", "Pricing"),
+                ("active", "on"),
+                ("ensure_experience_continuity", "on"),
+                ("evaluation_runtime", "server"),
+                ("evaluation_tags", " web, checkout ,"),
+                (
+                    "filters",
+                    r#"{"groups": [{"properties": [], "rollout_percentage": 100}]}"#,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stored = app.store.get_flag(project, id).await.unwrap().unwrap();
+    assert!(stored.ensure_experience_continuity);
+    assert_eq!(stored.evaluation_runtime.as_str(), "server");
+    assert_eq!(stored.evaluation_tags, ["web", "checkout"]);
+    let shown = ann.get(&edit).await;
+    assert!(
+        shown
+            .body
+            .contains("name=\"evaluation_tags\" value=\"web, checkout\""),
+        "{}",
+        shown.body
+    );
+}
+
 #[tokio::test]
 async fn a_stale_edit_shows_the_conflict_and_can_be_re_applied() {
     let app = TestApp::spawn().await;
