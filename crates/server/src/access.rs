@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::Body as _;
@@ -89,41 +89,72 @@ pub async fn observe(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let started = Instant::now();
-    let id = match req.headers().get(&REQUEST_ID) {
-        Some(id) if valid_request_id(id) => id.clone(),
-        _ => {
-            let id = new_request_id();
-            // Handlers (the `/flags` envelope's `requestId`) read the same id.
-            req.headers_mut().insert(REQUEST_ID.clone(), id.clone());
-            id
-        }
-    };
-    let method = req.method().clone();
+    let observed = Observed::start(&mut req);
     let mut response = next.run(req).await;
-    let elapsed = started.elapsed();
     let route = response.extensions().get::<Route>().cloned();
-    let route = route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.0.as_str());
-    let status = response.status();
-    metrics.route(route).record(&method, status, elapsed);
-    // Every server error is logged, except shed requests: the shed metrics count them.
-    let failed = status.is_server_error() && response.extensions().get::<Shed>().is_none();
-    if failed || metrics.access.sampled() {
-        let project = response.extensions().get::<LoggedProject>().map(|p| p.0);
-        tracing::info!(
-            target: TARGET,
-            request_id = id.to_str().unwrap_or_default(),
-            method = %method,
-            route,
-            status = status.as_u16(),
-            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            bytes = response.body().size_hint().exact(),
-            project = project.map(|p| p.0),
-            "request"
-        );
-    }
-    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    observed.finish(
+        &metrics,
+        route.as_ref().map(|r| r.0.as_str()),
+        &mut response,
+    );
     response
+}
+
+/// One request under observation: what [`observe`] keeps from the request for its response.
+/// The connection's direct `/flags` path ([`crate::routes::App`]) observes with it too.
+#[derive(Debug)]
+pub struct Observed {
+    started: Instant,
+    id: HeaderValue,
+    method: Method,
+}
+
+impl Observed {
+    /// Starts the clock and gives `req` its request id: the client's when valid, else a new
+    /// one, set on the request's headers for the handler (the `/flags` envelope's
+    /// `requestId`) to read.
+    pub fn start<B>(req: &mut axum::http::Request<B>) -> Self {
+        let started = Instant::now();
+        let id = match req.headers().get(&REQUEST_ID) {
+            Some(id) if valid_request_id(id) => id.clone(),
+            _ => {
+                let id = new_request_id();
+                req.headers_mut().insert(REQUEST_ID.clone(), id.clone());
+                id
+            }
+        };
+        Observed {
+            started,
+            id,
+            method: req.method().clone(),
+        }
+    }
+
+    /// Times the request into `route`'s histogram (no route: the unmatched one), writes its
+    /// access-log event when sampled or a server error, and echoes the request id.
+    pub fn finish(self, metrics: &Metrics, route: Option<&str>, response: &mut Response) {
+        let elapsed = self.started.elapsed();
+        let route = route.unwrap_or(UNMATCHED_ROUTE);
+        let status = response.status();
+        metrics.route(route).record(&self.method, status, elapsed);
+        // Every server error is logged, except shed requests: the shed metrics count them.
+        let failed = status.is_server_error() && response.extensions().get::<Shed>().is_none();
+        if failed || metrics.access.sampled() {
+            let project = response.extensions().get::<LoggedProject>().map(|p| p.0);
+            tracing::info!(
+                target: TARGET,
+                request_id = self.id.to_str().unwrap_or_default(),
+                method = %self.method,
+                route,
+                status = status.as_u16(),
+                duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                bytes = response.body().size_hint().exact(),
+                project = project.map(|p| p.0),
+                "request"
+            );
+        }
+        response.headers_mut().insert(REQUEST_ID.clone(), self.id);
+    }
 }
 
 /// A client's request id is kept if it is 1–128 characters of `A–Z a–z 0–9 - _ . : /`: enough

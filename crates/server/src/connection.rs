@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderValue};
-use axum::Router;
 use futures_util::task::AtomicWaker;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -29,9 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
-use tower::ServiceExt as _;
 
 use crate::overload::{self, Overload, ReadyWait};
+use crate::routes::App;
 
 /// Limits on every connection.
 #[derive(Debug, Clone)]
@@ -60,7 +59,7 @@ impl Default for ConnectionLimits {
 /// refused here, before the router.
 pub async fn run(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: &ConnectionLimits,
     overload: Arc<Overload>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -103,10 +102,10 @@ pub async fn run(
                 .insert(axum::extract::ConnectInfo(peer));
             let app = app.clone();
             async move {
-                match shed {
-                    Some(refusal) => Ok(refusal),
-                    None => app.oneshot(req).await,
-                }
+                Ok::<_, std::convert::Infallible>(match shed {
+                    Some(refusal) => refusal,
+                    None => app.serve(req).await,
+                })
             }
         });
         let stream = ReadTimed::new(stream, ready_wait.clone());

@@ -113,7 +113,14 @@ pub async fn serve(
         streams.close();
     };
     let overload = Arc::clone(&state.overload);
-    let served = connection::run(listener, router(state), &limits, overload, shutdown).await;
+    let served = connection::run(
+        listener,
+        routes::App::new(state),
+        &limits,
+        overload,
+        shutdown,
+    )
+    .await;
     propagation.abort();
     if let Some(saver) = saver {
         saver.abort();

@@ -24,7 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use vexil_cache::Redis;
 use vexil_store::ProjectId;
 
@@ -309,34 +309,49 @@ fn is_evaluation(path: &str) -> bool {
 pub struct Shed;
 
 /// The 503 of a shed evaluation.
+impl IntoResponse for Shed {
+    fn into_response(self) -> Response {
+        shed_response()
+    }
+}
+
+/// The 503 of a shed evaluation, marked [`Shed`].
 pub(crate) fn shed_response() -> Response {
     let mut response = ApiError::overloaded().into_response();
     response.extensions_mut().insert(Shed);
     response
 }
 
-/// Middleware of the evaluation routes: runs the request if an in-flight slot is free and the
-/// runtime is not running late, else answers 503 at once. (The share shed for saturation is
-/// refused earlier, by the connection layer: [`Overload::sheds_at_admission`].)
+/// Middleware of the evaluation routes: runs the request if [`Overload::admit`] lets it in,
+/// else answers 503 at once.
 pub async fn shed(State(overload): State<Arc<Overload>>, req: Request, next: Next) -> Response {
-    if overload.lag.as_ref().is_some_and(Lag::late) {
-        overload
-            .refusals
-            .shed_queue_delay
-            .fetch_add(1, Ordering::Relaxed);
-        return shed_response();
-    }
-    let Some(slots) = &overload.in_flight else {
-        return next.run(req).await;
-    };
-    match slots.try_acquire() {
+    match overload.admit() {
         Ok(_slot) => next.run(req).await,
-        Err(_) => {
-            overload
-                .refusals
-                .shed_in_flight
+        Err(shed) => shed.into_response(),
+    }
+}
+
+impl Overload {
+    /// An evaluation's way in: its in-flight slot (none without an in-flight cap), held until
+    /// dropped, or [`Shed`] (a 503) when the runtime runs late or every slot is taken. (The
+    /// share shed for saturation is refused earlier, by the connection layer:
+    /// [`Overload::sheds_at_admission`].)
+    pub fn admit(&self) -> Result<Option<SemaphorePermit<'_>>, Shed> {
+        if self.lag.as_ref().is_some_and(Lag::late) {
+            self.refusals
+                .shed_queue_delay
                 .fetch_add(1, Ordering::Relaxed);
-            shed_response()
+            return Err(Shed);
+        }
+        let Some(slots) = &self.in_flight else {
+            return Ok(None);
+        };
+        match slots.try_acquire() {
+            Ok(slot) => Ok(Some(slot)),
+            Err(_) => {
+                self.refusals.shed_in_flight.fetch_add(1, Ordering::Relaxed);
+                Err(Shed)
+            }
         }
     }
 }

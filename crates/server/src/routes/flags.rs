@@ -3,7 +3,7 @@
 //! needs, and projected into the requested response shape. `GET` answers the minimal response,
 //! `HEAD` an empty 200, `OPTIONS` a 204.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
@@ -23,15 +23,23 @@ const ALLOW: &str = "GET, POST, OPTIONS, HEAD";
 
 /// The methods of `/flags` and `/decide` (the path picks the response shapes).
 pub fn methods() -> MethodRouter<AppState> {
-    post(evaluate)
+    post(|State(state): State<AppState>, req: Request| serve(state, req))
         .get(minimal)
         .head(|| async { (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]) })
         .options(|| async { (StatusCode::NO_CONTENT, [(header::ALLOW, ALLOW)]) })
         .fallback(refuse(ALLOW, "Use POST to evaluate flags."))
 }
 
-/// `POST`: evaluate every flag the request may see.
-async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
+/// `POST`: evaluate every flag the request may see. The connection calls this directly
+/// ([`super::App`]); the router's `POST` route, for in-process callers, calls it too.
+pub async fn serve(state: AppState, req: Request) -> Response {
+    match FlagsCall::from_request(req, &state).await {
+        Ok(call) => evaluate(&state, call).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn evaluate(state: &AppState, call: FlagsCall) -> Response {
     let FlagsCall {
         endpoint,
         mut request,
@@ -56,7 +64,7 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
         );
     }
     if request.distinct_id.as_deref() == Some(SENTINEL) {
-        match cookieless_id(&state, &endpoint, &request, &client, snapshot.project.id.0).await {
+        match cookieless_id(state, &endpoint, &request, &client, snapshot.project.id.0).await {
             Ok(id) => request.distinct_id = Some(id),
             Err(e) => return e.into_response(),
         }
@@ -74,7 +82,7 @@ async fn evaluate(State(state): State<AppState>, call: FlagsCall) -> Response {
         .into_response();
     };
 
-    let stored = stored_inputs(&state, &snapshot, &request, distinct_id, now).await;
+    let stored = stored_inputs(state, &snapshot, &request, distinct_id, now).await;
     let filter = FlagFilter::with_detected(&request, &endpoint.query, endpoint.detected_runtime);
     let evaluation = snapshot.evaluate(&request, Some(&filter), &stored, now);
     state.metrics.count_evaluations(&snapshot, &evaluation);
