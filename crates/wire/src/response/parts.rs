@@ -18,6 +18,9 @@ pub(super) struct RecordParts {
     pub(super) metadata_v3: Box<[u8]>,
     /// `,"has_experiment":true` or `false`.
     pub(super) has_experiment: &'static [u8],
+    /// A `?v=2` record's end when it has no payload: `metadata_v2`, `null`, `has_experiment`
+    /// and the two closing braces.
+    pub(super) metadata_v2_without_payload: Box<[u8]>,
     /// Each stored payload's JSON, by the address of its value in the compiled flag (what a
     /// result's `payload` borrows from). Addresses are compared, never followed.
     payloads: Box<[(usize, Box<[u8]>)]>,
@@ -49,15 +52,20 @@ impl RecordParts {
                 (address(value), json.into_boxed_slice())
             })
             .collect();
+        let metadata_v2 = ids("");
+        let has_experiment: &'static [u8] = if flag.has_experiment() {
+            b",\"has_experiment\":true"
+        } else {
+            b",\"has_experiment\":false"
+        };
         RecordParts {
             head: head.into_boxed_slice(),
-            metadata_v2: ids(""),
+            metadata_v2_without_payload: [&metadata_v2[..], b"null", has_experiment, b"}}"]
+                .concat()
+                .into_boxed_slice(),
+            metadata_v2,
             metadata_v3: ids(",\"config_version\":1"),
-            has_experiment: if flag.has_experiment() {
-                b",\"has_experiment\":true"
-            } else {
-                b",\"has_experiment\":false"
-            },
+            has_experiment,
             payloads,
         }
     }

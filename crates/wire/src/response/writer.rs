@@ -73,9 +73,11 @@ impl FlagsResponse<'_, '_> {
 fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>, parts: &RecordParts) {
     let rec = FlagRecord::from_result(r);
     out.extend_from_slice(&parts.head);
-    out.extend_from_slice(b",\"enabled\":");
-    push_bool(out, rec.enabled);
-    out.extend_from_slice(b",\"variant\":");
+    out.extend_from_slice(if rec.enabled {
+        b",\"enabled\":true,\"variant\":"
+    } else {
+        b",\"enabled\":false,\"variant\":"
+    });
     match rec.variant {
         Some(v) => push_str(out, v),
         None => out.extend_from_slice(b"null"),
@@ -84,10 +86,16 @@ fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>, parts: &RecordParts) {
         out.extend_from_slice(b",\"failed\":true");
     }
     push_reason(out, &r.reason);
-    out.extend_from_slice(&parts.metadata_v2);
-    push_payload(out, rec.metadata.payload, parts);
-    out.extend_from_slice(parts.has_experiment);
-    out.extend_from_slice(b"}}");
+    match rec.metadata.payload {
+        // Most records: the metadata through the record's end, written once per flag.
+        None => out.extend_from_slice(&parts.metadata_v2_without_payload),
+        Some(payload) => {
+            out.extend_from_slice(&parts.metadata_v2);
+            push_payload(out, Some(payload), parts);
+            out.extend_from_slice(parts.has_experiment);
+            out.extend_from_slice(b"}}");
+        }
+    }
 }
 
 /// `"key":` and one typed record, in [`TypedRecord`]'s field order.
@@ -128,6 +136,10 @@ fn push_payload(out: &mut Vec<u8>, payload: Option<&Value>, parts: &RecordParts)
 /// `,"reason":{…}` of either record.
 fn push_reason(out: &mut Vec<u8>, reason: &Reason) {
     let parts = ReasonParts::of(reason);
+    if let (None, Some(whole)) = (reason.condition_index, &parts.without_index) {
+        out.extend_from_slice(whole);
+        return;
+    }
     out.extend_from_slice(&parts.head);
     match reason.condition_index {
         Some(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
@@ -153,6 +165,8 @@ struct ReasonParts {
     head: Box<[u8]>,
     /// `,"description":"…"}`; `None` when the description counts the condition.
     tail: Option<Box<[u8]>>,
+    /// The whole reason when it has no condition index: `head`, `null` and `tail` joined.
+    without_index: Option<Box<[u8]>>,
 }
 
 impl ReasonParts {
@@ -175,9 +189,13 @@ impl ReasonParts {
                     tail.push(b'}');
                     tail.into_boxed_slice()
                 });
+                let without_index = tail
+                    .as_ref()
+                    .map(|tail| [&head[..], b"null", &tail[..]].concat().into_boxed_slice());
                 all.push(ReasonParts {
                     head: head.into_boxed_slice(),
                     tail,
+                    without_index,
                 });
             }
         }
