@@ -174,6 +174,45 @@ impl Decoder {
         }
     }
 
+    /// [`Decoder::decode_text`], with `skim` reading from the text what decides whether to go
+    /// on (a token). When the body is its own text — JSON, not compressed, valid UTF-8 under
+    /// the cap — `skim` runs on it first, and when it answers it has read one complete JSON
+    /// document (a skim must answer `None` otherwise), so the JSON check, a pass of its own, is
+    /// not repeated. Otherwise the body is decoded and checked as by `decode_text` and skimmed
+    /// after. Either way the text is what `decode_text` returns.
+    pub fn decode_text_skimmed<'a, S>(
+        &self,
+        encoding: BodyEncoding<'_>,
+        body: &'a [u8],
+        skim: impl Fn(&JsonText<'_>) -> Option<S>,
+    ) -> Result<(JsonText<'a>, Option<S>), DecodeError> {
+        if let Some(text) = self.plain_json(encoding, body) {
+            let text = JsonText {
+                text: Cow::Borrowed(text),
+            };
+            if let Some(skimmed) = skim(&text) {
+                return Ok((text, Some(skimmed)));
+            }
+        }
+        let text = self.decode_text(encoding, body)?;
+        let skimmed = skim(&text);
+        Ok((text, skimmed))
+    }
+
+    /// `body` as text when [`Decoder::decode_text`] would take it as it is (before checking
+    /// that it is JSON): a JSON content type, no compression, under the cap, valid UTF-8.
+    fn plain_json<'a>(&self, encoding: BodyEncoding<'_>, body: &'a [u8]) -> Option<&'a str> {
+        let compression = encoding.compression.and_then(Compression::from_param);
+        let plain = matches!(content_kind(encoding.content_type), Ok(ContentKind::Json))
+            && compression != Some(Compression::Unsupported)
+            && codec(encoding, compression, body).is_none()
+            && self.check_size(body.len()).is_ok();
+        if !plain {
+            return None;
+        }
+        std::str::from_utf8(body).ok()
+    }
+
     /// Whether decoding `body` allocates a text as large as the cap: true when it is compressed
     /// (by parameter, header or magic bytes). Other decodings produce at most the body's size.
     pub fn inflates(encoding: BodyEncoding<'_>, body: &[u8]) -> bool {

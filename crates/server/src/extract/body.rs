@@ -99,6 +99,28 @@ pub async fn read_json<T>(
     query: &FlagsQuery,
     accept: impl FnOnce(&JsonText<'_>) -> Result<T, ApiError>,
 ) -> Result<(HeaderMap, T, Value), ApiError> {
+    read_json_skimmed(
+        req,
+        state,
+        endpoint,
+        query,
+        |_| None::<()>,
+        |text, _| accept(text),
+    )
+    .await
+}
+
+/// [`read_json`] with a skim of the text for `accept` (see
+/// [`Decoder::decode_text_skimmed`]): a plain JSON body that the skim reads whole is not
+/// checked by a pass of its own.
+pub async fn read_json_skimmed<S, T>(
+    req: Request,
+    state: &AppState,
+    endpoint: Endpoint,
+    query: &FlagsQuery,
+    skim: impl Fn(&JsonText<'_>) -> Option<S>,
+    accept: impl FnOnce(&JsonText<'_>, Option<S>) -> Result<T, ApiError>,
+) -> Result<(HeaderMap, T, Value), ApiError> {
     let RawBody {
         headers,
         bytes,
@@ -107,11 +129,11 @@ pub async fn read_json<T>(
     let decoder = state.bodies.decoder(endpoint);
     let encoding = body_encoding(&headers, query);
     reserve_decoding(&mut reservation, decoder, encoding, &bytes).await?;
-    let text = decoder
-        .decode_text(encoding, &bytes)
+    let (text, skimmed) = decoder
+        .decode_text_skimmed(encoding, &bytes, skim)
         .map_err(decode_error)?;
     reservation.shrink_to(bytes.len() + if text.is_owned() { text.len() } else { 0 });
-    let accepted = accept(&text)?;
+    let accepted = accept(&text, skimmed)?;
     let json = text.parse().map_err(decode_error)?;
     Ok((headers, accepted, json))
 }

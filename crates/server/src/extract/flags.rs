@@ -2,17 +2,19 @@
 //! query asks for, the request id, the runtime the headers suggest, and — for a POST — the
 //! decoded body as a [`FlagsRequest`] with its project resolved from the token.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use vexil_wire::decode::JsonText;
 use vexil_wire::request::{
     EffectiveQuery, EvaluationRuntime, FlagsQuery, FlagsRequest, ResponseShape, RuntimeHints,
 };
 
-use super::body::read_json;
+use super::body::read_json_skimmed;
 use crate::address::client_address;
 use crate::budget::Endpoint;
 use crate::error::ApiError;
@@ -108,8 +110,9 @@ impl FromRequest<AppState> for FlagsCall {
             origin: req.headers().get(header::ORIGIN).cloned(),
             user_agent: req.headers().get(header::USER_AGENT).cloned(),
         };
-        let (_, snapshot, json) = read_json(req, state, Endpoint::Flags, &endpoint.query, |text| {
-            let token = FlagsRequest::token_of(text)
+        let accept = |text: &JsonText<'_>, skimmed: Option<Result<Option<String>, _>>| {
+            let token = skimmed
+                .unwrap_or_else(|| FlagsRequest::token_of(text).map(|t| t.map(Cow::into_owned)))
                 .map_err(|e| ApiError::invalid(format!("Invalid request: {e}.")))?
                 .ok_or_else(|| {
                     ApiError::not_authenticated(
@@ -122,7 +125,15 @@ impl FromRequest<AppState> for FlagsCall {
                 )
             })?;
             Ok(snapshot)
-        })
+        };
+        let (_, snapshot, json) = read_json_skimmed(
+            req,
+            state,
+            Endpoint::Flags,
+            &endpoint.query,
+            FlagsRequest::skim_token,
+            accept,
+        )
         .await?;
         // After the body is parsed (the token check above is synchronous): one shared bucket
         // round trip with Redis.

@@ -152,6 +152,21 @@ impl FlagsRequest {
         Ok(token)
     }
 
+    /// [`FlagsRequest::token_of`] as a skim for [`Decoder::decode_text_skimmed`]: the token
+    /// (owned) or the token's type error, which `token_of` can only report once it has read the
+    /// whole document; `None` where `token_of` fails otherwise — a syntax error or a body that
+    /// is not an object — so that the caller takes the decoder's checked path and asks
+    /// `token_of` of its text.
+    ///
+    /// [`Decoder::decode_text_skimmed`]: crate::decode::Decoder::decode_text_skimmed
+    pub fn skim_token(text: &JsonText<'_>) -> Option<Result<Option<String>, RequestError>> {
+        match Self::token_of(text) {
+            Ok(token) => Some(Ok(token.map(Cow::into_owned))),
+            Err(RequestError::Field(e)) => Some(Err(e.into())),
+            Err(RequestError::NotAnObject) => None,
+        }
+    }
+
     /// The token, if one was sent and is non-empty.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref().filter(|t| !t.is_empty())

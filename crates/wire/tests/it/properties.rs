@@ -1,5 +1,6 @@
 //! Properties: no input panics the decoder or the parsers, and decoding round-trips.
 
+use base64::Engine as _;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use vexil_engine::evaluate;
@@ -227,6 +228,46 @@ proptest! {
             (Err(e), Ok(_)) => prop_assert!(false, "skim failed ({e}) where parse succeeded"),
             (Ok(_), Err(_)) => {}
         }
+    }
+
+    /// The one-pass decode of `/flags` bodies (`decode_text_skimmed` with the token skim)
+    /// decodes to the same text and settles on the same token, or fails the same way, as
+    /// decoding, checking and then skimming: on JSON with and without a token, JSON cut short
+    /// or with a bare `NaN`, arrays, base64 and arbitrary bytes, under every content type and
+    /// compression.
+    #[test]
+    fn the_skimmed_decode_agrees_with_decoding_then_skimming(
+        value in prop_oneof![json_value(), with_tokens(&["token", "api_key", "$token"]).prop_map(Value::Object)],
+        mangle in 0u8..6,
+        at in any::<prop::sample::Index>(),
+        bytes in prop::collection::vec(any::<u8>(), 0..64),
+        content_type in content_type(),
+        compression in compression(),
+    ) {
+        let text = serde_json::to_string(&value).unwrap();
+        let body: Vec<u8> = match mangle {
+            0 => text.into_bytes(),
+            1 => text.as_bytes()[..at.index(text.len() + 1)].to_vec(),
+            2 => text.replacen(':', ":NaN,\"x\":", 1).into_bytes(),
+            3 => format!("[{text}]").into_bytes(),
+            4 => base64::engine::general_purpose::STANDARD.encode(&text).into_bytes(),
+            _ => bytes,
+        };
+        let enc = BodyEncoding { content_type, content_encoding: None, compression };
+        let decoder = Decoder::default();
+        let owned = |t: Result<Option<std::borrow::Cow<'_, str>>, _>| t.map(|t| t.map(|t| t.into_owned()));
+        let checked = decoder
+            .decode_text(enc, &body)
+            .map(|text| (text.as_str().to_owned(), owned(FlagsRequest::token_of(&text))))
+            .map_err(|e| e.to_string());
+        let skimmed = decoder
+            .decode_text_skimmed(enc, &body, FlagsRequest::skim_token)
+            .map(|(text, skimmed)| {
+                let token = skimmed.unwrap_or_else(|| owned(FlagsRequest::token_of(&text)));
+                (text.as_str().to_owned(), token)
+            })
+            .map_err(|e| e.to_string());
+        prop_assert_eq!(skimmed, checked);
     }
 
     #[test]
