@@ -41,7 +41,9 @@ use crate::state::AppState;
 /// id, route histogram, access log), the panic guard, the public CORS policy, the evaluation
 /// shed ([`overload::Overload::admit`]) and the handler ([`flags::serve`]) — without the
 /// router's per-request service clones, boxed futures and route lookup, which cost this
-/// request about a fifth of its CPU time (BENCHMARKS.md, "The direct `/flags` path").
+/// request about a fifth of its CPU time (BENCHMARKS.md, "The direct `/flags` path"). The
+/// router's body limit is not among the steps: it only bounds axum's body extractors, and the
+/// handler reads its body under its own limit ([`crate::extract::body::read`]).
 #[derive(Clone)]
 pub struct App(Arc<Parts>);
 
