@@ -55,6 +55,14 @@ impl Page {
 }
 
 impl<'a> Browser<'a> {
+    /// A browser signed in as `email`, a new member of the app's project.
+    async fn member(app: &'a TestApp, email: &str) -> Browser<'a> {
+        add_user(app, email, vec![app.project.project.id]).await;
+        let mut browser = Browser::new(app);
+        browser.sign_in(email, PASSWORD).await;
+        browser
+    }
+
     fn new(app: &'a TestApp) -> Self {
         Browser {
             app,
@@ -388,9 +396,7 @@ async fn the_kill_switch_confirms_then_disables_and_names_the_user() {
             json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
         )
         .await;
-    add_user(&app, "ops@example.com", vec![project]).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in("ops@example.com", PASSWORD).await;
+    let browser = Browser::member(&app, "ops@example.com").await;
     let page = format!("/ui/projects/{project}/flags/{id}");
 
     let detail = browser.get(&page).await;
@@ -460,9 +466,7 @@ async fn the_kill_switch_confirms_then_disables_and_names_the_user() {
 async fn the_editor_creates_what_flags_serves_and_shows_400s_at_their_field() {
     let app = TestApp::spawn().await;
     let project = app.project.project.id;
-    add_user(&app, "dev@example.com", vec![project]).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in("dev@example.com", PASSWORD).await;
+    let browser = Browser::member(&app, "dev@example.com").await;
     let new = format!("/ui/projects/{project}/flags/new");
     let csrf = browser.get(&new).await.csrf();
     // What the structured form submits: one condition set with one filter (its spare row and
@@ -648,9 +652,7 @@ async fn test_a_user_explains_a_match_and_a_non_match() {
         )
         .await
         .unwrap();
-    add_user(&app, "support@example.com", vec![project]).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in("support@example.com", PASSWORD).await;
+    let browser = Browser::member(&app, "support@example.com").await;
     let page = format!("/ui/projects/{project}/flags/{id}");
 
     let typed = browser
@@ -800,9 +802,7 @@ async fn the_edit_form_sets_continuity_runtime_and_tags() {
             json!({"groups": [{"properties": [], "rollout_percentage": 100}]}),
         )
         .await;
-    add_user(&app, "ann@example.com", vec![project]).await;
-    let mut ann = Browser::new(&app);
-    ann.sign_in("ann@example.com", PASSWORD).await;
+    let ann = Browser::member(&app, "ann@example.com").await;
     let edit = format!("/ui/projects/{project}/flags/{id}/edit");
     let page = ann.get(&format!("{edit}?mode=json")).await;
     let (csrf, version) = (page.csrf(), page.version());
@@ -1039,9 +1039,7 @@ async fn the_structured_form_edits_conditions_and_keeps_what_it_cannot_show() {
             ], "rollout_percentage": 100}]}),
         )
         .await;
-    add_user(&app, "pm@example.com", vec![project]).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in("pm@example.com", PASSWORD).await;
+    let browser = Browser::member(&app, "pm@example.com").await;
     let edit = format!("/ui/projects/{project}/flags/{id}/edit");
     let post = |body: String| {
         browser.send(
