@@ -52,6 +52,8 @@ pub struct CompiledProject {
     pub(crate) group_types: BTreeMap<i64, Box<str>>,
     /// Whether any flag reads another (otherwise evaluation order is definition order).
     pub(crate) has_dependencies: bool,
+    /// Whether any flag is limited to one evaluation runtime.
+    limits_runtime: bool,
     /// The property keys the flags and cohorts read, by id.
     pub(crate) keys: KeyTable,
     requirements: Arc<Requirements>,
@@ -513,6 +515,11 @@ impl CompiledProject {
             && flags
                 .iter()
                 .any(|f| matches!(&f.body, FlagBody::Rules(r) if !r.deps.is_empty()));
+        // A scan, not a count kept across changes: it stops at the first limited flag, and
+        // the passes above are linear too.
+        let limits_runtime = compiled
+            .iter()
+            .any(|f| f.runtime() != EvaluationRuntime::All);
         sources.compiled = compiled;
         sources.readers = readers;
         CompiledProject {
@@ -522,6 +529,7 @@ impl CompiledProject {
             cohorts,
             group_types,
             has_dependencies,
+            limits_runtime,
             keys,
             requirements,
             sources,
@@ -541,6 +549,13 @@ impl CompiledProject {
     /// What the project's behavioural cohorts count (empty when none is behavioural).
     pub fn behaviors(&self) -> &crate::behavior::Behaviors {
         &self.cohorts.behaviors
+    }
+
+    /// Whether any flag is limited to one evaluation runtime ([`CompiledFlag::runtime`] is not
+    /// [`EvaluationRuntime::All`]). When none is, which runtime a request evaluates for changes
+    /// nothing, and a caller can skip detecting it.
+    pub fn limits_runtime(&self) -> bool {
+        self.limits_runtime
     }
 
     /// The stored data evaluations of this project can read.

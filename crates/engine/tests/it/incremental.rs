@@ -46,8 +46,13 @@ fn op() -> impl Strategy<Value = Op> {
             // Mostly the flag's own key; sometimes another flag's (a rename, maybe a repeat).
             prop::option::weighted(0.2, prop::sample::select(vec!["flag-0", "flag-1", "flag-2", "x"])),
             prop::bool::weighted(0.15),
+            prop::option::weighted(0.3, prop::sample::select(vec!["server", "client", "all", "toaster"])),
         )
-            .prop_map(|(def, key, deleted)| Op::Put(definition(def, key, deleted))),
+            .prop_map(|(def, key, deleted, runtime)| {
+                let mut def = definition(def, key, deleted);
+                def.evaluation_runtime = runtime.map(str::to_owned);
+                Op::Put(def)
+            }),
         1 => (0i64..6).prop_map(Op::Remove),
         1 => prop::sample::select(vec![
             BTreeMap::new(),
@@ -141,6 +146,7 @@ proptest! {
             let full = CompiledProject::compile(&defs);
             prop_assert_eq!(shape(&project), shape(&full), "after {:?}", op);
             prop_assert_eq!(project.requirements(), full.requirements());
+            prop_assert_eq!(project.limits_runtime(), full.limits_runtime(), "after {:?}", op);
             prop_assert_eq!(render(&project, &ctx), render(&full, &ctx));
             let live: Vec<&FlagDefinition> = defs.flags.iter().filter(|d| !d.deleted).collect();
             prop_assert_eq!(project.definitions().collect::<Vec<_>>(), live);

@@ -33,8 +33,9 @@ pub struct FlagsEndpoint {
     pub shape: ResponseShape,
     /// A valid UUID from `X-Request-Id`, else a new v4.
     pub request_id: String,
-    /// The runtime detected from `User-Agent` and browser headers; `None` when unknown.
-    pub detected_runtime: Option<EvaluationRuntime>,
+    /// Whether the request carries a header only browsers send (`Origin`, `Referer`,
+    /// `Sec-Fetch-*`): with the `User-Agent`, what the runtime is detected from.
+    pub browser_headers: bool,
 }
 
 impl FlagsEndpoint {
@@ -51,7 +52,9 @@ impl FlagsEndpoint {
             effective,
             query,
             request_id: request_id(headers),
-            detected_runtime: EvaluationRuntime::detect(&runtime_hints(headers)),
+            browser_headers: ["origin", "referer", "sec-fetch-mode", "sec-fetch-site"]
+                .iter()
+                .any(|h| headers.contains_key(*h)),
         }
     }
 }
@@ -82,6 +85,21 @@ pub struct FlagsCall {
     pub snapshot: Arc<ProjectSnapshot>,
     /// Who sent it, for GeoIP and cookieless hashing.
     pub client: Client,
+}
+
+impl FlagsCall {
+    /// The runtime the request's `User-Agent` and browser headers suggest; `None` when they
+    /// cannot tell. Scans the `User-Agent`, so callers ask only when it matters.
+    pub fn detected_runtime(&self) -> Option<EvaluationRuntime> {
+        EvaluationRuntime::detect(&RuntimeHints {
+            user_agent: self
+                .client
+                .user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok()),
+            has_browser_headers: self.endpoint.browser_headers,
+        })
+    }
 }
 
 /// What a `/flags` request says about its sender beyond the body.
@@ -149,17 +167,6 @@ impl FromRequest<AppState> for FlagsCall {
             snapshot,
             client,
         })
-    }
-}
-
-fn runtime_hints(headers: &HeaderMap) -> RuntimeHints<'_> {
-    RuntimeHints {
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-        has_browser_headers: ["origin", "referer", "sec-fetch-mode", "sec-fetch-site"]
-            .iter()
-            .any(|h| headers.contains_key(*h)),
     }
 }
 

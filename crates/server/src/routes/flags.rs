@@ -40,6 +40,13 @@ pub async fn serve(state: AppState, req: Request) -> Response {
 }
 
 async fn evaluate(state: &AppState, call: FlagsCall) -> Response {
+    // Which runtime the client evaluates for matters only when a flag is limited to one.
+    let limits_runtime = call.snapshot.compiled.limits_runtime();
+    let detected_runtime = if limits_runtime && call.request.evaluation_runtime.is_none() {
+        call.detected_runtime()
+    } else {
+        None
+    };
     let FlagsCall {
         endpoint,
         mut request,
@@ -83,8 +90,9 @@ async fn evaluate(state: &AppState, call: FlagsCall) -> Response {
     };
 
     let stored = stored_inputs(state, &snapshot, &request, distinct_id, now).await;
-    let filter = FlagFilter::with_detected(&request, &endpoint.query, endpoint.detected_runtime);
-    let evaluation = snapshot.evaluate(&request, Some(&filter), &stored, now);
+    let filter = FlagFilter::with_detected(&request, &endpoint.query, detected_runtime);
+    let filter = (limits_runtime || !filter.keeps_every_unlimited_flag()).then_some(&filter);
+    let evaluation = snapshot.evaluate(&request, filter, &stored, now);
     state.metrics.count_evaluations(&snapshot, &evaluation);
 
     let response = FlagsResponse::from_results(

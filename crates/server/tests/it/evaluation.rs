@@ -434,3 +434,82 @@ async fn stored_group_properties_are_found_for_numeric_group_keys() {
     }
     app.stop().await;
 }
+
+/// A flag limited to one runtime is served only to requests that evaluate for it: the body's
+/// `evaluation_runtime`, else the runtime the `User-Agent` and browser headers suggest; a
+/// request whose runtime cannot be told sees only the flags for every runtime. While no flag
+/// is limited, every request sees every flag (the server then skips detecting the runtime),
+/// and a flag limited or freed by a PATCH takes effect on the next request.
+#[tokio::test]
+async fn runtime_limited_flags_are_served_to_their_runtime() {
+    use reqwest::Method;
+    const FLAGS: &str = "/api/projects/@current/feature_flags/";
+    let app = TestApp::spawn().await;
+    let create = |key: &'static str, runtime: &'static str| {
+        let body = json!({"key": key, "filters": {"groups": [{"rollout_percentage": 100}]},
+                          "evaluation_runtime": runtime});
+        let app = &app;
+        async move {
+            let (status, body) = app.api(Method::POST, FLAGS, Some(&body)).await;
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_i64().unwrap()
+        }
+    };
+    let set_runtime = |id: i64, runtime: &'static str| {
+        let app = &app;
+        async move {
+            let path = format!("{FLAGS}{id}/");
+            let body = json!({"evaluation_runtime": runtime});
+            let (status, body) = app.api(Method::PATCH, &path, Some(&body)).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    // The keys of the flags `/flags?v=2` serves to a request with these headers and body fields.
+    let seen = |headers: &'static [(&'static str, &'static str)], fields: serde_json::Value| {
+        let app = &app;
+        async move {
+            let mut body = json!({"token": app.token(), "distinct_id": "u"});
+            for (k, v) in fields.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let mut headers = headers.to_vec();
+            headers.push(("content-type", "application/json"));
+            let (status, body) = app
+                .post_bytes("/flags?v=2", &headers, body.to_string().into_bytes())
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let mut keys: Vec<String> =
+                body["flags"].as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        }
+    };
+    const PYTHON: &[(&str, &str)] = &[("user-agent", "posthog-python/6.7.0")];
+    const BROWSER: &[(&str, &str)] = &[("user-agent", "Mozilla/5.0 (X11; Linux) Chrome/120.0")];
+    const ORIGIN: &[(&str, &str)] = &[("origin", "https://app.example.com")];
+
+    create("anywhere", "all").await;
+    let backend = create("backend", "all").await;
+    for headers in [&[][..], PYTHON, BROWSER] {
+        assert_eq!(seen(headers, json!({})).await, ["anywhere", "backend"]);
+    }
+
+    set_runtime(backend, "server").await;
+    let frontend = create("frontend", "client").await;
+    assert_eq!(seen(&[], json!({})).await, ["anywhere"], "unknown runtime");
+    assert_eq!(seen(PYTHON, json!({})).await, ["anywhere", "backend"]);
+    assert_eq!(seen(BROWSER, json!({})).await, ["anywhere", "frontend"]);
+    assert_eq!(seen(ORIGIN, json!({})).await, ["anywhere", "frontend"]);
+    let explicit = json!({"evaluation_runtime": "client"});
+    assert_eq!(seen(PYTHON, explicit).await, ["anywhere", "frontend"]);
+    let every = json!({"evaluation_runtime": "all"});
+    assert_eq!(seen(&[], every).await, ["anywhere", "backend", "frontend"]);
+
+    set_runtime(backend, "all").await;
+    set_runtime(frontend, "all").await;
+    assert_eq!(
+        seen(&[], json!({})).await,
+        ["anywhere", "backend", "frontend"]
+    );
+    app.stop().await;
+}

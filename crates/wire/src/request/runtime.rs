@@ -44,6 +44,15 @@ impl<'a> FlagFilter<'a> {
         }
     }
 
+    /// Whether the filter keeps every flag that may be evaluated in any runtime: it has no
+    /// survey-only switch and no context tags. In a project without runtime-limited flags
+    /// ([`CompiledProject::limits_runtime`]) such a filter keeps every flag.
+    ///
+    /// [`CompiledProject::limits_runtime`]: vexil_engine::CompiledProject::limits_runtime
+    pub fn keeps_every_unlimited_flag(&self) -> bool {
+        !self.survey_only && self.evaluation_contexts.is_none_or(<[String]>::is_empty)
+    }
+
     /// Whether the request may see `flag`.
     pub fn keeps(&self, flag: &CompiledFlag) -> bool {
         if self.survey_only && !flag.key().starts_with("survey-targeting-") {
