@@ -3,10 +3,18 @@
 //! and kept in the flag's memo ([`CompiledFlag::memo`]), so that writing a record copies them
 //! instead of escaping and formatting them again for every request.
 
-use serde_json::Value;
-use vexil_engine::CompiledFlag;
+use std::sync::OnceLock;
 
-use super::writer::{push_str, push_value};
+use serde_json::Value;
+use vexil_engine::{CompiledFlag, FlagResult};
+
+use super::writer::{push_str, push_value, write_record};
+use super::FlagRecord;
+
+/// How many whole `?v=2` records a flag keeps: a flag has few outcomes (each condition's match
+/// or rollout miss, each variant, no match), and an outcome past the last slot is written
+/// from the parts as before.
+const RECORD_SLOTS: usize = 8;
 
 /// A compiled flag's constant record parts, in wire form.
 pub(super) struct RecordParts {
@@ -24,6 +32,41 @@ pub(super) struct RecordParts {
     /// Each stored payload's JSON, by the address of its value in the compiled flag (what a
     /// result's `payload` borrows from). Addresses are compared, never followed.
     payloads: Box<[(usize, Box<[u8]>)]>,
+    /// Whole `?v=2` records (`"key":{…}`), each made the first time its outcome is written.
+    records: [OnceLock<Record>; RECORD_SLOTS],
+}
+
+/// What a `?v=2` record says beyond its flag's constant parts: the record is a function of
+/// the flag and this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Outcome<'a> {
+    enabled: bool,
+    failed: bool,
+    variant: Option<&'a str>,
+    /// The reason's code and detail, by index, and its condition index.
+    reason: (usize, usize, Option<usize>),
+    /// The payload's position among the flag's stored payloads.
+    payload: Option<usize>,
+}
+
+/// One whole record and the outcome it was written for.
+#[derive(Debug)]
+struct Record {
+    outcome: Outcome<'static>,
+    /// The outcome's variant (`outcome.variant` is `None`: it would borrow from a result).
+    variant: Option<Box<str>>,
+    json: Box<[u8]>,
+}
+
+impl Record {
+    fn is_for(&self, outcome: &Outcome<'_>) -> bool {
+        self.variant.as_deref() == outcome.variant
+            && self.outcome
+                == Outcome {
+                    variant: None,
+                    ..*outcome
+                }
+    }
 }
 
 impl RecordParts {
@@ -67,16 +110,58 @@ impl RecordParts {
             metadata_v3: ids(",\"config_version\":1"),
             has_experiment,
             payloads,
+            records: Default::default(),
         }
+    }
+
+    /// `r`'s whole `?v=2` record, written from the parts the first time its outcome comes up
+    /// and copied after that; `None` when the flag's slots hold other outcomes, or when the
+    /// payload is not one of the flag's stored payloads.
+    pub(super) fn record(&self, r: &FlagResult<'_>) -> Option<&[u8]> {
+        let rec = FlagRecord::from_result(r);
+        let payload = match rec.metadata.payload {
+            None => None,
+            Some(p) => Some(self.payload_position(p)?),
+        };
+        let outcome = Outcome {
+            enabled: rec.enabled,
+            failed: rec.failed,
+            variant: rec.variant,
+            reason: (
+                r.reason.code.index(),
+                r.reason.detail.index(),
+                r.reason.condition_index,
+            ),
+            payload,
+        };
+        for slot in &self.records {
+            let record = slot.get_or_init(|| {
+                let mut json = Vec::new();
+                write_record(&mut json, r, self);
+                Record {
+                    outcome: Outcome {
+                        variant: None,
+                        ..outcome
+                    },
+                    variant: outcome.variant.map(Box::from),
+                    json: json.into_boxed_slice(),
+                }
+            });
+            if record.is_for(&outcome) {
+                return Some(&record.json);
+            }
+        }
+        None
     }
 
     /// The JSON of `payload`, one of this flag's stored payloads; `None` for any other value.
     pub(super) fn payload(&self, payload: &Value) -> Option<&[u8]> {
+        self.payload_position(payload).map(|i| &*self.payloads[i].1)
+    }
+
+    fn payload_position(&self, payload: &Value) -> Option<usize> {
         let at = address(payload);
-        self.payloads
-            .iter()
-            .find(|(a, _)| *a == at)
-            .map(|(_, json)| &**json)
+        self.payloads.iter().position(|(a, _)| *a == at)
     }
 }
 

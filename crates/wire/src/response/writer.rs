@@ -69,8 +69,17 @@ impl FlagsResponse<'_, '_> {
     }
 }
 
-/// `"key":` and one record, in [`FlagRecord`]'s field order.
+/// `"key":` and one record: a copy of the whole record when the flag has one for this
+/// outcome ([`RecordParts::record`]), else written from the parts.
 fn push_record(out: &mut Vec<u8>, r: &FlagResult<'_>, parts: &RecordParts) {
+    match parts.record(r) {
+        Some(record) => out.extend_from_slice(record),
+        None => write_record(out, r, parts),
+    }
+}
+
+/// `"key":` and one record, in [`FlagRecord`]'s field order, from the flag's parts.
+pub(super) fn write_record(out: &mut Vec<u8>, r: &FlagResult<'_>, parts: &RecordParts) {
     let rec = FlagRecord::from_result(r);
     out.extend_from_slice(&parts.head);
     out.extend_from_slice(if rec.enabled {

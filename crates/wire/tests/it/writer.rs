@@ -1,5 +1,6 @@
 //! The direct `/flags?v=2` writer is byte-identical to serde serialisation, for any flags, also
-//! when it writes from the record parts an earlier response left in each flag's memo.
+//! when it writes from the record parts and whole records earlier responses left in each
+//! flag's memo.
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -24,7 +25,7 @@ fn payload() -> impl Strategy<Value = Value> {
 }
 
 fn flag() -> impl Strategy<Value = Value> {
-    (text(), text(), payload(), payload(), 0u8..8, any::<bool>(), -5i64..100_000)
+    (text(), text(), payload(), payload(), 0u8..10, any::<bool>(), -5i64..100_000)
         .prop_map(|(key, variant, payload, other_payload, kind, experiment, id)| {
             let filters = match kind {
                 // Enabled boolean with a payload.
@@ -44,6 +45,18 @@ fn flag() -> impl Strategy<Value = Value> {
                 6 => json!({"aggregation_group_type_index": 0, "groups": [{}]}),
                 // The second condition matches ("Matched condition set 2").
                 7 => json!({"groups": [{"properties": [{"key": "x", "value": "nope"}]}, {}]}),
+                // Twelve variants, more than a flag keeps whole records for: later outcomes
+                // are written from the parts.
+                8 => {
+                    let variants: Vec<Value> = (0..12)
+                        .map(|i| json!({"key": format!("{variant}{i}"), "rollout_percentage": if i < 4 { 9 } else { 8 }}))
+                        .collect();
+                    json!({"groups": [{"rollout_percentage": 90}], "multivariate": {"variants": variants},
+                           "payloads": {format!("{variant}3"): payload}})
+                }
+                // Users out of the first condition's rollout match the second: records that
+                // differ only in the condition index.
+                9 => json!({"groups": [{"rollout_percentage": 50}, {}], "payloads": {"true": payload}}),
                 // Disabled by targeting.
                 2 => json!({"groups": [{"properties": [{"key": "x", "value": "nope"}]}]}),
                 // Broken: failed record.
@@ -76,9 +89,11 @@ proptest! {
             minimal_flag_called_events: minimal,
             config: config.then_some(&config_fields),
         };
-        // Later users are written from the parts the first one's response memoised.
-        for user in ["user", "u2", "u3", "u4"] {
-            let eval = evaluate(&project, &Context::new(user, chrono::DateTime::UNIX_EPOCH));
+        // Later users are written from the parts and the whole records earlier responses
+        // memoised.
+        for user in 0..24 {
+            let user = format!("user-{user}");
+            let eval = evaluate(&project, &Context::new(&user, chrono::DateTime::UNIX_EPOCH));
             for shape in [ResponseShape::FlagsV3, ResponseShape::FlagsV2, ResponseShape::FlagsV1, ResponseShape::DecideV1, ResponseShape::DecideV2] {
                 let body = FlagsResponse::new(shape, &eval, envelope);
                 let mut direct = Vec::new();
