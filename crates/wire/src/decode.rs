@@ -403,8 +403,9 @@ impl<'a> JsonText<'a> {
         Ok(value)
     }
 
-    /// Parses the document.
-    pub fn parse(&self) -> Result<Value, DecodeError> {
+    /// Parses the document: into a [`Value`], or a type that reads it the same way (such as
+    /// [`FlagsBody`](crate::request::FlagsBody)).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, DecodeError> {
         serde_json::from_str(&self.text).map_err(|_| DecodeError::InvalidJson)
     }
 }

@@ -11,6 +11,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap};
 use bytes::BytesMut;
 use http_body::Body as _;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use vexil_wire::decode::{BodyEncoding, DecodeError, Decoder, JsonText};
 use vexil_wire::request::FlagsQuery;
@@ -112,15 +113,16 @@ pub async fn read_json<T>(
 
 /// [`read_json`] with a skim of the text for `accept` (see
 /// [`Decoder::decode_text_skimmed`]): a plain JSON body that the skim reads whole is not
-/// checked by a pass of its own.
-pub async fn read_json_skimmed<S, T>(
+/// checked by a pass of its own. The text is parsed into `P`: a [`Value`], or a type that
+/// refuses the same texts and keeps only what its caller reads.
+pub async fn read_json_skimmed<S, T, P: DeserializeOwned>(
     req: Request,
     state: &AppState,
     endpoint: Endpoint,
     query: &FlagsQuery,
     skim: impl Fn(&JsonText<'_>) -> Option<S>,
     accept: impl FnOnce(&JsonText<'_>, Option<S>) -> Result<T, ApiError>,
-) -> Result<(HeaderMap, T, Value), ApiError> {
+) -> Result<(HeaderMap, T, P), ApiError> {
     let RawBody {
         headers,
         bytes,

@@ -144,7 +144,7 @@ impl FromRequest<AppState> for FlagsCall {
             })?;
             Ok(snapshot)
         };
-        let (_, snapshot, json) = read_json_skimmed(
+        let (_, snapshot, body) = read_json_skimmed(
             req,
             state,
             Endpoint::Flags,
@@ -159,7 +159,7 @@ impl FromRequest<AppState> for FlagsCall {
             .overload
             .check(Bucket::Evaluation, snapshot.project.id)
             .await?;
-        let request = FlagsRequest::from_json(json)
+        let request = FlagsRequest::from_body(body)
             .map_err(|e| ApiError::invalid(format!("Invalid request: {e}.")))?;
         Ok(FlagsCall {
             endpoint,

@@ -2,6 +2,7 @@
 //! string as [`FlagsQuery`], which response shape they ask for ([`ResponseShape`]) and which
 //! flags the request may see ([`FlagFilter`]).
 
+mod body;
 mod query;
 mod runtime;
 
@@ -16,6 +17,7 @@ use crate::distinct_id;
 use crate::field::{self, FieldError};
 use crate::scan::{ObjectFields, Scalar};
 
+pub use body::FlagsBody;
 pub use query::{EffectiveQuery, FlagsQuery, ResponseShape};
 pub use runtime::{EvaluationRuntime, FlagFilter, RuntimeHints};
 
@@ -77,58 +79,48 @@ impl FlagsRequest {
     /// Reads a request from a decoded body and applies the group-key rule
     /// ([`FlagsRequest::apply_group_key_overrides`]), so the result is what PostHog evaluates.
     pub fn from_json(body: Value) -> Result<Self, RequestError> {
-        match body {
-            Value::Object(map) => Self::from_map(map),
-            _ => Err(RequestError::NotAnObject),
-        }
+        Self::from_body(FlagsBody::from_value(body))
     }
 
     /// Like [`FlagsRequest::from_json`], from the body's object.
-    pub fn from_map(mut map: Map<String, Value>) -> Result<Self, RequestError> {
-        let m = &mut map;
+    pub fn from_map(map: Map<String, Value>) -> Result<Self, RequestError> {
+        Self::from_body(FlagsBody::from_map(map))
+    }
+
+    /// Like [`FlagsRequest::from_json`], from the body's known fields (parsed from the text
+    /// with [`JsonText::parse`], or taken from a decoded body).
+    pub fn from_body(mut body: FlagsBody) -> Result<Self, RequestError> {
+        if !body.is_object() {
+            return Err(RequestError::NotAnObject);
+        }
+        use body::Known::*;
+        let m = &mut body;
         let mut request = FlagsRequest {
-            token: field::optional(m, &TOKEN_FIELDS, field::string)?,
-            distinct_id: field::optional(
-                m,
-                &["distinct_id", "$distinct_id"],
-                distinct_id::from_value,
-            )?,
-            groups: field::optional(m, &["groups", "$groups"], groups)?,
-            person_properties: field::optional(
-                m,
-                &["person_properties", "$properties"],
-                field::object,
-            )?,
-            group_properties: field::optional(
-                m,
-                &["group_properties", "$group_properties"],
-                group_properties,
-            )?,
-            anon_distinct_id: field::optional(
-                m,
-                &["$anon_distinct_id", "anon_distinct_id"],
-                field::string,
-            )?,
-            device_id: field::optional(m, &["$device_id", "device_id"], field::string)?,
-            flag_keys: field::optional(
-                m,
-                &["flag_keys", "flag_keys_to_evaluate"],
-                field::string_list,
-            )?,
-            disable_flags: field::optional(m, &["disable_flags"], field::boolean)?.unwrap_or(false),
-            geoip_disable: field::optional(m, &["geoip_disable", "disable_geoip"], field::boolean)?
+            token: m.optional(&[Token, ApiKey, DollarToken], field::string)?,
+            distinct_id: m.optional(&[DistinctId, DollarDistinctId], distinct_id::from_value)?,
+            groups: m.optional(&[Groups, DollarGroups], groups)?,
+            person_properties: m.optional(&[PersonProperties, DollarProperties], field::object)?,
+            group_properties: m
+                .optional(&[GroupProperties, DollarGroupProperties], group_properties)?,
+            anon_distinct_id: m.optional(&[DollarAnonDistinctId, AnonDistinctId], field::string)?,
+            device_id: m.optional(&[DollarDeviceId, DeviceId], field::string)?,
+            flag_keys: m.optional(&[FlagKeys, FlagKeysToEvaluate], field::string_list)?,
+            disable_flags: m
+                .optional(&[DisableFlags], field::boolean)?
                 .unwrap_or(false),
-            evaluation_contexts: field::optional(
-                m,
-                &["evaluation_contexts", "evaluation_environments"],
+            geoip_disable: m
+                .optional(&[GeoipDisable, DisableGeoip], field::boolean)?
+                .unwrap_or(false),
+            evaluation_contexts: m.optional(
+                &[EvaluationContexts, EvaluationEnvironments],
                 field::string_list,
             )?,
-            evaluation_runtime: field::optional(m, &["evaluation_runtime"], |name, v| {
-                field::string(name, v).map(|s| EvaluationRuntime::lenient(&s))
+            evaluation_runtime: m.optional(&[EvaluationRuntime], |name, v| {
+                field::string(name, v).map(|s| runtime::EvaluationRuntime::lenient(&s))
             })?,
-            timezone: field::optional(m, &["timezone"], field::string)?,
-            cookieless_hash_extra: field::optional(m, &["cookieless_hash_extra"], field::string)?,
-            ip_address: field::optional(m, &["ip_address"], field::string)?,
+            timezone: m.optional(&[Timezone], field::string)?,
+            cookieless_hash_extra: m.optional(&[CookielessHashExtra], field::string)?,
+            ip_address: m.optional(&[IpAddress], field::string)?,
         };
         request.apply_group_key_overrides();
         Ok(request)

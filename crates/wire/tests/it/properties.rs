@@ -270,6 +270,14 @@ proptest! {
         prop_assert_eq!(skimmed, checked);
     }
 
+    /// A `/flags` body parsed straight into its known fields ([`FlagsBody`]) gives the request,
+    /// or the error, that parsing its `Value` tree gives: with repeated, escaped and unknown
+    /// keys, `null`s, wrong types, out-of-range numbers, lone surrogates and deep nesting.
+    #[test]
+    fn flags_bodies_parse_as_their_value_trees_do(text in flags_body_text()) {
+        prop_assert_eq!(parse_both(&text).0, parse_both(&text).1);
+    }
+
     #[test]
     fn query_parsing_never_panics(q in ".{0,64}") {
         let query = FlagsQuery::parse(&q);
@@ -277,4 +285,124 @@ proptest! {
         let _ = ResponseShape::select(false, &query);
         let _ = query.compression();
     }
+}
+
+/// Every field a `/flags` body may carry, aliases included, and two it may not.
+const FLAGS_FIELDS: &[&str] = &[
+    "token",
+    "api_key",
+    "$token",
+    "distinct_id",
+    "$distinct_id",
+    "groups",
+    "$groups",
+    "person_properties",
+    "$properties",
+    "group_properties",
+    "$group_properties",
+    "$anon_distinct_id",
+    "anon_distinct_id",
+    "$device_id",
+    "device_id",
+    "flag_keys",
+    "flag_keys_to_evaluate",
+    "disable_flags",
+    "geoip_disable",
+    "disable_geoip",
+    "evaluation_contexts",
+    "evaluation_environments",
+    "evaluation_runtime",
+    "timezone",
+    "cookieless_hash_extra",
+    "ip_address",
+    "Token",
+    "batch",
+];
+
+/// A value's text, including what no `Value` holds: an out-of-range number, a lone surrogate,
+/// nesting past the parser's limit (and just under it).
+fn member_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => json_value().prop_map(|v| v.to_string()),
+        2 => token_value().prop_map(|v| v.to_string()),
+        1 => Just("1e400".to_owned()),
+        1 => Just(r#""\ud800""#.to_owned()),
+        1 => Just(format!("{}1{}", "[".repeat(130), "]".repeat(130))),
+        1 => Just(format!("{}1{}", "[".repeat(126), "]".repeat(126))),
+        1 => Just(r#"{"company": "acme", "n": 3}"#.to_owned()),
+        1 => Just(r#"["a", "b", 3]"#.to_owned()),
+    ]
+}
+
+/// A body's text written member by member, so that keys can repeat, be escaped or be invalid.
+fn flags_body_text() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        6 => proptest::sample::select(FLAGS_FIELDS).prop_map(|k| format!("{k:?}")),
+        1 => key().prop_map(|k| Value::from(k).to_string()),
+        1 => Just(r#""\u0074oken""#.to_owned()),
+        1 => Just(r#""\udc00""#.to_owned()),
+    ];
+    let object = prop::collection::vec((key, member_value()), 0..8).prop_map(|members| {
+        let members: Vec<String> = members
+            .into_iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    });
+    prop_oneof![
+        6 => object,
+        1 => member_value().prop_map(|v| format!("[{v}]")),
+        1 => member_value(),
+    ]
+}
+
+type Parsed = Result<Result<FlagsRequest, vexil_wire::request::RequestError>, String>;
+
+/// `text` parsed into its known fields, and into a `Value` tree, each then read as a request.
+fn parse_both(text: &str) -> (Parsed, Parsed) {
+    // Text the decoder refuses is never parsed.
+    let json = match Decoder::default().decode_text(BodyEncoding::default(), text.as_bytes()) {
+        Ok(json) => json,
+        Err(e) => return (Err(e.to_string()), Err(e.to_string())),
+    };
+    let direct = json
+        .parse::<vexil_wire::request::FlagsBody>()
+        .map(FlagsRequest::from_body)
+        .map_err(|e| e.to_string());
+    let via_tree = json
+        .parse::<Value>()
+        .map(FlagsRequest::from_json)
+        .map_err(|e| e.to_string());
+    (direct, via_tree)
+}
+
+#[test]
+fn flags_body_edge_cases() {
+    let request = |text: &str| {
+        let (direct, via_tree) = parse_both(text);
+        assert_eq!(direct, via_tree, "{text}");
+        direct
+    };
+    // An out-of-range number or a lone surrogate in an unknown field fails the parse.
+    assert!(request(r#"{"token": "phc_a", "x": 1e400}"#).is_err());
+    assert!(request(r#"{"token": "phc_a", "x": "\ud800"}"#).is_err());
+    assert!(request(r#"{"token": "phc_a", "\udc00": 1}"#).is_err());
+    // Nesting is counted from the top: 127 levels inside the body pass, 128 fail.
+    let nested = |n: usize| format!(r#"{{"x": {}1{}}}"#, "[".repeat(n), "]".repeat(n));
+    assert!(request(&nested(126)).is_ok());
+    assert!(request(&nested(128)).is_err());
+    // A repeated field keeps its last value, `null` included; an escaped name is the name.
+    let token = |text: &str| request(text).unwrap().unwrap().token;
+    assert_eq!(token(r#"{"token": "a", "token": "b"}"#), Some("b".into()));
+    assert_eq!(
+        token(r#"{"token": "a", "api_key": "k", "token": null}"#),
+        Some("k".into())
+    );
+    assert_eq!(token(r#"{"\u0074oken": "t"}"#), Some("t".into()));
+    // Not an object: the request's error, after the whole text is checked.
+    assert_eq!(
+        request("[1, 2]").unwrap().unwrap_err(),
+        vexil_wire::request::RequestError::NotAnObject
+    );
+    assert!(request("[1e400]").is_err());
 }
