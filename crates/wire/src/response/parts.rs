@@ -36,37 +36,43 @@ pub(super) struct RecordParts {
     records: [OnceLock<Record>; RECORD_SLOTS],
 }
 
-/// What a `?v=2` record says beyond its flag's constant parts: the record is a function of
-/// the flag and this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Outcome<'a> {
-    enabled: bool,
-    failed: bool,
-    variant: Option<&'a str>,
-    /// The reason's code and detail, by index, and its condition index.
-    reason: (usize, usize, Option<usize>),
-    /// The payload's position among the flag's stored payloads.
-    payload: Option<usize>,
+/// What a `?v=2` record says beyond its flag's constant parts, but its variant: whether it is
+/// enabled and failed, its reason's code, detail and condition index, and which of the flag's
+/// stored payloads it carries, packed into one word. The record is a function of the flag, this
+/// and the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Outcome(u64);
+
+impl Outcome {
+    /// The packed outcome; `None` for an index too large to pack (never, within the engine's
+    /// limits).
+    fn new(
+        enabled: bool,
+        failed: bool,
+        reason: (usize, usize, Option<usize>),
+        payload: Option<usize>,
+    ) -> Option<Outcome> {
+        let small = |n: usize, bits: u32| u64::try_from(n).ok().filter(|n| *n < 1 << bits);
+        // 0 for none, else the index + 1: 21 bits each.
+        let optional = |n: Option<usize>| n.map_or(Some(0), |n| Some(small(n, 20)? + 1));
+        let (code, detail, condition) = reason;
+        Some(Outcome(
+            u64::from(enabled)
+                | u64::from(failed) << 1
+                | small(code, 8)? << 2
+                | small(detail, 8)? << 10
+                | optional(condition)? << 18
+                | optional(payload)? << 39,
+        ))
+    }
 }
 
-/// One whole record and the outcome it was written for.
+/// One whole record and the outcome and variant it was written for.
 #[derive(Debug)]
 struct Record {
-    outcome: Outcome<'static>,
-    /// The outcome's variant (`outcome.variant` is `None`: it would borrow from a result).
+    outcome: Outcome,
     variant: Option<Box<str>>,
     json: Box<[u8]>,
-}
-
-impl Record {
-    fn is_for(&self, outcome: &Outcome<'_>) -> bool {
-        self.variant.as_deref() == outcome.variant
-            && self.outcome
-                == Outcome {
-                    variant: None,
-                    ..*outcome
-                }
-    }
 }
 
 impl RecordParts {
@@ -123,31 +129,28 @@ impl RecordParts {
             None => None,
             Some(p) => Some(self.payload_position(p)?),
         };
-        let outcome = Outcome {
-            enabled: rec.enabled,
-            failed: rec.failed,
-            variant: rec.variant,
-            reason: (
-                r.reason.code.index(),
-                r.reason.detail.index(),
-                r.reason.condition_index,
+        let reason = &r.reason;
+        let outcome = Outcome::new(
+            rec.enabled,
+            rec.failed,
+            (
+                reason.code.index(),
+                reason.detail.index(),
+                reason.condition_index,
             ),
             payload,
-        };
+        )?;
         for slot in &self.records {
             let record = slot.get_or_init(|| {
                 let mut json = Vec::new();
                 write_record(&mut json, r, self);
                 Record {
-                    outcome: Outcome {
-                        variant: None,
-                        ..outcome
-                    },
-                    variant: outcome.variant.map(Box::from),
+                    outcome,
+                    variant: rec.variant.map(Box::from),
                     json: json.into_boxed_slice(),
                 }
             });
-            if record.is_for(&outcome) {
+            if record.outcome == outcome && record.variant.as_deref() == rec.variant {
                 return Some(&record.json);
             }
         }
@@ -167,4 +170,36 @@ impl RecordParts {
 
 fn address(value: &Value) -> usize {
     std::ptr::from_ref(value) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::Outcome;
+
+    #[test]
+    fn outcomes_pack_one_to_one() {
+        let mut seen = HashSet::new();
+        let indices = [None, Some(0), Some(1), Some(999), Some((1 << 20) - 1)];
+        for enabled in [false, true] {
+            for failed in [false, true] {
+                for code in [0, 1, 12, 255] {
+                    for detail in [0, 2, 255] {
+                        for condition in indices {
+                            for payload in indices {
+                                let reason = (code, detail, condition);
+                                let packed = Outcome::new(enabled, failed, reason, payload)
+                                    .expect("in range");
+                                assert!(seen.insert(packed), "{packed:?} twice");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(Outcome::new(true, false, (0, 0, Some(1 << 20)), None), None);
+        assert_eq!(Outcome::new(true, false, (256, 0, None), None), None);
+        assert_eq!(Outcome::new(true, false, (0, 0, None), Some(1 << 20)), None);
+    }
 }
