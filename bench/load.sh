@@ -49,8 +49,10 @@ summary() { # wrk output → "req/s p50 p99"
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s req/s, p50 %s, p99 %s\n", rps, p50, p99}'
 }
 rps() { awk '/Requests\/sec/ {print $2}'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
-measure() { # $1 = server pid, then wrk args → wrk output in $tmp/w, "req/s µs-cpu/req" on stdout
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; } # utime and stime, in clock ticks
+# $1 = server pid, then wrk args → wrk output in $tmp/w; on stdout "req/s µs-cpu/req µs-system/req"
+# (CPU = user + system time of the server process over the requests wrk completed).
+measure() {
   local pid=$1; shift
   local before after
   before=$(cpu_ticks "$pid")
@@ -58,7 +60,8 @@ measure() { # $1 = server pid, then wrk args → wrk output in $tmp/w, "req/s µ
   after=$(cpu_ticks "$pid")
   awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" '
     /requests in/ {n=$1} /Requests\/sec/ {r=$2}
-    END {printf "%s %.1f\n", r, (a-b)/hz*1e6/n}' "$tmp/w"
+    BEGIN {split(b, B, " "); split(a, A, " ")}
+    END {printf "%s %.1f %.1f\n", r, (A[1]+A[2]-B[1]-B[2])/hz*1e6/n, (A[2]-B[2])/hz*1e6/n}' "$tmp/w"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
@@ -123,15 +126,15 @@ load -d2s -s bench/flags.lua "$host" >/dev/null
 # Each run also reports the server's CPU time per request (utime + stime over requests served):
 # unlike req/s it barely moves when other work on the machine takes turns on the server's core.
 for r in $(seq "$rounds"); do
-  read -r t tc < <(VEXIL_TOKEN=x measure "$tiny_pid" -d${duration}s --latency -s bench/flags.lua "$tiny_url/")
-  echo "$t $tc" >>"$tmp/tiny"; echo -n "round $r: ceiling 11 B: $(summary <"$tmp/w"), ${tc} µs cpu/req"
-  read -r s sc < <(VEXIL_TOKEN=x measure "$same_pid" -d${duration}s --latency -s bench/flags.lua "$same_url/")
-  echo "$s $sc" >>"$tmp/same"; echo -n " | ceiling ${resp_bytes} B: $(summary <"$tmp/w"), ${sc} µs cpu/req"
-  read -r v vc < <(measure "$vexil_pid" -d${duration}s --latency -s bench/flags.lua "$host")
-  echo "$v $vc" >>"$tmp/vexil"; echo " | vexil /flags?v=2: $(summary <"$tmp/w"), ${vc} µs cpu/req"
+  read -r t tc tk < <(VEXIL_TOKEN=x measure "$tiny_pid" -d${duration}s --latency -s bench/flags.lua "$tiny_url/")
+  echo "$t $tc" >>"$tmp/tiny"; echo -n "round $r: ceiling 11 B: $(summary <"$tmp/w"), ${tc} µs cpu/req (${tk} system)"
+  read -r s sc sk < <(VEXIL_TOKEN=x measure "$same_pid" -d${duration}s --latency -s bench/flags.lua "$same_url/")
+  echo "$s $sc" >>"$tmp/same"; echo -n " | ceiling ${resp_bytes} B: $(summary <"$tmp/w"), ${sc} µs cpu/req (${sk} system)"
+  read -r v vc vk < <(measure "$vexil_pid" -d${duration}s --latency -s bench/flags.lua "$host")
+  echo "$v $vc" >>"$tmp/vexil"; echo " | vexil /flags?v=2: $(summary <"$tmp/w"), ${vc} µs cpu/req (${vk} system)"
   if [ -n "${BEFORE_BIN:-}" ]; then
-    read -r b bc < <(measure "$before_pid" -d${duration}s --latency -s bench/flags.lua "$before_host")
-    echo "$b $bc" >>"$tmp/before"; echo "round $r: vexil before ($BEFORE_BIN): $(summary <"$tmp/w"), ${bc} µs cpu/req"
+    read -r b bc bk < <(measure "$before_pid" -d${duration}s --latency -s bench/flags.lua "$before_host")
+    echo "$b $bc" >>"$tmp/before"; echo "round $r: vexil before ($BEFORE_BIN): $(summary <"$tmp/w"), ${bc} µs cpu/req (${bk} system)"
   fi
   awk -v v="$v" -v t="$t" -v s="$s" -v vc="$vc" -v tc="$tc" -v sc="$sc" 'BEGIN {printf "round %d: vexil / 11-byte ceiling %.1f%% (by cpu/req %.1f%%), vexil / same-size ceiling %.1f%% (by cpu/req %.1f%%)\n", '"$r"', 100*v/t, 100*tc/vc, 100*v/s, 100*sc/vc}'
 done
