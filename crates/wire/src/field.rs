@@ -33,10 +33,14 @@ pub(crate) fn take(
     map: &mut Map<String, Value>,
     names: &[&'static str],
 ) -> Option<(&'static str, Value)> {
-    names.iter().find_map(|&name| match map.remove(name) {
-        None | Some(Value::Null) => None,
-        Some(value) => Some((name, value)),
-    })
+    names
+        .iter()
+        .find_map(|&name| Some((name, present(map.remove(name))?)))
+}
+
+/// A field's value as sent, `null` read as absent (as PostHog reads every optional field).
+pub(crate) fn present(value: Option<Value>) -> Option<Value> {
+    value.filter(|v| !v.is_null())
 }
 
 pub(crate) fn string(name: &'static str, value: Value) -> Result<String, FieldError> {

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::field::FieldError;
+use crate::field::{self, FieldError};
 
 /// A body field a [`FlagsRequest`](super::FlagsRequest) reads (aliases are fields of their
 /// own): the slots of a [`FlagsBody`].
@@ -185,12 +185,9 @@ impl FlagsBody {
         let Some(fields) = self.fields.as_mut() else {
             return Ok(None);
         };
-        let found = aliases
-            .iter()
-            .find_map(|&alias| match fields[alias as usize].take() {
-                None | Some(Value::Null) => None,
-                Some(value) => Some((alias.name(), value)),
-            });
+        let found = aliases.iter().find_map(|&alias| {
+            Some((alias.name(), field::present(fields[alias as usize].take())?))
+        });
         found.map(|(name, value)| convert(name, value)).transpose()
     }
 }
